@@ -1,0 +1,64 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+]
+
+let package = Package(
+    name: "swift-vmm",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "vmm", targets: ["vmm"]),
+        .library(name: "Memory", targets: ["Memory"]),
+        .library(name: "KVM", targets: ["KVM"]),
+        .library(name: "Machine", targets: ["Machine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // C shim: <linux/kvm.h>, <sys/eventfd.h>, fixed-arity ioctl wrappers. No logic.
+        .target(name: "CKVM"),
+        // Host primitives: eventfd, epoll, mmap, errno.
+        .target(name: "VMMSys", dependencies: ["CKVM"], swiftSettings: strict),
+        // Safe Swift over /dev/kvm.
+        .target(name: "KVM", dependencies: ["CKVM", "VMMSys"], swiftSettings: strict),
+        // QEMU's memory API. Knows nothing of KVM.
+        .target(
+            name: "Memory",
+            dependencies: ["VMMSys", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        // The KVM accelerator: listeners, irqfd, vCPU run loop.
+        .target(
+            name: "KVMAccel",
+            dependencies: ["KVM", "Memory", "VMMSys", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        // Device models, wired only through the memory API.
+        .target(
+            name: "Devices",
+            dependencies: ["Memory", "VMMSys", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        // Boot loaders (Multiboot, Linux boot protocol) and firmware tables (ACPI).
+        .target(name: "Loader", dependencies: ["Memory"], swiftSettings: strict),
+        // The PC machine.
+        .target(
+            name: "Machine",
+            dependencies: [
+                "KVM", "KVMAccel", "Memory", "Devices", "Loader", "VMMSys",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "vmm",
+            dependencies: [
+                "Machine", "Memory", "KVM", "KVMAccel", "Devices", "Loader", "VMMSys",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .testTarget(name: "VMMSysTests", dependencies: ["VMMSys"], swiftSettings: strict),
+        .testTarget(name: "MemoryTests", dependencies: ["Memory", "VMMSys"], swiftSettings: strict),
+    ]
+)

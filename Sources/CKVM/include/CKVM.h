@@ -1,0 +1,91 @@
+// C shim for swift-vmm: kernel headers and fixed-arity wrappers only, no logic.
+// Macros built from _IO/_IOW/_IOWR and (1 << n) flags do not import into Swift,
+// so they are re-exported here as constants.
+#ifndef CKVM_H
+#define CKVM_H
+
+#include <linux/kvm.h>
+#include <sys/eventfd.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <stdint.h>
+#include <errno.h>
+#include <signal.h>
+#include <pthread.h>
+#include <asm/bootparam.h>
+
+/// ioctl with no argument: the kernel still wants an explicit third argument (0).
+static inline int ckvm_ioctl_none(int fd, unsigned long request) {
+    return ioctl(fd, request, 0);
+}
+/// ioctl with an integer argument.
+static inline int ckvm_ioctl_int(int fd, unsigned long request, unsigned long arg) {
+    return ioctl(fd, request, arg);
+}
+/// ioctl with a pointer argument.
+static inline int ckvm_ioctl_ptr(int fd, unsigned long request, void *arg) {
+    return ioctl(fd, request, arg);
+}
+
+static inline int ckvm_errno(void) { return errno; }
+
+// System ioctls
+static const unsigned long CKVM_GET_API_VERSION = KVM_GET_API_VERSION;
+static const unsigned long CKVM_CREATE_VM = KVM_CREATE_VM;
+static const unsigned long CKVM_CHECK_EXTENSION = KVM_CHECK_EXTENSION;
+static const unsigned long CKVM_GET_VCPU_MMAP_SIZE = KVM_GET_VCPU_MMAP_SIZE;
+static const unsigned long CKVM_GET_SUPPORTED_CPUID = KVM_GET_SUPPORTED_CPUID;
+static const unsigned long CKVM_GET_MSR_INDEX_LIST = KVM_GET_MSR_INDEX_LIST;
+
+// VM ioctls
+static const unsigned long CKVM_CREATE_VCPU = KVM_CREATE_VCPU;
+static const unsigned long CKVM_SET_USER_MEMORY_REGION = KVM_SET_USER_MEMORY_REGION;
+static const unsigned long CKVM_SET_TSS_ADDR = KVM_SET_TSS_ADDR;
+static const unsigned long CKVM_SET_IDENTITY_MAP_ADDR = KVM_SET_IDENTITY_MAP_ADDR;
+static const unsigned long CKVM_CREATE_IRQCHIP = KVM_CREATE_IRQCHIP;
+static const unsigned long CKVM_CREATE_PIT2 = KVM_CREATE_PIT2;
+static const unsigned long CKVM_IRQ_LINE = KVM_IRQ_LINE;
+static const unsigned long CKVM_IRQ_LINE_STATUS = KVM_IRQ_LINE_STATUS;
+static const unsigned long CKVM_IOEVENTFD = KVM_IOEVENTFD;
+static const unsigned long CKVM_IRQFD = KVM_IRQFD;
+static const unsigned long CKVM_SET_GSI_ROUTING = KVM_SET_GSI_ROUTING;
+static const unsigned long CKVM_SIGNAL_MSI = KVM_SIGNAL_MSI;
+static const unsigned long CKVM_ENABLE_CAP = KVM_ENABLE_CAP;
+static const unsigned long CKVM_GET_CLOCK = KVM_GET_CLOCK;
+
+// vCPU ioctls
+static const unsigned long CKVM_RUN = KVM_RUN;
+static const unsigned long CKVM_GET_REGS = KVM_GET_REGS;
+static const unsigned long CKVM_SET_REGS = KVM_SET_REGS;
+static const unsigned long CKVM_GET_SREGS = KVM_GET_SREGS;
+static const unsigned long CKVM_SET_SREGS = KVM_SET_SREGS;
+static const unsigned long CKVM_GET_FPU = KVM_GET_FPU;
+static const unsigned long CKVM_SET_FPU = KVM_SET_FPU;
+static const unsigned long CKVM_SET_CPUID2 = KVM_SET_CPUID2;
+static const unsigned long CKVM_GET_CPUID2 = KVM_GET_CPUID2;
+static const unsigned long CKVM_GET_MSRS = KVM_GET_MSRS;
+static const unsigned long CKVM_SET_MSRS = KVM_SET_MSRS;
+static const unsigned long CKVM_GET_MP_STATE = KVM_GET_MP_STATE;
+static const unsigned long CKVM_SET_MP_STATE = KVM_SET_MP_STATE;
+static const unsigned long CKVM_GET_LAPIC = KVM_GET_LAPIC;
+static const unsigned long CKVM_SET_LAPIC = KVM_SET_LAPIC;
+static const unsigned long CKVM_SET_SIGNAL_MASK = KVM_SET_SIGNAL_MASK;
+
+// Flags
+static const uint32_t CKVM_IOEVENTFD_FLAG_DATAMATCH = KVM_IOEVENTFD_FLAG_DATAMATCH;
+static const uint32_t CKVM_IOEVENTFD_FLAG_PIO = KVM_IOEVENTFD_FLAG_PIO;
+static const uint32_t CKVM_IOEVENTFD_FLAG_DEASSIGN = KVM_IOEVENTFD_FLAG_DEASSIGN;
+static const uint32_t CKVM_IRQFD_FLAG_DEASSIGN = KVM_IRQFD_FLAG_DEASSIGN;
+static const uint32_t CKVM_IRQFD_FLAG_RESAMPLE = KVM_IRQFD_FLAG_RESAMPLE;
+static const uint32_t CKVM_MEM_READONLY = KVM_MEM_READONLY;
+static const uint32_t CKVM_MEM_LOG_DIRTY_PAGES = KVM_MEM_LOG_DIRTY_PAGES;
+
+// eventfd / epoll flags
+static const int CKVM_EFD_NONBLOCK = EFD_NONBLOCK;
+static const int CKVM_EFD_CLOEXEC = EFD_CLOEXEC;
+static const int CKVM_EFD_SEMAPHORE = EFD_SEMAPHORE;
+static const int CKVM_EPOLL_CLOEXEC = EPOLL_CLOEXEC;
+static const uint32_t CKVM_EPOLLIN = EPOLLIN;
+
+#endif

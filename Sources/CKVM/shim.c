@@ -1,0 +1,2 @@
+// Intentionally empty: everything in CKVM is declared inline in the header.
+#include "CKVM.h"

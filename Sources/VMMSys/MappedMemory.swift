@@ -1,0 +1,49 @@
+internal import CKVM
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An owned anonymous or file-backed mapping, unmapped when released.
+///
+/// Guest RAM and the vCPU's `kvm_run` page are both mappings; this type owns one and hands its
+/// base address out only as an integer (`hostAddress`, what `KVM_SET_USER_MEMORY_REGION`
+/// wants) or through the bounds-checked accessors of the memory layer.
+public final class MappedMemory: @unchecked Sendable {
+    // @unchecked: the mapping itself never moves or changes size after init; concurrent
+    // access to its *contents* is the guest's and devices' business, exactly as with RAM.
+
+    /// Base address of the mapping.
+    public let base: UnsafeMutableRawPointer
+    /// Length in bytes (a multiple of the page size).
+    public let length: Int
+
+    /// The host page size.
+    public static let pageSize: Int = Int(sysconf(Int32(_SC_PAGESIZE)))
+
+    /// Maps `length` bytes of zeroed anonymous memory (rounded up to whole pages).
+    public init(anonymous length: Int) throws(SystemError) {
+        let page = MappedMemory.pageSize
+        let rounded = max(page, (length + page - 1) / page * page)
+        let p = mmap(nil, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let p, p != MAP_FAILED else {
+            throw SystemError(operation: "mmap", arguments: "anonymous length=\(rounded)", errno: currentErrno())
+        }
+        base = p
+        self.length = rounded
+    }
+
+    /// Maps `length` bytes of `fileDescriptor` shared, at `offset` (the `kvm_run` page).
+    public init(fileDescriptor: Int32, length: Int, offset: Int = 0, operation: String = "mmap") throws(SystemError) {
+        let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fileDescriptor, off_t(offset))
+        guard let p, p != MAP_FAILED else {
+            throw SystemError(operation: operation, arguments: "fd=\(fileDescriptor) length=\(length)", errno: currentErrno())
+        }
+        base = p
+        self.length = length
+    }
+
+    deinit { munmap(base, length) }
+
+    /// The mapping's address as an integer.
+    public var hostAddress: UInt64 { UInt64(UInt(bitPattern: base)) }
+}
