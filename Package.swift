@@ -60,5 +60,13 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "VMMSysTests", dependencies: ["VMMSys"], swiftSettings: strict),
         .testTarget(name: "MemoryTests", dependencies: ["Memory", "VMMSys"], swiftSettings: strict),
+        .testTarget(name: "KVMTests", dependencies: ["KVM", "VMMSys"], swiftSettings: strict),
+        .testTarget(name: "KVMAccelTests", dependencies: ["KVMAccel", "KVM", "Memory", "VMMSys"], swiftSettings: strict),
+        .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory", "VMMSys"], swiftSettings: strict),
+        .testTarget(name: "LoaderTests", dependencies: ["Loader", "Memory"], swiftSettings: strict),
+        .testTarget(
+            name: "MachineTests",
+            dependencies: ["Machine", "KVMAccel", "KVM", "Memory", "Devices", "Loader", "VMMSys"],
+            swiftSettings: strict),
     ]
 )
