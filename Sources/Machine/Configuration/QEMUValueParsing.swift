@@ -1,0 +1,217 @@
+/// Parsers for the values of QEMU's options, following QEMU's documented syntax.
+public enum QEMUValueParsing {
+    /// Parses `-m` the way QEMU does: a bare number is MiB; suffixes B, K, M, G, T, P, E
+    /// (either case) scale by powers of 1024; a fraction is allowed with a suffix ("1.5G").
+    /// `size=` prefix and extra `,slots=/maxmem=` properties are accepted (properties ignored).
+    public static func memorySize(_ text: String) throws(ConfigurationError) -> UInt64 {
+        var spec = Substring(text)
+        // `-m size=256M,slots=2,maxmem=4G`
+        let parts = spec.split(separator: ",", omittingEmptySubsequences: false)
+        spec = parts.first ?? ""
+        if spec.hasPrefix("size=") { spec = spec.dropFirst(5) }
+        for extra in parts.dropFirst() {
+            if let key = extra.split(separator: "=").first, key == "size" {
+                spec = extra.dropFirst(5)
+            }
+        }
+        guard let bytes = size(spec, defaultUnitShift: 20) else {
+            throw ConfigurationError("-m: invalid RAM size '\(text)' (examples: 256, 256M, 2G)")
+        }
+        guard bytes >= 1 << 20 else {
+            throw ConfigurationError("-m: RAM size '\(text)' is too small (at least 1M)")
+        }
+        guard bytes <= 1 << 40 else {
+            throw ConfigurationError("-m: RAM size '\(text)' is too large (at most 1T)")
+        }
+        return bytes
+    }
+
+    /// A size with an optional unit suffix; `defaultUnitShift` applies to a bare number.
+    static func size(_ text: Substring, defaultUnitShift: Int) -> UInt64? {
+        var s = text
+        guard !s.isEmpty else { return nil }
+        var shift = defaultUnitShift
+        if let last = s.last, !last.isNumber, last != "." {
+            switch last.uppercased() {
+            case "B": shift = 0
+            case "K": shift = 10
+            case "M": shift = 20
+            case "G": shift = 30
+            case "T": shift = 40
+            case "P": shift = 50
+            case "E": shift = 60
+            default: return nil
+            }
+            s = s.dropLast()
+        }
+        guard !s.isEmpty else { return nil }
+        if s.hasPrefix("0x") || s.hasPrefix("0X") {
+            guard let v = UInt64(s.dropFirst(2), radix: 16) else { return nil }
+            let (r, o) = v.multipliedReportingOverflow(by: 1 << UInt64(shift))
+            return o ? nil : r
+        }
+        let pieces = s.split(separator: ".", omittingEmptySubsequences: false)
+        guard pieces.count <= 2, let whole = UInt64(pieces[0].isEmpty ? "0" : pieces[0]) else { return nil }
+        let (w, o) = whole.multipliedReportingOverflow(by: 1 << UInt64(shift))
+        guard !o else { return nil }
+        guard pieces.count == 2 else { return pieces[0].isEmpty ? nil : w }
+        let fracDigits = pieces[1]
+        guard !fracDigits.isEmpty, fracDigits.count <= 9, fracDigits.allSatisfy(\.isNumber),
+              let frac = UInt64(fracDigits), shift > 0 else { return nil }
+        var denom: UInt64 = 1
+        for _ in 0..<fracDigits.count { denom *= 10 }
+        let fracBytes = UInt64((Double(frac) / Double(denom)) * Double(UInt64(1) << UInt64(shift)))
+        let (t, o2) = w.addingReportingOverflow(fracBytes)
+        return o2 ? nil : t
+    }
+
+    /// Parses `-smp [cpus=]n[,maxcpus=m,sockets=s,dies=d,cores=c,threads=t]` into (cpus, maxcpus).
+    /// When only topology is given, cpus = sockets * dies * cores * threads, as QEMU computes it.
+    public static func smp(_ text: String) throws(ConfigurationError) -> (cpus: Int, maxCPUs: Int) {
+        var cpus: Int?
+        var maxCPUs: Int?
+        var topology: [String: Int] = [:]
+        for (i, part) in text.split(separator: ",", omittingEmptySubsequences: false).enumerated() {
+            let kv = part.split(separator: "=", maxSplits: 1).map(String.init)
+            if kv.count == 1 && i == 0 {
+                guard let n = Int(kv[0]) else { throw ConfigurationError("-smp: invalid CPU count '\(kv[0])'") }
+                cpus = n
+                continue
+            }
+            guard kv.count == 2, let n = Int(kv[1]) else {
+                throw ConfigurationError("-smp: invalid option '\(part)'")
+            }
+            switch kv[0] {
+            case "cpus": cpus = n
+            case "maxcpus": maxCPUs = n
+            case "sockets", "dies", "clusters", "cores", "threads", "books", "drawers": topology[kv[0]] = n
+            default: throw ConfigurationError("-smp: unknown option '\(kv[0])'")
+            }
+        }
+        let product = topology.values.reduce(1, *)
+        let n = cpus ?? (topology.isEmpty ? 1 : product)
+        let m = maxCPUs ?? n
+        guard (1...255).contains(n) else { throw ConfigurationError("-smp: CPU count \(n) out of range 1..255") }
+        guard m >= n, m <= 255 else { throw ConfigurationError("-smp: maxcpus \(m) must be in \(n)..255") }
+        if !topology.isEmpty && product < m {
+            throw ConfigurationError("-smp: topology \(product) CPUs is smaller than maxcpus \(m)")
+        }
+        return (n, m)
+    }
+
+    /// Splits a QEMU option list `a=b,c=d` (`,,` is a literal comma) into ordered pairs; a
+    /// leading item without `=` is returned under `impliedKey`.
+    public static func keyValues(_ text: String, impliedKey: String) -> [(key: String, value: String)] {
+        var items: [String] = []
+        var current = ""
+        var chars = Array(text)[...]
+        while let c = chars.popFirst() {
+            if c == "," {
+                if chars.first == "," {
+                    current.append(",")
+                    chars.removeFirst()
+                } else {
+                    items.append(current)
+                    current = ""
+                }
+            } else {
+                current.append(c)
+            }
+        }
+        items.append(current)
+        var result: [(String, String)] = []
+        for (i, item) in items.enumerated() {
+            if let eq = item.firstIndex(of: "=") {
+                result.append((String(item[..<eq]), String(item[item.index(after: eq)...])))
+            } else if i == 0 {
+                result.append((impliedKey, item))
+            } else {
+                // QEMU treats a bare "flag" as flag=on
+                result.append((item, "on"))
+            }
+        }
+        return result
+    }
+
+    /// Parses an integer the way QEMU's property parser does: decimal, 0x hex, or 0 octal.
+    public static func integer(_ text: String) -> UInt64? {
+        if text.hasPrefix("0x") || text.hasPrefix("0X") { return UInt64(text.dropFirst(2), radix: 16) }
+        if text.count > 1 && text.hasPrefix("0") { return UInt64(text.dropFirst(), radix: 8) }
+        return UInt64(text)
+    }
+
+    /// Parses `-device DRIVER[,prop=value...]` into a checked `DeviceSpec`.
+    public static func device(_ text: String) throws(ConfigurationError) -> DeviceSpec {
+        let kv = keyValues(text, impliedKey: "driver")
+        guard let driver = kv.first(where: { $0.key == "driver" })?.value else {
+            throw ConfigurationError("-device: missing driver name in '\(text)'")
+        }
+        let props = kv.filter { $0.key != "driver" }
+        func reject(_ p: (key: String, value: String)) -> ConfigurationError {
+            ConfigurationError("-device \(driver): unsupported property '\(p.key)'")
+        }
+        switch driver {
+        case "isa-debug-exit":
+            var iobase: UInt64 = 0x501
+            var iosize: UInt64 = 2
+            for p in props {
+                switch p.key {
+                case "iobase":
+                    guard let v = integer(p.value), v <= 0xffff else {
+                        throw ConfigurationError("-device isa-debug-exit: invalid iobase '\(p.value)'")
+                    }
+                    iobase = v
+                case "iosize":
+                    guard let v = integer(p.value), (1...8).contains(v) else {
+                        throw ConfigurationError("-device isa-debug-exit: invalid iosize '\(p.value)' (1..8)")
+                    }
+                    iosize = v
+                case "id": break
+                default: throw reject(p)
+                }
+            }
+            guard iobase + iosize <= 0x10000 else {
+                throw ConfigurationError("-device isa-debug-exit: ports 0x\(String(iobase, radix: 16))+\(iosize) exceed 0xffff")
+            }
+            return .isaDebugExit(iobase: UInt16(iobase), iosize: UInt16(iosize))
+        case "pc-testdev":
+            if let p = props.first(where: { $0.key != "id" }) { throw reject(p) }
+            return .pcTestdev
+        case "pci-testdev":
+            if let p = props.first(where: { !["id", "addr", "bus", "membar"].contains($0.key) }) { throw reject(p) }
+            return .pciTestdev
+        default:
+            throw ConfigurationError("-device: '\(driver)' is not a supported device (try -device help)")
+        }
+    }
+
+    /// Parses `-serial`.
+    public static func serial(_ text: String) throws(ConfigurationError) -> SerialBackendSpec {
+        switch text {
+        case "stdio", "mon:stdio": return .stdio
+        case "none", "null": return .none
+        default:
+            if text.hasPrefix("file:") {
+                let path = String(text.dropFirst(5))
+                guard !path.isEmpty else { throw ConfigurationError("-serial: file: needs a path") }
+                return .file(path)
+            }
+            throw ConfigurationError("-serial: unsupported backend '\(text)' (stdio, file:PATH, none)")
+        }
+    }
+
+    /// The `-device help` listing, in QEMU's format.
+    public static let deviceHelp = """
+        Controller/Bridge/Hub devices:
+        name "i440FX-pcihost", bus System, desc "Intel 440FX PCI host bridge (built in)"
+
+        Input devices:
+        name "isa-serial", bus ISA, desc "16550A UART (built in at 0x3f8, IRQ 4)"
+
+        Misc devices:
+        name "isa-debug-exit", bus ISA
+        name "pc-testdev", bus ISA
+        name "pci-testdev", bus PCI, desc "PCI Test Device"
+
+        """
+}

@@ -1,0 +1,56 @@
+import Testing
+@testable import Machine
+
+@Suite struct QEMUValueParsingTests {
+    static let sizes: [(String, UInt64)] = [
+        ("256", 256 << 20), ("256M", 256 << 20), ("256m", 256 << 20), ("2G", 2 << 30),
+        ("1.5G", 3 << 29), ("1024K", 1 << 20), ("size=512M", 512 << 20), ("128M,slots=2,maxmem=1G", 128 << 20),
+        ("0x100", 256 << 20), ("1T", 1 << 40),
+    ]
+
+    @Test(arguments: sizes)
+    func memorySizes(text: String, bytes: UInt64) throws {
+        #expect(try QEMUValueParsing.memorySize(text) == bytes)
+    }
+
+    @Test(arguments: ["", "M", "12q", "-5", "1.2.3", "1000000000000000000000", "512K", "2T", "abc", "1.G"])
+    func badMemorySizes(text: String) {
+        #expect(throws: ConfigurationError.self) { try QEMUValueParsing.memorySize(text) }
+    }
+
+    @Test func smp() throws {
+        #expect(try QEMUValueParsing.smp("4") == (4, 4))
+        #expect(try QEMUValueParsing.smp("2,maxcpus=8") == (2, 8))
+        #expect(try QEMUValueParsing.smp("cpus=3") == (3, 3))
+        #expect(try QEMUValueParsing.smp("sockets=2,cores=2,threads=2") == (8, 8))
+        #expect(throws: ConfigurationError.self) { try QEMUValueParsing.smp("0") }
+        #expect(throws: ConfigurationError.self) { try QEMUValueParsing.smp("4,maxcpus=2") }
+        #expect(throws: ConfigurationError.self) { try QEMUValueParsing.smp("x") }
+        #expect(throws: ConfigurationError.self) { try QEMUValueParsing.smp("2,bogus=1") }
+    }
+
+    @Test func keyValuesHonourDoubledCommas() {
+        let kv = QEMUValueParsing.keyValues("pc,accel=kvm,name=a,,b,flag", impliedKey: "type")
+        #expect(kv.map(\.key) == ["type", "accel", "name", "flag"])
+        #expect(kv.map(\.value) == ["pc", "kvm", "a,b", "on"])
+    }
+
+    @Test func devices() throws {
+        #expect(try QEMUValueParsing.device("isa-debug-exit,iobase=0xf4,iosize=0x4") == .isaDebugExit(iobase: 0xf4, iosize: 4))
+        #expect(try QEMUValueParsing.device("isa-debug-exit") == .isaDebugExit(iobase: 0x501, iosize: 2))
+        #expect(try QEMUValueParsing.device("pc-testdev") == .pcTestdev)
+        #expect(try QEMUValueParsing.device("pci-testdev,id=t0") == .pciTestdev)
+        for bad in ["virtio-net", "isa-debug-exit,iobase=0x10000", "isa-debug-exit,iosize=0", "pc-testdev,foo=1",
+                    "isa-debug-exit,iobase=0xfffe,iosize=4", ",iobase=1"] {
+            #expect(throws: ConfigurationError.self, "\(bad)") { try QEMUValueParsing.device(bad) }
+        }
+    }
+
+    @Test func serial() throws {
+        #expect(try QEMUValueParsing.serial("stdio") == .stdio)
+        #expect(try QEMUValueParsing.serial("file:/tmp/x") == .file("/tmp/x"))
+        #expect(try QEMUValueParsing.serial("none") == .none)
+        #expect(throws: ConfigurationError.self) { try QEMUValueParsing.serial("tcp::4444") }
+        #expect(throws: ConfigurationError.self) { try QEMUValueParsing.serial("file:") }
+    }
+}
