@@ -54,3 +54,22 @@ import Testing
         #expect(throws: ConfigurationError.self) { try QEMUValueParsing.serial("file:") }
     }
 }
+
+@Suite struct PCMemoryLayoutTests {
+    @Test func smallRAMIsAllBelow4G() {
+        let l = PCMemoryLayout(ramSize: 128 << 20)
+        #expect(l.below4G == 128 << 20 && l.above4G == 0)
+        #expect(l.memoryMap.first == .init(base: 0, length: 0x9fc00, kind: .usable))
+        #expect(l.memoryMap.contains(.init(base: 0x100000, length: (128 << 20) - 0x100000, kind: .usable)))
+    }
+
+    @Test func largeRAMSplitsAtPCIHole() {
+        let l = PCMemoryLayout(ramSize: 3 << 30)
+        #expect(l.below4G == 3 << 30 && l.above4G == 0)
+        let m = PCMemoryLayout(ramSize: 4 << 30)
+        #expect(m.below4G == 0xc000_0000 && m.above4G == 1 << 30)
+        #expect(m.memoryMap.last == .init(base: 1 << 32, length: 1 << 30, kind: .usable))
+        let usable = m.memoryMap.filter { $0.kind == .usable }.map(\.length).reduce(0, +)
+        #expect(usable == (4 << 30) - 0x100000 + 0x9fc00)
+    }
+}

@@ -1,0 +1,68 @@
+/// Where guest RAM goes on the pc machine, computed as QEMU's i440FX pc does.
+///
+/// RAM fills guest-physical memory from 0 up to the start of the PCI hole; whatever does not fit
+/// below 4 GiB is mapped from 4 GiB up. With 3.5 GiB of RAM or more, the low part is cut at 3 GiB
+/// (QEMU's gigabyte alignment for pc machines). QEMU: pc_init1() lowmem / below_4g_mem_size.
+public struct PCMemoryLayout: Sendable, Equatable {
+    /// Bytes of RAM mapped at guest-physical 0.
+    public let below4G: UInt64
+    /// Bytes of RAM mapped at 4 GiB.
+    public let above4G: UInt64
+
+    /// Start of the IOAPIC page; the PCI MMIO hole ends just below it.
+    public static let ioapicBase: UInt64 = 0xfec0_0000
+    /// Local APIC page.
+    public static let lapicBase: UInt64 = 0xfee0_0000
+    /// The ISA BIOS window where the RSDP lives (0xe0000-0xfffff).
+    public static let biosBase: UInt64 = 0xe_0000
+    public static let biosSize: UInt64 = 0x2_0000
+    /// Conventional memory ends at 640 KiB (EBDA just below it).
+    public static let conventionalEnd: UInt64 = 0xa_0000
+    /// The EBDA QEMU reserves below 640 KiB.
+    public static let ebdaBase: UInt64 = 0x9_fc00
+    /// 4 GiB.
+    public static let highMemoryBase: UInt64 = 1 << 32
+
+    public init(ramSize: UInt64) {
+        let lowmem: UInt64 = ramSize >= 0xe000_0000 ? 0xc000_0000 : 0xe000_0000
+        if ramSize >= lowmem {
+            below4G = lowmem
+            above4G = ramSize - lowmem
+        } else {
+            below4G = ramSize
+            above4G = 0
+        }
+    }
+
+    /// First address of the 32-bit PCI MMIO window (QEMU: pci_hole start).
+    public var pciHoleStart: UInt64 { max(below4G, 0x8000_0000) }
+
+    /// An entry of the guest's memory map (e820 / Multiboot mmap).
+    public struct MapEntry: Sendable, Equatable {
+        public enum Kind: UInt32, Sendable { case usable = 1, reserved = 2, acpi = 3 }
+        public var base: UInt64
+        public var length: UInt64
+        public var kind: Kind
+    }
+
+    /// The memory map the guest is told, as QEMU's pc with SeaBIOS reports it: usable RAM below
+    /// the EBDA, the EBDA and BIOS area reserved, usable RAM from 1 MiB to the PCI hole and above 4 GiB.
+    public var memoryMap: [MapEntry] {
+        var map: [MapEntry] = [
+            MapEntry(base: 0, length: min(Self.ebdaBase, below4G), kind: .usable),
+        ]
+        if below4G > Self.ebdaBase {
+            map.append(MapEntry(base: Self.ebdaBase, length: Self.conventionalEnd - Self.ebdaBase, kind: .reserved))
+        }
+        map.append(MapEntry(base: 0xf_0000, length: 0x1_0000, kind: .reserved))
+        if below4G > 0x10_0000 {
+            map.append(MapEntry(base: 0x10_0000, length: below4G - 0x10_0000, kind: .usable))
+        }
+        // The top of the 32-bit space holds the BIOS flash on QEMU; reported reserved.
+        map.append(MapEntry(base: 0xfffc_0000, length: 0x4_0000, kind: .reserved))
+        if above4G > 0 {
+            map.append(MapEntry(base: Self.highMemoryBase, length: above4G, kind: .usable))
+        }
+        return map
+    }
+}
