@@ -1,0 +1,91 @@
+/// The human monitor (`-monitor stdio`): QEMU's HMP commands that matter for this VMM.
+///
+/// The monitor only interprets command lines; what each `info` shows comes from providers the
+/// machine supplies, so the monitor can be tested without a VM. QEMU: monitor/hmp-cmds.c.
+public struct HumanMonitor: Sendable {
+    /// What the monitor can ask the machine.
+    public struct Providers: Sendable {
+        /// `info mtree` (false) or `info mtree -f` (true).
+        public var memoryTree: @Sendable (_ flat: Bool) -> String
+        /// `info ioeventfds`: each ioeventfd with address, flags, kernel-or-userspace and hits.
+        public var ioeventfds: @Sendable () -> String
+        /// `info status`.
+        public var status: @Sendable () -> String
+        /// `quit`: stop the VM.
+        public var quit: @Sendable () -> Void
+
+        public init(
+            memoryTree: @escaping @Sendable (Bool) -> String,
+            ioeventfds: @escaping @Sendable () -> String,
+            status: @escaping @Sendable () -> String,
+            quit: @escaping @Sendable () -> Void
+        ) {
+            self.memoryTree = memoryTree
+            self.ioeventfds = ioeventfds
+            self.status = status
+            self.quit = quit
+        }
+    }
+
+    /// The result of one command line.
+    public enum Outcome: Sendable, Equatable {
+        /// Print this text (possibly empty) and read the next command.
+        case output(String)
+        /// The VM is being stopped: stop reading.
+        case quit
+    }
+
+    public let providers: Providers
+
+    public init(providers: Providers) {
+        self.providers = providers
+    }
+
+    /// The banner QEMU prints when the monitor starts.
+    public static let banner = "QEMU 7.2.0 monitor - type 'help' for more information (swift-vmm)"
+
+    /// The prompt.
+    public static let prompt = "(qemu) "
+
+    static let help = """
+        help|?                 -- show this help
+        info mtree [-f]        -- show the memory tree (-f: each address space's flat view)
+        info ioeventfds        -- show ioeventfds: address, flags, kernel or userspace, hits
+        info status            -- show the VM status
+        quit|q                 -- quit the emulator
+
+        """
+
+    /// Interprets one command line.
+    public func execute(_ line: String) -> Outcome {
+        let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        guard let command = words.first else { return .output("") }
+        switch command {
+        case "help", "?", "h":
+            return .output(Self.help)
+        case "quit", "q":
+            providers.quit()
+            return .quit
+        case "info", "i":
+            guard words.count >= 2 else {
+                return .output("info: missing argument (mtree, ioeventfds, status)\n")
+            }
+            switch words[1] {
+            case "mtree":
+                let flags = words.dropFirst(2)
+                if let bad = flags.first(where: { $0 != "-f" }) {
+                    return .output("info mtree: unsupported option '\(bad)' (only -f)\n")
+                }
+                return .output(providers.memoryTree(flags.contains("-f")))
+            case "ioeventfds":
+                return .output(providers.ioeventfds())
+            case "status":
+                return .output(providers.status())
+            default:
+                return .output("info: unknown item '\(words[1])' (mtree, ioeventfds, status)\n")
+            }
+        default:
+            return .output("unknown command: '\(command)'\n")
+        }
+    }
+}
