@@ -1,0 +1,149 @@
+import Foundation
+
+/// `vmm bench doorbell`: the same bench kernel under `vmm` and `qemu-system-x86_64`, alternating,
+/// in one invocation; cycles per write on each pci-testdev path for both, their ratio, start-up
+/// time and peak memory.
+struct DoorbellComparison {
+    /// The flags both VMMs get, exactly as a QEMU user writes them.
+    static func commonFlags(kernel: String, append: String) -> [String] {
+        [
+            "-machine", "accel=kvm", "-nodefaults", "-display", "none", "-serial", "stdio",
+            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4", "-device", "pc-testdev",
+            "-device", "pci-testdev", "-kernel", kernel, "-append", append,
+        ]
+    }
+
+    struct PathResult: Sendable {
+        var path: String
+        var vmm: Double?
+        var qemu: Double?
+        var ratio: Double? {
+            guard let vmm, let qemu, qemu > 0 else { return nil }
+            return vmm / qemu
+        }
+    }
+
+    struct Report: Sendable {
+        var paths: [PathResult]
+        var startupMs: (vmm: Double, qemu: Double?)
+        var peakRSSKiB: (vmm: Int, qemu: Int?)
+        var tscKHz: Int?
+        var rounds: Int
+        var qemuNote: String?
+
+        var json: String {
+            func num(_ v: Double?) -> String { v.map { String(format: "%.1f", $0) } ?? "null" }
+            func ratio(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "null" }
+            let paths = self.paths.map {
+                "{\"path\":\"\($0.path)\",\"vmm\":\(num($0.vmm)),\"qemu\":\(num($0.qemu)),\"ratio\":\(ratio($0.ratio))}"
+            }.joined(separator: ",")
+            return "{\"paths\":[\(paths)],\"startupMs\":{\"vmm\":\(num(startupMs.vmm)),\"qemu\":\(num(startupMs.qemu))},"
+                + "\"peakRSSKiB\":{\"vmm\":\(peakRSSKiB.vmm),\"qemu\":\(peakRSSKiB.qemu.map(String.init) ?? "null")}}"
+        }
+
+        var table: String {
+            var lines: [String] = []
+            lines.append("doorbell cost, cycles per write (median of \(rounds) alternating runs each)")
+            if let tscKHz { lines.append("TSC frequency: \(tscKHz) kHz") }
+            if let qemuNote { lines.append("qemu: \(qemuNote)") }
+            lines.append(pad("path", 26) + pad("vmm", 12) + pad("qemu", 12) + "vmm/qemu")
+            for p in paths {
+                lines.append(pad(p.path, 26) + pad(p.vmm.map { String(format: "%.0f", $0) } ?? "-", 12)
+                    + pad(p.qemu.map { String(format: "%.0f", $0) } ?? "-", 12)
+                    + (p.ratio.map { String(format: "%.3f", $0) } ?? "-"))
+            }
+            lines.append("")
+            lines.append(pad("", 26) + pad("vmm", 12) + pad("qemu", 12) + "vmm/qemu")
+            lines.append(pad("start-up to exit (ms)", 26) + pad(String(format: "%.1f", startupMs.vmm), 12)
+                + pad(startupMs.qemu.map { String(format: "%.1f", $0) } ?? "-", 12)
+                + (startupMs.qemu.map { String(format: "%.3f", startupMs.vmm / $0) } ?? "-"))
+            lines.append(pad("peak RSS (MiB)", 26) + pad(String(format: "%.1f", Double(peakRSSKiB.vmm) / 1024), 12)
+                + pad(peakRSSKiB.qemu.map { String(format: "%.1f", Double($0) / 1024) } ?? "-", 12)
+                + (peakRSSKiB.qemu.map { String(format: "%.3f", Double(peakRSSKiB.vmm) / Double($0)) } ?? "-"))
+            return lines.joined(separator: "\n")
+        }
+
+        private func pad(_ s: String, _ n: Int) -> String {
+            s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count)
+        }
+    }
+
+    /// Parses the bench kernel's output: `path=NAME cycles=C` lines and an optional `tsc_khz=K`.
+    static func parse(_ output: String) -> (cycles: [String: Double], tscKHz: Int?) {
+        var cycles: [String: Double] = [:]
+        var tsc: Int?
+        for line in output.split(whereSeparator: \.isNewline) {
+            var fields: [String: String] = [:]
+            for word in line.split(separator: " ") {
+                let kv = word.split(separator: "=", maxSplits: 1)
+                if kv.count == 2 { fields[String(kv[0])] = String(kv[1]) }
+            }
+            if let p = fields["path"], let c = fields["cycles"].flatMap(Double.init) { cycles[p] = c }
+            if let t = fields["tsc_khz"].flatMap(Int.init) { tsc = t }
+        }
+        return (cycles, tsc)
+    }
+
+    static func median(_ xs: [Double]) -> Double? {
+        guard !xs.isEmpty else { return nil }
+        let s = xs.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+
+    /// Runs `rounds` alternating rounds of: vmm bench, qemu bench, vmm start-up, qemu start-up.
+    static func run(vmmPath: String, benchKernel: String, startupKernel: String, writes: Int, rounds: Int,
+                    log: (String) -> Void) throws -> Report {
+        let qemu = ChildProcess.which("qemu-system-x86_64")
+        var qemuNote: String? = qemu == nil ? "qemu-system-x86_64 not installed (apt-get install qemu-system-x86)" : nil
+        var vmmCycles: [String: [Double]] = [:]
+        var qemuCycles: [String: [Double]] = [:]
+        var order: [String] = []
+        var vmmStart: [Double] = [], qemuStart: [Double] = []
+        var vmmRSS = 0, qemuRSS: Int?
+        var tsc: Int?
+        let benchFlags = commonFlags(kernel: benchKernel, append: "writes=\(writes)")
+        let startFlags = commonFlags(kernel: startupKernel, append: "")
+
+        func collect(_ run: ChildRun, into table: inout [String: [Double]], who: String) throws {
+            let parsed = parse(run.output)
+            guard !parsed.cycles.isEmpty else {
+                throw BenchError("\(who): bench kernel printed no results (exit \(run.status)): "
+                    + run.output.split(whereSeparator: \.isNewline).suffix(3).joined(separator: " | "))
+            }
+            for (p, c) in parsed.cycles {
+                if !order.contains(p) { order.append(p) }
+                table[p, default: []].append(c)
+            }
+            tsc = tsc ?? parsed.tscKHz
+        }
+
+        for round in 1...rounds {
+            log("round \(round)/\(rounds)")
+            let v = try ChildProcess.run([vmmPath] + benchFlags)
+            try collect(v, into: &vmmCycles, who: "vmm")
+            vmmRSS = max(vmmRSS, v.peakRSSKiB)
+            if let qemu, qemuNote == nil {
+                let q = try ChildProcess.run([qemu] + benchFlags)
+                do {
+                    try collect(q, into: &qemuCycles, who: "qemu")
+                    qemuRSS = max(qemuRSS ?? 0, q.peakRSSKiB)
+                } catch {
+                    qemuNote = "\(error)"
+                }
+            }
+            let vs = try ChildProcess.run([vmmPath] + startFlags)
+            vmmStart.append(vs.wallMilliseconds)
+            if let qemu, qemuNote == nil {
+                let qs = try ChildProcess.run([qemu] + startFlags)
+                qemuStart.append(qs.wallMilliseconds)
+                qemuRSS = max(qemuRSS ?? 0, qs.peakRSSKiB)
+            }
+            vmmRSS = max(vmmRSS, vs.peakRSSKiB)
+        }
+        let paths = order.map {
+            PathResult(path: $0, vmm: median(vmmCycles[$0] ?? []), qemu: median(qemuCycles[$0] ?? []))
+        }
+        return Report(paths: paths, startupMs: (median(vmmStart) ?? 0, median(qemuStart)),
+                      peakRSSKiB: (vmmRSS, qemuRSS), tscKHz: tsc, rounds: rounds, qemuNote: qemuNote)
+    }
+}
