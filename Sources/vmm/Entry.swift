@@ -3,22 +3,26 @@ import ArgumentParser
 import Glibc
 #endif
 
-extension VMMCommand {
+@main
+enum Entry {
     /// Runs the command; any user error becomes one line on stderr and exit status 1
     /// (QEMU's convention), never a trap or a usage dump.
     static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let native = arguments.first.map { VMMCommand.subcommandNames.contains($0) } ?? false
+        let root: any ParsableCommand.Type = native ? VMMCommand.self : QEMUCommand.self
         do {
-            var command = try parseAsRoot()
+            var command = try root.parseAsRoot(arguments)
             try command.run()
         } catch let error as ExitStatus {
             Glibc.exit(error.code)
         } catch {
-            let code = exitCode(for: error)
+            let code = root.exitCode(for: error)
             if code == .success {
                 // --help, --version: ArgumentParser's own clean exits.
-                exit(withError: error)
+                root.exit(withError: error)
             }
-            let message = fullMessage(for: error)
+            let message = root.fullMessage(for: error)
                 .split(separator: "\n").first.map(String.init) ?? "\(error)"
             let line = message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message
             printError("vmm: \(line)")

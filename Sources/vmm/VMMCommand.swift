@@ -1,26 +1,39 @@
 import ArgumentParser
 import Machine
 
-/// `vmm`: with no arguments, the bundled doorbell benchmark (the main job); with QEMU-style
-/// options, a machine built from them; native subcommands for everything else.
-@main
+/// `vmm`'s native subcommands. The QEMU-compatible form (and the no-argument main job) is
+/// `QEMUCommand`; `Entry.swift` picks one by the first argument.
 struct VMMCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vmm",
         abstract: "A KVM virtual machine monitor with exitless (ioeventfd/irqfd) device I/O.",
         discussion: """
             With no arguments, runs the bundled doorbell guest and prints the cost of each \
-            doorbell path. With QEMU's options (-kernel, -m, -smp, -device, -serial, ...), \
-            runs a small test kernel exactly as qemu-system-x86_64 would.
+            doorbell path (-n/--writes N, --json). With QEMU's options (-kernel, -append, -initrd, \
+            -m, -smp, -device, -serial, -machine, -accel, -cpu, -monitor, -no-reboot, ...), runs a \
+            small test kernel as qemu-system-x86_64 would: see 'vmm -help'.
             """,
-        subcommands: [])
+        subcommands: [RunCommand.self])
+
+    /// Names that select the native form.
+    static var subcommandNames: Set<String> {
+        Set(configuration.subcommands.compactMap { $0.configuration.commandName } + ["help", "--help", "-h"])
+    }
+}
+
+/// `vmm [QEMU options]`: with a kernel, runs it as qemu-system-x86_64 would; with nothing,
+/// the main job (the doorbell benchmark on the bundled guest).
+struct QEMUCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vmm",
+        abstract: "QEMU-compatible form: vmm -kernel K [-append ARGS] [-device ...] ...; no arguments: doorbell benchmark.")
 
     @OptionGroup var qemu: QEMUOptions
 
-    @Option(name: [.customShort("n"), .long], help: "Doorbell writes per path (main job).")
+    @Option(name: [.customShort("n"), .customLong("writes")], help: "Doorbell writes per path (main job).")
     var writes: Int = 100_000
 
-    @Flag(help: "Print the main job's results as JSON.")
+    @Flag(name: .customLong("json"), help: "Print the main job's results as JSON.")
     var json = false
 
     mutating func run() throws {
@@ -28,7 +41,10 @@ struct VMMCommand: ParsableCommand {
             print(QEMUValueParsing.deviceHelp, terminator: "")
             return
         }
-        let config = try qemu.configuration()
+        let config = try MachineConfiguration(qemu: qemu.arguments)
+        if config.kernel != nil {
+            throw ExitStatus(code: try MachineRunner.run(config))
+        }
         print(config, writes, json)
     }
 }

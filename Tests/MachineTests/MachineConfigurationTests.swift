@@ -1,0 +1,46 @@
+import Testing
+@testable import Machine
+
+@Suite struct MachineConfigurationTests {
+    @Test func testKernelCommandLineOfTheIssue() throws {
+        let c = try MachineConfiguration(qemu: QEMUArguments(
+            kernel: "k.elf", append: "a b", initrd: "m1 x,m2", memory: "256M", smp: "4",
+            device: ["isa-debug-exit,iobase=0xf4,iosize=0x4", "pc-testdev", "pci-testdev"],
+            serial: "stdio", machine: ["accel=kvm"], nodefaults: true, display: "none"))
+        #expect(c.kernel == "k.elf" && c.append == "a b" && c.initrd == "m1 x,m2")
+        #expect(c.memorySize == 256 << 20 && c.cpuCount == 4)
+        #expect(c.devices == [.isaDebugExit(iobase: 0xf4, iosize: 4), .pcTestdev, .pciTestdev])
+        #expect(c.serial == .stdio && c.warnings.isEmpty)
+    }
+
+    @Test func defaultsFollowQEMU() throws {
+        let c = try MachineConfiguration(qemu: QEMUArguments(kernel: "k"))
+        #expect(c.memorySize == 128 << 20 && c.cpuCount == 1 && c.serial == .stdio)
+        let n = try MachineConfiguration(qemu: QEMUArguments(kernel: "k", nodefaults: true))
+        #expect(n.serial == .none)
+    }
+
+    @Test func acceptedButIgnoredOptionsWarn() throws {
+        let c = try MachineConfiguration(qemu: QEMUArguments(
+            kernel: "k", machine: ["pc,kernel_irqchip=on"], accel: ["kvm,thread=single"], cpu: "qemu64",
+            global: ["kvm-pit.lost_tick_policy=delay"]))
+        #expect(c.warnings.count == 4)
+        #expect(c.cpuModel == "qemu64")
+    }
+
+    @Test func unsupportedRequestsAreErrors() {
+        let bad: [QEMUArguments] = [
+            QEMUArguments(machine: ["q35"]), QEMUArguments(machine: ["accel=tcg"]), QEMUArguments(accel: ["tcg"]),
+            QEMUArguments(display: "gtk"), QEMUArguments(vnc: ":0"), QEMUArguments(serial: "stdio", monitor: "stdio"),
+            QEMUArguments(monitor: "tcp:1"),
+        ]
+        for a in bad {
+            #expect(throws: ConfigurationError.self) { try MachineConfiguration(qemu: a) }
+        }
+    }
+
+    @Test func monitorOnStdioTakesStdinFromTheDefaultSerial() throws {
+        let c = try MachineConfiguration(qemu: QEMUArguments(kernel: "k", monitor: "stdio"))
+        #expect(c.monitor == .stdio && c.serial == .none)
+    }
+}
