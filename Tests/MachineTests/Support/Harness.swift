@@ -1,0 +1,70 @@
+import Testing
+import VMMSys
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs guest kernels under the built `vmm` executable and, where installed, under
+/// qemu-system-x86_64 with the very same command line.
+enum Harness {
+    /// True when /dev/kvm can be opened read-write.
+    static let kvmAvailable: Bool = {
+        let fd = open("/dev/kvm", O_RDWR | O_CLOEXEC)
+        if fd >= 0 { close(fd); return true }
+        return false
+    }()
+
+    static let kvmSkipReason = "requires read/write access to /dev/kvm"
+
+    /// The `vmm` executable built next to this test binary.
+    static let vmmPath: String? = {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        guard n > 0 else { return nil }
+        let exe = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        // .build/<triple>/debug/swift-vmmPackageTests.xctest
+        var dir = exe
+        while let slash = dir.lastIndex(of: "/") {
+            dir = String(dir[..<slash])
+            let candidate = dir + "/vmm"
+            if access(candidate, X_OK) == 0 { return candidate }
+            if dir.hasSuffix("/.build") || dir.isEmpty { break }
+        }
+        return nil
+    }()
+
+    static let qemuPath: String? = ChildProcess.which("qemu-system-x86_64")
+
+    /// QEMU's flags for the small test kernels (PC-DEVICES.md).
+    static func qemuFlags(kernel: String, append: String = "", extra: [String] = []) -> [String] {
+        ["-machine", "accel=kvm", "-nodefaults", "-display", "none", "-serial", "stdio",
+         "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4", "-device", "pc-testdev", "-device", "pci-testdev",
+         "-kernel", kernel, "-append", append] + extra
+    }
+
+    /// Runs `vmm` with `arguments`.
+    static func vmm(_ arguments: [String], timeoutSeconds: Int = 60) throws -> ChildRun {
+        guard let vmmPath else { throw HarnessError("vmm executable not found next to the test binary") }
+        return try ChildProcess.run([vmmPath] + arguments, timeoutSeconds: timeoutSeconds)
+    }
+
+    /// Runs QEMU with `arguments`, or nil where it is not installed.
+    static func qemu(_ arguments: [String], timeoutSeconds: Int = 120) throws -> ChildRun? {
+        guard let qemuPath else { return nil }
+        return try ChildProcess.run([qemuPath] + arguments, timeoutSeconds: timeoutSeconds)
+    }
+
+    /// The serial text of a run: QEMU's own warnings on stderr are dropped (they go to the
+    /// same capture), as are carriage returns.
+    static func serialLines(_ output: String) -> [String] {
+        output.split(separator: "\n", omittingEmptySubsequences: false)
+            .map { String($0.filter { $0 != "\r" }) }
+            .filter { !$0.hasPrefix("qemu-system-x86_64:") && !$0.hasPrefix("vmm: warning:") }
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
