@@ -1,0 +1,263 @@
+import Synchronization
+import VMMSys
+
+/// What one kind of initiator (a vCPU's memory bus, its I/O ports, a device's DMA) sees: a root
+/// region rendered into a `FlatView`, the listeners told of its changes, and its ioeventfds.
+/// QEMU: `AddressSpace`.
+public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
+    // @unchecked: listener and ioeventfd state is guarded by `system.lock`; the current map is
+    // a Mutex-held immutable snapshot; fallback state is Mutex/Atomic.
+
+    public let name: String
+    public let root: MemoryRegion
+    public let system: MemorySystem
+    private let map: Mutex<FlatView>
+    /// Listeners of this address space, by priority. QEMU: `as->listeners`.
+    var listeners: [any MemoryListener] = []
+    /// How many registered listeners consume ioeventfds. QEMU: `ioeventfd_notifiers`.
+    var ioeventfdNotifiers = 0
+    /// Absolute ioeventfds last announced to listeners. QEMU: `as->ioeventfds`.
+    var ioeventfdList: [MemoryRegionIoeventfd] = []
+
+    private let acceleratorFlag = Atomic<Bool>(false)
+    private let refusedList = Mutex<[MemoryRegionIoeventfd]>([])
+    private let refusedCount = Atomic<Int>(0)
+
+    /// Exits this address space handled in userspace.
+    public let counters = DispatchCounters()
+
+    /// Creates an address space over `root` in `system`. QEMU: `address_space_init()`.
+    public init(root: MemoryRegion, name: String, system: MemorySystem = .shared) {
+        self.name = name
+        self.root = root
+        self.system = system
+        map = Mutex(.empty)
+        system.lock.lock()
+        defer { system.lock.unlock() }
+        root.bind(to: system)
+        system.addressSpaces.append(self)
+        map.withLock { $0 = FlatView.render(root: root) }
+        updateIoeventfds()
+    }
+
+    /// Leaves the memory system (listeners must be unregistered first). QEMU: `address_space_destroy()`.
+    public func destroy() {
+        system.lock.lock()
+        defer { system.lock.unlock() }
+        for l in listeners { unregister(l) }
+        system.addressSpaces.removeAll { $0 === self }
+    }
+
+    public var description: String { "AddressSpace(\(name))" }
+
+    /// The current flat view: an immutable snapshot, safe to use from any thread.
+    /// QEMU: `address_space_to_flatview()`.
+    public var currentMap: FlatView { map.withLock { $0 } }
+
+    /// The absolute ioeventfds announced to listeners, sorted.
+    public var ioeventfds: [MemoryRegionIoeventfd] {
+        system.lock.lock()
+        defer { system.lock.unlock() }
+        return ioeventfdList
+    }
+
+    // MARK: Topology updates (called by MemorySystem with the lock held)
+
+    /// Announces the difference between the current and `new` views to this space's
+    /// listeners — all deletions first (Reverse), then additions and survivors (Forward) —
+    /// then publishes `new`. QEMU: `address_space_set_flatview()`.
+    func setFlatView(_ new: FlatView) {
+        let old = currentMap
+        if !listeners.isEmpty {
+            updateTopologyPass(old: old, new: new, adding: false)
+            updateTopologyPass(old: old, new: new, adding: true)
+        }
+        map.withLock { $0 = new }
+    }
+
+    /// One merge pass over two sorted views. QEMU: `address_space_update_topology_pass()`.
+    private func updateTopologyPass(old: FlatView, new: FlatView, adding: Bool) {
+        var iold = 0, inew = 0
+        let o = old.ranges, n = new.ranges
+        while iold < o.count || inew < n.count {
+            let frold = iold < o.count ? o[iold] : nil
+            let frnew = inew < n.count ? n[inew] : nil
+            if let frold, frnew == nil || frold.start < frnew!.start
+                || (frold.start == frnew!.start && !frold.isSame(as: frnew!)) {
+                if !adding {
+                    let s = MemoryRegionSection(frold, in: self)
+                    listeners.call(.reverse) { $0.regionDel(s) }
+                }
+                iold += 1
+            } else if let frold, let frnew, frold.isSame(as: frnew) {
+                if adding {
+                    let s = MemoryRegionSection(frnew, in: self)
+                    listeners.call(.forward) { $0.regionNop(s) }
+                    if frnew.dirtyLogMask & ~frold.dirtyLogMask != 0 {
+                        listeners.call(.forward) { $0.logStart(s, old: frold.dirtyLogMask, new: frnew.dirtyLogMask) }
+                    }
+                    if frold.dirtyLogMask & ~frnew.dirtyLogMask != 0 {
+                        listeners.call(.reverse) { $0.logStop(s, old: frold.dirtyLogMask, new: frnew.dirtyLogMask) }
+                    }
+                }
+                iold += 1
+                inew += 1
+            } else if let frnew {
+                if adding {
+                    let s = MemoryRegionSection(frnew, in: self)
+                    listeners.call(.forward) { $0.regionAdd(s) }
+                }
+                inew += 1
+            }
+        }
+    }
+
+    /// The ioeventfds the current view implies: every region's ioeventfds translated to
+    /// absolute addresses by each flat range showing that region, kept when they intersect
+    /// the range (not clipped). QEMU: the collection in `address_space_update_ioeventfds()`.
+    func collectIoeventfds() -> [MemoryRegionIoeventfd] {
+        var out: [MemoryRegionIoeventfd] = []
+        for fr in currentMap.ranges {
+            let fds = fr.region.ioeventfdList
+            guard !fds.isEmpty else { continue }
+            let shift = Int128(fr.start) - Int128(fr.offsetInRegion)
+            for fd in fds {
+                let start = Int128(fd.start) + shift
+                guard start >= 0, start < Int128(1) << 64 else { continue }
+                let rangeStart = Int128(fr.start), rangeEnd = Int128(fr.end)
+                let fdEnd = start + Int128(fd.size)
+                let intersects = (rangeStart >= start && rangeStart < fdEnd) || (start >= rangeStart && start < rangeEnd)
+                guard intersects else { continue }
+                var abs = fd
+                abs.start = UInt64(start)
+                out.append(abs)
+            }
+        }
+        // QEMU relies on flat-range order; an ioeventfd reaching into a range from its left
+        // can break that, and the merge pass needs sorted input, so sort (stable) to be sure.
+        if !out.isEmpty { out = stableSorted(out) }
+        return out
+    }
+
+    private func stableSorted(_ a: [MemoryRegionIoeventfd]) -> [MemoryRegionIoeventfd] {
+        a.enumerated().sorted { l, r in
+            if l.element.isOrderedBefore(r.element) { return true }
+            if r.element.isOrderedBefore(l.element) { return false }
+            return l.offset < r.offset
+        }.map(\.element)
+    }
+
+    /// Recollects the ioeventfds and tells eventfd listeners exactly what changed (skipped
+    /// while none is registered). QEMU: `address_space_update_ioeventfds()`.
+    func updateIoeventfds() {
+        guard ioeventfdNotifiers > 0 else { return }
+        let new = collectIoeventfds()
+        addDelIoeventfds(new: new, old: ioeventfdList)
+        ioeventfdList = new
+    }
+
+    /// One merge pass over the old and new arrays: `eventfdDel` (Forward) for entries only in
+    /// the old, `eventfdAdd` (Reverse) for entries only in the new.
+    /// QEMU: `address_space_add_del_ioeventfds()`.
+    func addDelIoeventfds(new: [MemoryRegionIoeventfd], old: [MemoryRegionIoeventfd]) {
+        var iold = 0, inew = 0
+        while iold < old.count || inew < new.count {
+            if iold < old.count, inew == new.count || old[iold].isOrderedBefore(new[inew]) {
+                let fd = old[iold]
+                listeners.call(.forward) { if $0.handlesEventfds { $0.eventfdDel(fd, in: self) } }
+                iold += 1
+            } else if inew < new.count, iold == old.count || new[inew].isOrderedBefore(old[iold]) {
+                let fd = new[inew]
+                listeners.call(.reverse) { if $0.handlesEventfds { $0.eventfdAdd(fd, in: self) } }
+                inew += 1
+            } else {
+                iold += 1
+                inew += 1
+            }
+        }
+    }
+
+    // MARK: Listeners
+
+    /// Adds `listener` and replays the current topology to it inside begin/commit: a region
+    /// add for every range, then an eventfd add for every ioeventfd. Unlike QEMU, the first
+    /// eventfd listener is replayed the true current ioeventfds, not a stale array.
+    /// QEMU: `memory_listener_register()`, `listener_add_address_space()`.
+    public func register(_ listener: any MemoryListener) {
+        system.lock.lock()
+        defer { system.lock.unlock() }
+        system.listeners.insertByPriority(listener)
+        listeners.insertByPriority(listener)
+        if listener.handlesEventfds && ioeventfdNotifiers == 0 {
+            ioeventfdList = collectIoeventfds()
+        }
+        listener.begin()
+        for fr in currentMap.ranges {
+            let s = MemoryRegionSection(fr, in: self)
+            listener.regionAdd(s)
+            if fr.dirtyLogMask != 0 { listener.logStart(s, old: 0, new: fr.dirtyLogMask) }
+        }
+        if listener.handlesEventfds {
+            for fd in ioeventfdList { listener.eventfdAdd(fd, in: self) }
+        }
+        listener.commit()
+        if listener.handlesEventfds { ioeventfdNotifiers += 1 }
+    }
+
+    /// Removes `listener`, first sending it the mirror of registration inside begin/commit:
+    /// region del for every range, then eventfd del for every ioeventfd (QEMU's order).
+    /// QEMU: `memory_listener_unregister()`, `listener_del_address_space()`.
+    public func unregister(_ listener: any MemoryListener) {
+        system.lock.lock()
+        defer { system.lock.unlock() }
+        guard let i = listeners.firstIndex(where: { $0 === listener }) else { return }
+        if listener.handlesEventfds { ioeventfdNotifiers -= 1 }
+        listener.begin()
+        for fr in currentMap.ranges {
+            let s = MemoryRegionSection(fr, in: self)
+            if fr.dirtyLogMask != 0 { listener.logStop(s, old: fr.dirtyLogMask, new: 0) }
+            listener.regionDel(s)
+        }
+        if listener.handlesEventfds {
+            for fd in ioeventfdList { listener.eventfdDel(fd, in: self) }
+        }
+        listener.commit()
+        listeners.remove(at: i)
+        system.listeners.removeAll { $0 === listener }
+    }
+
+    // MARK: Userspace fallback
+
+    /// Whether an accelerator takes this space's ioeventfds in the kernel. While false (the
+    /// default), a write matching a region's ioeventfd signals it here instead of calling the
+    /// device. QEMU: `kvm_eventfds_enabled()`.
+    public var acceleratorHandlesIoeventfds: Bool {
+        get { acceleratorFlag.load(ordering: .acquiring) }
+        set { acceleratorFlag.store(newValue, ordering: .releasing) }
+    }
+
+    /// The accelerator could not take `ioeventfd`: writes matching it are signalled here.
+    public func ioeventfdRefused(_ ioeventfd: MemoryRegionIoeventfd) {
+        refusedList.withLock { list in
+            list.append(ioeventfd)
+            refusedCount.store(list.count, ordering: .releasing)
+        }
+    }
+
+    /// The accelerator took (or dropped) `ioeventfd` after all: forget an earlier refusal.
+    public func ioeventfdAccepted(_ ioeventfd: MemoryRegionIoeventfd) {
+        refusedList.withLock { list in
+            if let i = list.firstIndex(where: { $0.isSameEntry(ioeventfd) }) { list.remove(at: i) }
+            refusedCount.store(list.count, ordering: .releasing)
+        }
+    }
+
+    /// The ioeventfds the accelerator refused and userspace signals instead.
+    public var refusedIoeventfds: [MemoryRegionIoeventfd] { refusedList.withLock { $0 } }
+
+    /// Whether dispatch must check writes against regions' ioeventfds.
+    @inline(__always)
+    var userspaceSignalsEventfds: Bool {
+        !acceleratorFlag.load(ordering: .relaxed) || refusedCount.load(ordering: .relaxed) > 0
+    }
+}

@@ -1,0 +1,143 @@
+/// Changing the tree. Each method is one transaction (nested inside any open one), and marks
+/// the topology dirty only when the change can be visible, exactly as QEMU does.
+extension MemoryRegion {
+    /// Runs `body` under the region's lock inside a transaction of its memory system; `body`
+    /// returns whether the topology (true) may have changed. Unbound regions just change.
+    func changeTopology(_ body: () -> Bool) {
+        guard let system else {
+            MemoryRegion.unboundLock.lock()
+            defer { MemoryRegion.unboundLock.unlock() }
+            _ = body()
+            return
+        }
+        system.withTransaction {
+            if body() { system.updatePending = true }
+        }
+    }
+
+    /// Like `changeTopology`, for changes that only affect ioeventfds.
+    func changeIoeventfds(_ body: () -> Bool) {
+        guard let system else {
+            MemoryRegion.unboundLock.lock()
+            defer { MemoryRegion.unboundLock.unlock() }
+            _ = body()
+            return
+        }
+        system.withTransaction {
+            if body() { system.ioeventfdUpdatePending = true }
+        }
+    }
+
+    /// Maps `subregion` at `offset` inside this region with `priority`. Among overlapping
+    /// siblings the higher priority wins; at equal priority the one added last wins.
+    /// QEMU: `memory_region_add_subregion_overlap()` (priority 0: `memory_region_add_subregion()`).
+    public func addSubregion(_ subregion: MemoryRegion, at offset: UInt64, priority: Int32 = 0) {
+        if let system { subregion.bind(to: system) } else if let s = subregion.system { bind(to: s) }
+        changeTopology {
+            guard subregion.containerStorage == nil, subregion !== self else {
+                memoryLogger.error("memory region '\(subregion.name)' is already mapped; not added to '\(name)'")
+                return false
+            }
+            subregion.containerStorage = self
+            subregion.addressStorage = offset
+            subregion.priorityStorage = priority
+            insertOrdered(subregion)
+            return enabledStorage && subregion.enabledStorage
+        }
+    }
+
+    /// Inserts before the first sibling whose priority is <= the new one's (QEMU's order).
+    private func insertOrdered(_ subregion: MemoryRegion) {
+        let i = subregionList.firstIndex { subregion.priorityStorage >= $0.priorityStorage } ?? subregionList.endIndex
+        subregionList.insert(subregion, at: i)
+    }
+
+    /// Unmaps `subregion`. QEMU: `memory_region_del_subregion()`.
+    public func removeSubregion(_ subregion: MemoryRegion) {
+        changeTopology {
+            guard subregion.containerStorage === self,
+                  let i = subregionList.firstIndex(where: { $0 === subregion }) else {
+                memoryLogger.error("memory region '\(subregion.name)' is not a subregion of '\(name)'")
+                return false
+            }
+            subregionList.remove(at: i)
+            subregion.containerStorage = nil
+            return enabledStorage && subregion.enabledStorage
+        }
+    }
+
+    /// Shows or hides the region (and its subtree). QEMU: `memory_region_set_enabled()`.
+    public func setEnabled(_ enabled: Bool) {
+        changeTopology {
+            guard enabled != enabledStorage else { return false }
+            enabledStorage = enabled
+            return true
+        }
+    }
+
+    /// Moves the region within its container; it is re-inserted as the newest among siblings
+    /// of its priority. QEMU: `memory_region_set_address()`.
+    public func setAddress(_ address: UInt64) {
+        changeTopology {
+            guard address != addressStorage else { return false }
+            return reinsert { addressStorage = address }
+        }
+    }
+
+    /// Changes the region's priority among its siblings (re-inserting it as QEMU re-adds).
+    public func setPriority(_ priority: Int32) {
+        changeTopology {
+            guard priority != priorityStorage else { return false }
+            return reinsert { priorityStorage = priority }
+        }
+    }
+
+    private func reinsert(_ change: () -> Void) -> Bool {
+        guard let c = containerStorage, let i = c.subregionList.firstIndex(where: { $0 === self }) else {
+            change()
+            return false
+        }
+        c.subregionList.remove(at: i)
+        change()
+        c.insertOrdered(self)
+        return c.enabledStorage && enabledStorage
+    }
+
+    /// Resizes the region. QEMU: `memory_region_set_size()`.
+    public func setSize(_ size: UInt128) {
+        changeTopology {
+            guard size != sizeStorage else { return false }
+            sizeStorage = size
+            return true
+        }
+    }
+
+    /// Moves an alias's window within its target. QEMU: `memory_region_set_alias_offset()`.
+    public func setAliasOffset(_ offset: UInt64) {
+        changeTopology {
+            guard offset != aliasOffsetStorage else { return false }
+            aliasOffsetStorage = offset
+            return enabledStorage
+        }
+    }
+
+    /// Makes the region read-only to the guest (or writable again). QEMU: `memory_region_set_readonly()`.
+    public func setReadOnly(_ readOnly: Bool) {
+        changeTopology {
+            guard readOnly != readOnlyStorage else { return false }
+            readOnlyStorage = readOnly
+            return enabledStorage
+        }
+    }
+
+    /// Turns dirty logging for `client` bits on or off (listeners get log start/stop).
+    /// QEMU: `memory_region_set_log()`.
+    public func setDirtyLogging(_ on: Bool, clientMask: UInt8 = 1) {
+        changeTopology {
+            let new = on ? dirtyLogMaskStorage | clientMask : dirtyLogMaskStorage & ~clientMask
+            guard new != dirtyLogMaskStorage else { return false }
+            dirtyLogMaskStorage = new
+            return enabledStorage
+        }
+    }
+}

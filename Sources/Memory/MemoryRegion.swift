@@ -1,0 +1,158 @@
+import Synchronization
+import VMMSys
+
+/// A node of the memory tree: guest-visible memory, device registers, a window onto another
+/// region, or a container of subregions. Rendered into each address space's `FlatView`.
+///
+/// Topology state (subregions, address, priority, enabled, size, alias offset, ioeventfds) is
+/// changed only through the methods here, which serialize on the owning `MemorySystem`'s lock
+/// and open a transaction around each change. Dispatch never reads that state: it reads the
+/// immutable `FlatView` snapshots, the immutable `ops`, and two small locked snapshots.
+/// QEMU: `MemoryRegion`.
+public final class MemoryRegion: @unchecked Sendable, CustomStringConvertible {
+    // @unchecked: mutable fields below are guarded by `system.lock` (or `unboundLock` before
+    // the region joins a system); the dispatch-visible ones are Mutex/Atomic.
+
+    /// What a region is; fixed at creation.
+    public enum Kind: Sendable {
+        case container
+        case ram(RAMBlock)
+        case rom(RAMBlock)
+        case io(MemoryRegionOps)
+        case alias(MemoryRegion)
+    }
+
+    public let name: String
+    public let kind: Kind
+
+    var sizeStorage: UInt128
+    var addressStorage: UInt64 = 0
+    var priorityStorage: Int32 = 0
+    var enabledStorage = true
+    var readOnlyStorage = false
+    var aliasOffsetStorage: UInt64 = 0
+    var dirtyLogMaskStorage: UInt8 = 0
+    weak var containerStorage: MemoryRegion?
+    /// In rendering order: higher priority first; among equals, the most recently added first.
+    var subregionList: [MemoryRegion] = []
+    /// Sorted by `MemoryRegionIoeventfd.isOrderedBefore`; starts are offsets in this region.
+    var ioeventfdList: [MemoryRegionIoeventfd] = []
+    /// The system this region joined (through a container, an alias or an address space).
+    var system: MemorySystem?
+
+    /// Copy of `ioeventfdList` for the userspace-fallback check at dispatch time.
+    let eventfdSnapshot = Mutex<[MemoryRegionIoeventfd]>([])
+    let hasEventfds = Atomic<Bool>(false)
+    /// Accesses that reached this region's callbacks (i.e. exits that were not absorbed).
+    let readCount = Atomic<UInt64>(0)
+    let writeCount = Atomic<UInt64>(0)
+
+    init(name: String, kind: Kind, size: UInt128) {
+        self.name = name
+        self.kind = kind
+        self.sizeStorage = size
+        if case .rom = kind { readOnlyStorage = true }
+    }
+
+    /// A region with no contents of its own, only subregions. QEMU: `memory_region_init()`.
+    public static func container(name: String, size: UInt128) -> MemoryRegion {
+        MemoryRegion(name: name, kind: .container, size: size)
+    }
+
+    /// Guest RAM of `size` bytes backed by fresh zeroed host memory. QEMU: `memory_region_init_ram()`.
+    public static func ram(name: String, size: UInt64) throws(SystemError) -> MemoryRegion {
+        MemoryRegion(name: name, kind: .ram(try RAMBlock(size: size)), size: UInt128(size))
+    }
+
+    /// RAM the guest can only read (its writes are dropped); loaders fill it through
+    /// `GuestMemory`. QEMU: `memory_region_init_rom()`.
+    public static func rom(name: String, size: UInt64) throws(SystemError) -> MemoryRegion {
+        MemoryRegion(name: name, kind: .rom(try RAMBlock(size: size)), size: UInt128(size))
+    }
+
+    /// Device registers: accesses call `ops`. QEMU: `memory_region_init_io()`.
+    public static func io(name: String, size: UInt128, ops: MemoryRegionOps) -> MemoryRegion {
+        MemoryRegion(name: name, kind: .io(ops), size: size)
+    }
+
+    /// A window of `size` bytes onto `target` starting at `offset` in it.
+    /// QEMU: `memory_region_init_alias()`.
+    public static func alias(name: String, target: MemoryRegion, offset: UInt64, size: UInt128) -> MemoryRegion {
+        let r = MemoryRegion(name: name, kind: .alias(target), size: size)
+        r.aliasOffsetStorage = offset
+        if let s = target.system { r.bind(to: s) }
+        return r
+    }
+
+    // MARK: Reading state
+
+    public var size: UInt128 { withLock { sizeStorage } }
+    /// Address within the container.
+    public var address: UInt64 { withLock { addressStorage } }
+    public var priority: Int32 { withLock { priorityStorage } }
+    public var isEnabled: Bool { withLock { enabledStorage } }
+    public var isReadOnly: Bool { withLock { readOnlyStorage } }
+    public var aliasOffset: UInt64 { withLock { aliasOffsetStorage } }
+    public var container: MemoryRegion? { withLock { containerStorage } }
+    public var subregions: [MemoryRegion] { withLock { subregionList } }
+    /// This region's ioeventfds, offsets relative to the region, in sorted order.
+    public var ioeventfds: [MemoryRegionIoeventfd] { withLock { ioeventfdList } }
+
+    /// The backing memory of a RAM or ROM region.
+    public var ramBlock: RAMBlock? {
+        switch kind {
+        case .ram(let b), .rom(let b): return b
+        default: return nil
+        }
+    }
+
+    /// The aliased region, if this is an alias.
+    public var aliasTarget: MemoryRegion? {
+        if case .alias(let t) = kind { return t }
+        return nil
+    }
+
+    /// Whether the region has contents of its own (RAM, ROM, I/O), so it fills the flat view
+    /// where no subregion covers it. QEMU: `mr->terminates`.
+    var terminates: Bool {
+        switch kind {
+        case .ram, .rom, .io: return true
+        case .container, .alias: return false
+        }
+    }
+
+    /// Whether the guest accesses this region's bytes directly (RAM/ROM).
+    public var isRAM: Bool { ramBlock != nil }
+
+    /// Accesses that reached the region's callbacks since creation.
+    public var dispatchCounts: (reads: UInt64, writes: UInt64) {
+        (readCount.load(ordering: .relaxed), writeCount.load(ordering: .relaxed))
+    }
+
+    public var description: String { "MemoryRegion(\(name))" }
+
+    // MARK: Locking
+
+    static let unboundLock = RecursiveLock()
+
+    /// Runs `body` under the lock that guards this region's topology state.
+    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        let lock = system?.lock ?? MemoryRegion.unboundLock
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    /// Joins `system`, with every subregion and alias target reachable from here.
+    func bind(to newSystem: MemorySystem) {
+        if let system {
+            if system !== newSystem {
+                memoryLogger.error("memory region '\(name)' already belongs to another memory system; not rebound")
+            }
+            return
+        }
+        system = newSystem
+        for sub in subregionList { sub.bind(to: newSystem) }
+        if case .alias(let t) = kind { t.bind(to: newSystem) }
+    }
+}

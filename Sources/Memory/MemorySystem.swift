@@ -1,0 +1,69 @@
+/// One guest's memory API state: the big lock, the transaction depth and pending flags, the
+/// address spaces and the global listener list. Production uses `shared` (QEMU has exactly
+/// one); tests make their own so their listener counts are theirs alone.
+public final class MemorySystem: @unchecked Sendable {
+    // @unchecked: every mutable field is guarded by `lock`.
+
+    /// The process's memory system.
+    public static let shared = MemorySystem()
+
+    let lock = RecursiveLock()
+    var transactionDepth = 0
+    var updatePending = false
+    var ioeventfdUpdatePending = false
+    var addressSpaces: [AddressSpace] = []
+    /// All listeners of all address spaces, by priority. QEMU: `memory_listeners`.
+    var listeners: [any MemoryListener] = []
+
+    public init() {}
+
+    /// Runs `body` as one transaction: topology changes made inside are rendered, diffed and
+    /// announced once, at the outermost commit. Nestable; the commit cannot be forgotten.
+    /// QEMU: `memory_region_transaction_begin()`/`_commit()`.
+    public func withTransaction<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        transactionDepth += 1
+        defer { commit() }
+        return try body()
+    }
+
+    private func commit() {
+        transactionDepth -= 1
+        guard transactionDepth == 0 else { return }
+        if updatePending {
+            let views = addressSpaces.map { FlatView.render(root: $0.root) }
+            listeners.call(.forward) { $0.begin() }
+            for (space, view) in zip(addressSpaces, views) {
+                space.setFlatView(view)
+                space.updateIoeventfds()
+            }
+            updatePending = false
+            ioeventfdUpdatePending = false
+            listeners.call(.forward) { $0.commit() }
+        } else if ioeventfdUpdatePending {
+            for space in addressSpaces { space.updateIoeventfds() }
+            ioeventfdUpdatePending = false
+        }
+    }
+
+    /// Every address space, in creation order.
+    public var allAddressSpaces: [AddressSpace] {
+        lock.lock()
+        defer { lock.unlock() }
+        return addressSpaces
+    }
+}
+
+/// Runs `body` as one transaction of the shared memory system. QEMU:
+/// `memory_region_transaction_begin()`/`_commit()`.
+public func withMemoryTransaction<T>(_ body: () throws -> T) rethrows -> T {
+    try MemorySystem.shared.withTransaction(body)
+}
+
+extension MemoryRegion {
+    /// Runs `body` as one transaction of the memory system this region belongs to.
+    public func withTransaction<T>(_ body: () throws -> T) rethrows -> T {
+        try (system ?? .shared).withTransaction(body)
+    }
+}

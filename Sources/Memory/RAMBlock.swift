@@ -1,0 +1,66 @@
+import VMMSys
+
+/// Host memory backing a RAM or ROM region: an anonymous page-aligned mapping the VMM owns.
+///
+/// The only way in is through bounds-checked copies; the host address is exposed solely as an
+/// integer for the accelerator to hand to the kernel (a KVM memory slot). QEMU: `RAMBlock`.
+public final class RAMBlock: Sendable {
+    private let mapping: MappedMemory
+    /// Usable size in bytes (the mapping may be rounded up to whole pages).
+    public let size: UInt64
+
+    /// Allocates `size` bytes of zeroed memory.
+    public init(size: UInt64) throws(SystemError) {
+        mapping = try MappedMemory(anonymous: Int(clamping: size))
+        self.size = size
+    }
+
+    /// Host virtual address of byte 0, for KVM_SET_USER_MEMORY_REGION only.
+    public var hostAddress: UInt64 { mapping.hostAddress }
+
+    /// Whether `[offset, offset + count)` lies inside the block (overflow-safe).
+    @inline(__always)
+    public func contains(offset: UInt64, count: Int) -> Bool {
+        count >= 0 && offset <= size && UInt64(count) <= size - offset
+    }
+
+    /// Copies `count` bytes out, or nil when the range leaves the block.
+    public func read(offset: UInt64, count: Int) -> [UInt8]? {
+        guard contains(offset: offset, count: count) else { return nil }
+        let base = mapping.base + Int(offset)
+        return [UInt8](UnsafeRawBufferPointer(start: base, count: count))
+    }
+
+    /// Copies `bytes` in; false (and nothing written) when the range leaves the block.
+    @discardableResult
+    public func write(_ bytes: some Collection<UInt8>, offset: UInt64) -> Bool {
+        guard contains(offset: offset, count: bytes.count) else { return false }
+        let base = mapping.base + Int(offset)
+        var i = 0
+        for b in bytes {
+            base.storeBytes(of: b, toByteOffset: i, as: UInt8.self)
+            i += 1
+        }
+        return true
+    }
+
+    /// Reads a little-endian value of `size` (1...8) bytes; nil when out of range.
+    @inline(__always)
+    public func load(offset: UInt64, size: Int) -> UInt64? {
+        guard size >= 1, size <= 8, contains(offset: offset, count: size) else { return nil }
+        let p = mapping.base + Int(offset)
+        var v: UInt64 = 0
+        for i in 0..<size { v |= UInt64(p.load(fromByteOffset: i, as: UInt8.self)) << (8 * UInt64(i)) }
+        return v
+    }
+
+    /// Writes the low `size` (1...8) bytes of `value` little-endian; false when out of range.
+    @inline(__always)
+    @discardableResult
+    public func store(offset: UInt64, value: UInt64, size: Int) -> Bool {
+        guard size >= 1, size <= 8, contains(offset: offset, count: size) else { return false }
+        let p = mapping.base + Int(offset)
+        for i in 0..<size { p.storeBytes(of: UInt8(truncatingIfNeeded: value >> (8 * UInt64(i))), toByteOffset: i, as: UInt8.self) }
+        return true
+    }
+}
