@@ -56,7 +56,7 @@ final class RealModeGuest {
             switch exit {
             case .hlt: return exits
             case .shutdown, .internalError, .failEntry, .unknown:
-                Issue.record("unexpected exit \(exit) after \(exits.dropLast())")
+                Issue.record("unexpected exit \(exit) after \(exits.dropLast()) regs=\(String(describing: try? vcpu.getRegisters()))")
                 return exits
             default: try respond(exit)
             }
