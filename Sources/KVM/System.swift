@@ -79,6 +79,30 @@ public final class KVMSystem: Sendable {
         }
     }
 
+    /// `KVM_GET_MSR_INDEX_LIST`: the MSRs KVM saves and restores for a guest (what a
+    /// snapshot or migration must carry).
+    public func msrIndexList() throws(SystemError) -> [UInt32] {
+        var capacity = 256
+        while true {
+            var storage = [UInt32](repeating: 0, count: 1 + capacity)
+            storage[0] = UInt32(capacity)
+            let fd = fileDescriptor
+            let n = capacity
+            let result = storage.withUnsafeMutableBytes { raw in
+                Result { () throws(SystemError) in
+                    try KVMIoctl.call(fd, CKVM_GET_MSR_INDEX_LIST, "KVM_GET_MSR_INDEX_LIST", "nmsrs=\(n)",
+                                      pointer: raw.baseAddress!)
+                }
+            }
+            switch result {
+            case .success: return Array(storage[1..<(1 + min(Int(storage[0]), capacity))])
+            case .failure(let error) where error.errno == E2BIG && capacity < 1 << 16:
+                capacity = max(capacity * 2, Int(storage[0]))
+            case .failure(let error): throw error
+            }
+        }
+    }
+
     /// `KVM_CREATE_VM` (type 0, the default x86 VM).
     public func createVM() throws(SystemError) -> VirtualMachine {
         let fd = try KVMIoctl.call(fileDescriptor, CKVM_CREATE_VM, "KVM_CREATE_VM", "type=0", integer: 0)

@@ -24,8 +24,9 @@ public final class VCPU: @unchecked Sendable {
 
     private let runMapping: MappedMemory
     /// Base of the `kvm_run` mapping; every access below is bounds-checked against `runSize`.
-    private let runBase: UnsafeMutableRawPointer
-    private let runSize: Int
+    /// Internal (not private) so tests can plant hostile exit payloads.
+    let runBase: UnsafeMutableRawPointer
+    let runSize: Int
 
     init(id: UInt32, fileDescriptor: Int32, run: MappedMemory, vm: VirtualMachine) {
         self.id = id
@@ -126,7 +127,8 @@ public final class VCPU: @unchecked Sendable {
                 runBase.load(fromByteOffset: CKVM_RUN_MMIO_IS_WRITE, as: UInt8.self) != 0)
     }
 
-    private func decodeExit() -> VCPUExit {
+    /// Decodes the exit `kvm_run` currently describes (internal for tests).
+    func decodeExit() -> VCPUExit {
         let reason = exitReason
         switch Int32(bitPattern: reason) {
         case KVM_EXIT_IO:

@@ -23,6 +23,11 @@ struct SystemTests {
         #expect(entries.contains { $0.function == 1 })
     }
 
+    @Test func msrIndexListIncludesSysenter() throws {
+        let indices = try KVMSystem().msrIndexList()
+        #expect(indices.contains(0x174))
+    }
+
     @Test func memoryRegionErrorNamesIoctl() throws {
         let vm = try KVMSystem().createVM()
         // Unaligned guest address: EINVAL.
