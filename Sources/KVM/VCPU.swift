@@ -64,6 +64,10 @@ public final class VCPU: @unchecked Sendable {
     }
 
     /// Supplies the value of the pending single `in` (`.ioIn`): its low `size` bytes.
+    ///
+    /// All `complete…` calls re-validate the exit still described by `kvm_run` and throw a
+    /// `SystemError` with errno EINVAL (operation = the method name) when no matching exit
+    /// is pending or the sizes disagree, rather than writing anywhere.
     public func completeIoIn(value: UInt64) throws(SystemError) {
         guard let io = pendingIO(direction: KVM_EXIT_IO_IN), io.count == 1 else {
             throw completionError("completeIoIn", "value=\(hex(value)): no pending single port read")
