@@ -88,4 +88,24 @@ static const int CKVM_EFD_SEMAPHORE = EFD_SEMAPHORE;
 static const int CKVM_EPOLL_CLOEXEC = EPOLL_CLOEXEC;
 static const uint32_t CKVM_EPOLLIN = EPOLLIN;
 
+// kvm_run field offsets (bytes from the start of the mapping), so the KVM module can read
+// the exit payload with bounds-checked raw loads instead of copying the anonymous union.
+#include <stddef.h>
+static const size_t CKVM_RUN_SIZE = sizeof(struct kvm_run);
+static const size_t CKVM_RUN_IMMEDIATE_EXIT = offsetof(struct kvm_run, immediate_exit);
+static const size_t CKVM_RUN_EXIT_REASON = offsetof(struct kvm_run, exit_reason);
+static const size_t CKVM_RUN_IO_DIRECTION = offsetof(struct kvm_run, io.direction);
+static const size_t CKVM_RUN_IO_SIZE = offsetof(struct kvm_run, io.size);
+static const size_t CKVM_RUN_IO_PORT = offsetof(struct kvm_run, io.port);
+static const size_t CKVM_RUN_IO_COUNT = offsetof(struct kvm_run, io.count);
+static const size_t CKVM_RUN_IO_DATA_OFFSET = offsetof(struct kvm_run, io.data_offset);
+static const size_t CKVM_RUN_MMIO_PHYS_ADDR = offsetof(struct kvm_run, mmio.phys_addr);
+static const size_t CKVM_RUN_MMIO_DATA = offsetof(struct kvm_run, mmio.data);
+static const size_t CKVM_RUN_MMIO_LEN = offsetof(struct kvm_run, mmio.len);
+static const size_t CKVM_RUN_MMIO_IS_WRITE = offsetof(struct kvm_run, mmio.is_write);
+static const size_t CKVM_RUN_FAIL_ENTRY_REASON = offsetof(struct kvm_run, fail_entry.hardware_entry_failure_reason);
+static const size_t CKVM_RUN_INTERNAL_SUBERROR = offsetof(struct kvm_run, internal.suberror);
+static const size_t CKVM_RUN_SYSTEM_EVENT_TYPE = offsetof(struct kvm_run, system_event.type);
+static const size_t CKVM_RUN_HW_EXIT_REASON = offsetof(struct kvm_run, hw.hardware_exit_reason);
+
 #endif

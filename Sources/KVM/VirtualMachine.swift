@@ -1,0 +1,92 @@
+internal import CKVM
+import VMMSys
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Flags of a guest memory slot (`KVM_SET_USER_MEMORY_REGION`).
+public struct MemoryRegionFlags: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// `KVM_MEM_LOG_DIRTY_PAGES`: track guest writes for `KVM_GET_DIRTY_LOG`.
+    public static let logDirtyPages = MemoryRegionFlags(rawValue: CKVM_MEM_LOG_DIRTY_PAGES)
+    /// `KVM_MEM_READONLY`: guest writes exit as MMIO writes instead of landing (ROM).
+    public static let readOnly = MemoryRegionFlags(rawValue: CKVM_MEM_READONLY)
+}
+
+/// One virtual machine (`KVM_CREATE_VM`): guest memory slots, the in-kernel interrupt
+/// controllers and the exitless I/O plumbing (ioeventfd, irqfd, GSI routing).
+/// rust-vmm: `kvm_ioctls::VmFd`.
+///
+/// Immutable after creation; every mutation is an ioctl the kernel serializes, so the
+/// object is `Sendable` and may be used from the vCPU threads and the I/O thread alike.
+public final class VirtualMachine: Sendable {
+    /// The VM descriptor.
+    public let fileDescriptor: Int32
+    /// The system this VM was created from (kept alive for `vcpuMmapSize`).
+    public let system: KVMSystem
+
+    init(fileDescriptor: Int32, system: KVMSystem) {
+        self.fileDescriptor = fileDescriptor
+        self.system = system
+    }
+
+    deinit { close(fileDescriptor) }
+
+    /// `KVM_SET_USER_MEMORY_REGION`: maps `size` bytes at host address `hostAddress` as guest
+    /// physical `guestPhysicalAddress…+size` in `slot`. A size of 0 deletes the slot.
+    /// The host memory must stay mapped for as long as the slot exists.
+    public func setUserMemoryRegion(
+        slot: UInt32, flags: MemoryRegionFlags = [], guestPhysicalAddress: UInt64, size: UInt64, hostAddress: UInt64
+    ) throws(SystemError) {
+        var region = kvm_userspace_memory_region(
+            slot: slot, flags: flags.rawValue, guest_phys_addr: guestPhysicalAddress,
+            memory_size: size, userspace_addr: hostAddress)
+        try KVMIoctl.call(
+            fileDescriptor, CKVM_SET_USER_MEMORY_REGION, "KVM_SET_USER_MEMORY_REGION",
+            "slot=\(slot) flags=\(hex(flags.rawValue)) gpa=\(hex(guestPhysicalAddress)) size=\(hex(size)) hva=\(hex(hostAddress))",
+            value: &region)
+    }
+
+    /// `KVM_CREATE_IRQCHIP`: the in-kernel PIC pair, IOAPIC and per-vCPU local APICs.
+    /// Must come before any vCPU is created.
+    public func createIrqchip() throws(SystemError) {
+        try KVMIoctl.call(fileDescriptor, CKVM_CREATE_IRQCHIP, "KVM_CREATE_IRQCHIP", integer: 0)
+    }
+
+    /// `KVM_CREATE_PIT2`: the in-kernel i8254 (needs the irqchip). `flags` is
+    /// `kvm_pit_config.flags` (0, or `KVM_PIT_SPEAKER_DUMMY` = 1).
+    public func createPIT2(flags: UInt32 = 0) throws(SystemError) {
+        var config = kvm_pit_config()
+        config.flags = flags
+        try KVMIoctl.call(fileDescriptor, CKVM_CREATE_PIT2, "KVM_CREATE_PIT2", "flags=\(hex(flags))", value: &config)
+    }
+
+    /// `KVM_SET_TSS_ADDR`: three pages of guest physical space (below 4 GiB, not RAM) that
+    /// Intel VMX needs for real-mode emulation. Conventionally 0xfffb_d000.
+    public func setTSSAddress(_ address: UInt64) throws(SystemError) {
+        try KVMIoctl.call(fileDescriptor, CKVM_SET_TSS_ADDR, "KVM_SET_TSS_ADDR", "addr=\(hex(address))",
+                          integer: UInt(address))
+    }
+
+    /// `KVM_SET_IDENTITY_MAP_ADDR`: one page for the VMX identity page table (conventionally
+    /// 0xfffb_c000, just below the TSS). Must precede vCPU creation.
+    public func setIdentityMapAddress(_ address: UInt64) throws(SystemError) {
+        var value = address
+        try KVMIoctl.call(fileDescriptor, CKVM_SET_IDENTITY_MAP_ADDR, "KVM_SET_IDENTITY_MAP_ADDR",
+                          "addr=\(hex(address))", value: &value)
+    }
+
+    /// `KVM_CREATE_VCPU` plus the `kvm_run` mapping. Create vCPUs after `createIrqchip`.
+    public func createVCPU(id: UInt32) throws(SystemError) -> VCPU {
+        let fd = try KVMIoctl.call(fileDescriptor, CKVM_CREATE_VCPU, "KVM_CREATE_VCPU", "id=\(id)", integer: UInt(id))
+        do throws(SystemError) {
+            let run = try MappedMemory(fileDescriptor: fd, length: system.vcpuMmapSize, operation: "mmap kvm_run")
+            return VCPU(id: id, fileDescriptor: fd, run: run, vm: self)
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+}

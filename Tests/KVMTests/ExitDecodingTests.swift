@@ -1,0 +1,70 @@
+import CKVM
+import Foundation
+import Testing
+import VMMSys
+@testable import KVM
+
+/// The decoder never trusts kvm_run's geometry: planted out-of-range payloads decode as
+/// `.unknown` and are not read.
+@Suite(.enabled(if: kvmAvailable, "requires read/write /dev/kvm"))
+struct ExitDecodingTests {
+    private func plantIO(_ vcpu: VCPU, direction: UInt8, size: UInt8, port: UInt16, count: UInt32, offset: UInt64) {
+        let base = vcpu.runBase
+        base.storeBytes(of: UInt32(KVM_EXIT_IO), toByteOffset: CKVM_RUN_EXIT_REASON, as: UInt32.self)
+        base.storeBytes(of: direction, toByteOffset: CKVM_RUN_IO_DIRECTION, as: UInt8.self)
+        base.storeBytes(of: size, toByteOffset: CKVM_RUN_IO_SIZE, as: UInt8.self)
+        base.storeBytes(of: port, toByteOffset: CKVM_RUN_IO_PORT, as: UInt16.self)
+        base.storeBytes(of: count, toByteOffset: CKVM_RUN_IO_COUNT, as: UInt32.self)
+        base.storeBytes(of: offset, toByteOffset: CKVM_RUN_IO_DATA_OFFSET, as: UInt64.self)
+    }
+
+    @Test func ioGeometryIsBoundsChecked() throws {
+        let vm = try KVMSystem().createVM()
+        let vcpu = try vm.createVCPU(id: 0)
+        let size = UInt64(vcpu.runSize)
+        let out = UInt8(KVM_EXIT_IO_OUT)
+        let unknownIO = VCPUExit.unknown(UInt32(KVM_EXIT_IO))
+
+        // A well-formed string out at the end of the mapping decodes with every byte.
+        for i in 0..<4 { vcpu.runBase.storeBytes(of: UInt8(0x61 + i), toByteOffset: Int(size) - 4 + i, as: UInt8.self) }
+        plantIO(vcpu, direction: out, size: 2, port: 0x3f8, count: 2, offset: size - 4)
+        #expect(vcpu.decodeExit() == .ioOutString(port: 0x3f8, size: 2, count: 2, data: Array("abcd".utf8)))
+        plantIO(vcpu, direction: out, size: 4, port: 0x80, count: 1, offset: size - 4)
+        #expect(vcpu.decodeExit() == .ioOut(port: 0x80, size: 4, value: 0x6463_6261))
+
+        // One byte past the end, a huge count, an offset inside the header, odd sizes.
+        plantIO(vcpu, direction: out, size: 1, port: 0x3f8, count: 5, offset: size - 4)
+        #expect(vcpu.decodeExit() == unknownIO)
+        plantIO(vcpu, direction: out, size: 4, port: 0x3f8, count: .max, offset: 4096)
+        #expect(vcpu.decodeExit() == unknownIO)
+        plantIO(vcpu, direction: out, size: 1, port: 0x3f8, count: 1, offset: .max)
+        #expect(vcpu.decodeExit() == unknownIO)
+        plantIO(vcpu, direction: out, size: 1, port: 0x3f8, count: 1, offset: 16)
+        #expect(vcpu.decodeExit() == unknownIO)
+        plantIO(vcpu, direction: out, size: 3, port: 0x3f8, count: 1, offset: 4096)
+        #expect(vcpu.decodeExit() == unknownIO)
+        plantIO(vcpu, direction: out, size: 1, port: 0x3f8, count: 0, offset: 4096)
+        #expect(vcpu.decodeExit() == unknownIO)
+        // And a completion for such an exit is refused rather than written out of bounds.
+        plantIO(vcpu, direction: UInt8(KVM_EXIT_IO_IN), size: 4, port: 0x3f8, count: 2, offset: size - 4)
+        #expect(throws: SystemError.self) { try vcpu.completeIoIn(bytes: [UInt8](repeating: 0, count: 8)) }
+    }
+
+    @Test func mmioLengthIsBoundsChecked() throws {
+        let vm = try KVMSystem().createVM()
+        let vcpu = try vm.createVCPU(id: 0)
+        let base = vcpu.runBase
+        base.storeBytes(of: UInt32(KVM_EXIT_MMIO), toByteOffset: CKVM_RUN_EXIT_REASON, as: UInt32.self)
+        base.storeBytes(of: UInt64(0xfee0_0000), toByteOffset: CKVM_RUN_MMIO_PHYS_ADDR, as: UInt64.self)
+        base.storeBytes(of: UInt64(0x1122_3344_5566_7788), toByteOffset: CKVM_RUN_MMIO_DATA, as: UInt64.self)
+        base.storeBytes(of: UInt8(1), toByteOffset: CKVM_RUN_MMIO_IS_WRITE, as: UInt8.self)
+        base.storeBytes(of: UInt32(8), toByteOffset: CKVM_RUN_MMIO_LEN, as: UInt32.self)
+        #expect(vcpu.decodeExit() == .mmioWrite(address: 0xfee0_0000, length: 8, value: 0x1122_3344_5566_7788))
+        base.storeBytes(of: UInt32(3), toByteOffset: CKVM_RUN_MMIO_LEN, as: UInt32.self)
+        #expect(vcpu.decodeExit() == .mmioWrite(address: 0xfee0_0000, length: 3, value: 0x66_7788))
+        for bad: UInt32 in [0, 9, .max] {
+            base.storeBytes(of: bad, toByteOffset: CKVM_RUN_MMIO_LEN, as: UInt32.self)
+            #expect(vcpu.decodeExit() == .unknown(UInt32(KVM_EXIT_MMIO)))
+        }
+    }
+}
