@@ -13,7 +13,7 @@ struct VMMCommand: ParsableCommand {
             -m, -smp, -device, -serial, -machine, -accel, -cpu, -monitor, -no-reboot, ...), runs a \
             small test kernel as qemu-system-x86_64 would: see 'vmm -help'.
             """,
-        subcommands: [RunCommand.self])
+        subcommands: [RunCommand.self, MtreeCommand.self])
 
     /// Names that select the native form.
     static var subcommandNames: Set<String> {
@@ -45,6 +45,7 @@ struct QEMUCommand: ParsableCommand {
         if config.kernel != nil {
             throw ExitStatus(code: try MachineRunner.run(config))
         }
-        print(config, writes, json)
+        guard writes > 0 else { throw ValidationError("-n/--writes must be a positive number") }
+        try MainJob.run(writes: UInt64(writes), json: json)
     }
 }

@@ -1,0 +1,17 @@
+internal import CKVM
+
+/// The `KVM_CAP_*` numbers the accelerator asks about (`KVMSystem.checkExtension`).
+public enum KVMCapability {
+    public static let ioeventfd = Int32(KVM_CAP_IOEVENTFD)
+    public static let ioeventfdAnyLength = Int32(KVM_CAP_IOEVENTFD_ANY_LENGTH)
+    public static let irqfd = Int32(KVM_CAP_IRQFD)
+    public static let irqfdResample = Int32(KVM_CAP_IRQFD_RESAMPLE)
+    public static let irqRouting = Int32(KVM_CAP_IRQ_ROUTING)
+    public static let readOnlyMemory = Int32(KVM_CAP_READONLY_MEM)
+    public static let userMemory = Int32(KVM_CAP_USER_MEMORY)
+    public static let nrMemorySlots = Int32(KVM_CAP_NR_MEMSLOTS)
+    public static let immediateExit = Int32(KVM_CAP_IMMEDIATE_EXIT)
+    public static let signalMSI = Int32(KVM_CAP_SIGNAL_MSI)
+    public static let pit2 = Int32(KVM_CAP_PIT2)
+    public static let irqchip = Int32(KVM_CAP_IRQCHIP)
+}

@@ -1,0 +1,64 @@
+import Memory
+
+/// The accelerator's listener on the memory address space: RAM/ROM sections become memory
+/// slots, ioeventfds become MMIO `KVM_IOEVENTFD`s. Priority 10 as QEMU's KVM listener.
+/// QEMU: `kvm_region_add()`/`kvm_region_del()`, `kvm_mem_ioeventfd_add()`/`_del()`.
+final class KVMMemoryListener: MemoryListener, @unchecked Sendable {
+    // @unchecked: immutable after init; the accelerator is Sendable.
+    let accelerator: KVMAccelerator
+    let handlesEventfds: Bool
+    var priority: Int { 10 }
+
+    init(accelerator: KVMAccelerator, eventfds: Bool) {
+        self.accelerator = accelerator
+        self.handlesEventfds = eventfds
+    }
+
+    func regionAdd(_ section: MemoryRegionSection) {
+        guard let mapping = slotMapping(section) else { return }
+        accelerator.slots.add(section, readOnly: mapping)
+    }
+
+    func regionDel(_ section: MemoryRegionSection) {
+        guard slotMapping(section) != nil else { return }
+        accelerator.slots.remove(section)
+    }
+
+    /// Whether a section becomes a slot (nil: no), and if so whether read-only. Read-only
+    /// RAM without KVM_CAP_READONLY_MEM stays unmapped so guest reads and writes exit as MMIO.
+    private func slotMapping(_ section: MemoryRegionSection) -> Bool? {
+        guard section.region.isRAM else { return nil }
+        if section.readOnly { return accelerator.readOnlyMemory ? true : nil }
+        return false
+    }
+
+    func eventfdAdd(_ ioeventfd: MemoryRegionIoeventfd, in addressSpace: AddressSpace) {
+        accelerator.setIoeventfd(ioeventfd, in: addressSpace, pio: false, assign: true)
+    }
+
+    func eventfdDel(_ ioeventfd: MemoryRegionIoeventfd, in addressSpace: AddressSpace) {
+        accelerator.setIoeventfd(ioeventfd, in: addressSpace, pio: false, assign: false)
+    }
+}
+
+/// The accelerator's listener on the I/O address space: ioeventfds become PIO
+/// `KVM_IOEVENTFD`s (ports have no memory slots). QEMU: `kvm_io_listener`,
+/// `kvm_io_ioeventfd_add()`/`_del()` → `kvm_set_ioeventfd_pio()`.
+final class KVMPortIOListener: MemoryListener, @unchecked Sendable {
+    let accelerator: KVMAccelerator
+    let handlesEventfds: Bool
+    var priority: Int { 10 }
+
+    init(accelerator: KVMAccelerator, eventfds: Bool) {
+        self.accelerator = accelerator
+        self.handlesEventfds = eventfds
+    }
+
+    func eventfdAdd(_ ioeventfd: MemoryRegionIoeventfd, in addressSpace: AddressSpace) {
+        accelerator.setIoeventfd(ioeventfd, in: addressSpace, pio: true, assign: true)
+    }
+
+    func eventfdDel(_ ioeventfd: MemoryRegionIoeventfd, in addressSpace: AddressSpace) {
+        accelerator.setIoeventfd(ioeventfd, in: addressSpace, pio: true, assign: false)
+    }
+}

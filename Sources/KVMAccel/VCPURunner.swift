@@ -1,0 +1,164 @@
+import Foundation
+import KVM
+import Logging
+import Memory
+import Synchronization
+
+/// Why a vCPU stopped running.
+public enum VCPUStopReason: Sendable, Equatable, CustomStringConvertible {
+    /// HLT with no in-kernel irqchip to wait in.
+    case halted
+    /// Triple fault or `KVM_SYSTEM_EVENT_SHUTDOWN`.
+    case shutdown
+    /// `KVM_SYSTEM_EVENT_RESET` (the guest asked for a reboot).
+    case reset
+    /// `stop()` was called (or a device asked the machine to exit).
+    case stopped
+    /// KVM could not run or emulate the guest; carries a register dump.
+    case failed(String)
+
+    public var description: String {
+        switch self {
+        case .halted: return "halted"
+        case .shutdown: return "shutdown"
+        case .reset: return "reset"
+        case .stopped: return "stopped"
+        case .failed(let why): return why
+        }
+    }
+}
+
+/// Userspace exits of one vCPU, by kind.
+public final class ExitCounters: Sendable {
+    let portIOCount = Atomic<UInt64>(0)
+    let mmioCount = Atomic<UInt64>(0)
+    let otherCount = Atomic<UInt64>(0)
+    init() {}
+    /// Exits for port I/O (each string I/O exit counts once).
+    public var portIO: UInt64 { portIOCount.load(ordering: .relaxed) }
+    /// Exits for MMIO.
+    public var mmio: UInt64 { mmioCount.load(ordering: .relaxed) }
+    /// Every other exit (HLT, interrupted, IRQ window, …).
+    public var other: UInt64 { otherCount.load(ordering: .relaxed) }
+    public var total: UInt64 { portIO + mmio + other }
+}
+
+/// One vCPU's run loop: `KVM_RUN`, then dispatch the exit into the I/O or memory address
+/// space and write results back before the next run. QEMU: `kvm_cpu_exec()`.
+public final class VCPURunner: Sendable {
+    public let vcpu: VCPU
+    public let memory: AddressSpace
+    public let io: AddressSpace
+    public let counters = ExitCounters()
+    private let logger: Logger
+    private let stopRequested = Atomic<Bool>(false)
+    private let thread = Mutex<pthread_t?>(nil)
+
+    public init(vcpu: VCPU, memory: AddressSpace, io: AddressSpace, logger: Logger = Logger(label: "vmm.vcpu")) {
+        self.vcpu = vcpu
+        self.memory = memory
+        self.io = io
+        self.logger = logger
+        VCPUKick.installHandler()
+    }
+
+    /// Runs the vCPU on the calling thread until it stops.
+    public func run() -> VCPUStopReason {
+        thread.withLock { $0 = VCPUKick.currentThread() }
+        defer { thread.withLock { $0 = nil } }
+        while true {
+            if stopRequested.load(ordering: .acquiring) { return .stopped }
+            let exit: VCPUExit
+            do { exit = try vcpu.run() } catch { return .failed("\(error)") }
+            if let reason = handle(exit) { return reason }
+        }
+    }
+
+    /// Runs the vCPU on a new thread; `completion` gets the reason it stopped.
+    @discardableResult
+    public func start(name: String? = nil, completion: @escaping @Sendable (VCPUStopReason) -> Void) -> Thread {
+        let t = Thread { [self] in completion(run()) }
+        t.name = name ?? "vcpu\(vcpu.id)"
+        t.stackSize = 1 << 20
+        t.start()
+        return t
+    }
+
+    /// Asks the vCPU to stop, from any thread; it returns `.stopped` from `run()` promptly.
+    public func stop() {
+        stopRequested.store(true, ordering: .releasing)
+        vcpu.immediateExit = true
+        if let t = thread.withLock({ $0 }) { VCPUKick.kick(t) }
+    }
+
+    /// Handles one exit; non-nil ends the run.
+    @inline(__always)
+    private func handle(_ exit: VCPUExit) -> VCPUStopReason? {
+        switch exit {
+        case .ioOut(let port, let size, let value):
+            counters.portIOCount.add(1, ordering: .relaxed)
+            io.write(UInt64(port), value: value, size: size)
+        case .ioIn(let port, let size):
+            counters.portIOCount.add(1, ordering: .relaxed)
+            let v = io.read(UInt64(port), size: size).value
+            do { try vcpu.completeIoIn(value: v) } catch { return .failed("\(error)") }
+        case .ioOutString(let port, let size, let count, let data):
+            counters.portIOCount.add(1, ordering: .relaxed)
+            for i in 0..<count {
+                var v: UInt64 = 0
+                for b in 0..<size { v |= UInt64(data[i * size + b]) << (8 * UInt64(b)) }
+                io.write(UInt64(port), value: v, size: size)
+            }
+        case .ioInString(let port, let size, let count):
+            counters.portIOCount.add(1, ordering: .relaxed)
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(size * count)
+            for _ in 0..<count {
+                let v = io.read(UInt64(port), size: size).value
+                for b in 0..<size { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(b)))) }
+            }
+            do { try vcpu.completeIoIn(bytes: bytes) } catch { return .failed("\(error)") }
+        case .mmioWrite(let address, let length, let value):
+            counters.mmioCount.add(1, ordering: .relaxed)
+            memory.write(address, value: value, size: length)
+        case .mmioRead(let address, let length):
+            counters.mmioCount.add(1, ordering: .relaxed)
+            let v = memory.read(address, size: length).value
+            do { try vcpu.completeMmioRead(value: v) } catch { return .failed("\(error)") }
+        case .hlt:
+            counters.otherCount.add(1, ordering: .relaxed)
+            return .halted
+        case .shutdown:
+            return .shutdown
+        case .systemEvent(let type):
+            return type == 2 ? .reset : .shutdown   // KVM_SYSTEM_EVENT_RESET = 2
+        case .interrupted:
+            counters.otherCount.add(1, ordering: .relaxed)
+            if stopRequested.load(ordering: .acquiring) { return .stopped }
+            vcpu.immediateExit = false
+        case .irqWindowOpen, .debug:
+            counters.otherCount.add(1, ordering: .relaxed)
+        case .internalError(let suberror):
+            return .failed("KVM internal error (suberror \(suberror)); \(registerDump())")
+        case .failEntry(let reason):
+            return .failed("KVM entry failed (hardware reason 0x\(String(reason, radix: 16))); \(registerDump())")
+        case .unknown(let reason):
+            return .failed("unhandled KVM exit \(reason); \(registerDump())")
+        }
+        return stopRequested.load(ordering: .relaxed) ? .stopped : nil
+    }
+
+    /// The vCPU's registers, for a failure message.
+    public func registerDump() -> String {
+        do {
+            let r = try vcpu.getRegisters()
+            let s = try vcpu.getSpecialRegisters()
+            func h(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
+            return "rip=\(h(r.rip)) rsp=\(h(r.rsp)) rax=\(h(r.rax)) rbx=\(h(r.rbx)) rcx=\(h(r.rcx)) rdx=\(h(r.rdx)) "
+                + "rsi=\(h(r.rsi)) rdi=\(h(r.rdi)) rflags=\(h(r.rflags)) cs=\(h(UInt64(s.cs.selector))) "
+                + "cr0=\(h(s.cr0)) cr3=\(h(s.cr3)) cr4=\(h(s.cr4)) efer=\(h(s.efer))"
+        } catch {
+            return "registers unavailable: \(error)"
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import KVM
+import KVMAccel
+import Memory
+import Synchronization
+import VMMSys
+
+/// A minimal VM for exercising the doorbell paths: 2 MiB of RAM, the doorbell guest at
+/// 0x1000 in long mode, a doorbell device at I/O port 0x6000 and at MMIO 0xd000_0000, and
+/// the KVM accelerator listening on both address spaces. Everything is wired through the
+/// memory API; the device side adds and removes ioeventfds with `addEventfd`/`delEventfd`.
+public final class DoorbellMachine: Sendable {
+    /// A routine of the doorbell guest (its offset from the load address).
+    public enum Routine: UInt64, Sendable {
+        case pio8 = 0x000, pio16 = 0x020, pio32 = 0x040
+        case mmio8 = 0x060, mmio16 = 0x080, mmio32 = 0x0a0, mmio64 = 0x0c0
+        case outs = 0x0e0, ins = 0x100, ramReadWrite = 0x120, load32 = 0x140, in32 = 0x160
+        case interrupts = 0x180
+    }
+
+    public static let loadAddress: UInt64 = 0x1000
+    public static let ramSize: UInt64 = 2 << 20
+    public static let doorbellPort: UInt64 = 0x6000
+    public static let doorbellMMIO: UInt64 = 0xd000_0000
+    public static let reportPort: UInt64 = 0x6100
+
+    public let kvm: KVMSystem
+    public let vm: VirtualMachine
+    public let accelerator: KVMAccelerator
+    public let memorySystem: MemorySystem
+    public let memory: AddressSpace
+    public let io: AddressSpace
+    public let ram: MemoryRegion
+    /// The doorbell register blocks (8 bytes of ports, 4 KiB of MMIO).
+    public let pioDoorbell: MemoryRegion
+    public let mmioDoorbell: MemoryRegion
+    /// The port the guest reports values on.
+    public let reportRegion: MemoryRegion
+    public let runners: [VCPURunner]
+
+    /// What the doorbell device saw.
+    public let device = DeviceState()
+
+    /// The doorbell device's state, shared with its callbacks.
+    public final class DeviceState: Sendable {
+        /// Writes that reached the doorbell device's callback, and the last value written.
+        public let writes = Atomic<UInt64>(0)
+        public let lastValue = Atomic<UInt64>(0)
+        /// Values the guest reported on `reportPort`; and the value `in` from it returns.
+        public let reports = Mutex<[UInt64]>([])
+        public let inValue = Atomic<UInt64>(0)
+    }
+
+    /// Creates the VM. `irqchip` adds the in-kernel PIC/IOAPIC/LAPIC (for interrupt tests;
+    /// HLT then no longer exits).
+    public init(vcpus: Int = 1, irqchip: Bool = false, memorySystem: MemorySystem = MemorySystem()) throws {
+        kvm = try KVMSystem()
+        vm = try kvm.createVM()
+        if irqchip {
+            try vm.setTSSAddress(0xfffb_d000)
+            try vm.createIrqchip()
+        }
+        self.memorySystem = memorySystem
+        let memRoot = MemoryRegion.container(name: "system", size: UInt128(1) << 64)
+        let ioRoot = MemoryRegion.container(name: "io", size: 0x10000)
+        ram = try MemoryRegion.ram(name: "doorbell.ram", size: Self.ramSize)
+        memRoot.addSubregion(ram, at: 0)
+        let state = device
+        let doorbellOps = MemoryRegionOps(
+            read: { _, _ in 0 },
+            write: { _, value, _ in
+                state.writes.add(1, ordering: .relaxed)
+                state.lastValue.store(value, ordering: .relaxed)
+            },
+            valid: AccessConstraints(minAccessSize: 1, maxAccessSize: 8, unaligned: false),
+            implementation: AccessConstraints(minAccessSize: 1, maxAccessSize: 8, unaligned: false))
+        pioDoorbell = MemoryRegion.io(name: "doorbell-pio", size: 8, ops: doorbellOps)
+        mmioDoorbell = MemoryRegion.io(name: "doorbell-mmio", size: 0x1000, ops: doorbellOps)
+        reportRegion = MemoryRegion.io(name: "report", size: 4, ops: MemoryRegionOps(
+            read: { _, _ in state.inValue.load(ordering: .relaxed) },
+            write: { _, value, _ in state.reports.withLock { $0.append(value) } }))
+        ioRoot.addSubregion(pioDoorbell, at: Self.doorbellPort)
+        ioRoot.addSubregion(reportRegion, at: Self.reportPort)
+        memRoot.addSubregion(mmioDoorbell, at: Self.doorbellMMIO)
+        memory = AddressSpace(root: memRoot, name: "memory", system: memorySystem)
+        io = AddressSpace(root: ioRoot, name: "I/O", system: memorySystem)
+        accelerator = KVMAccelerator(vm: vm)
+        accelerator.attach(memory: memory, io: io)
+        try memory.guestMemory.write(doorbellGuestImage, at: Self.loadAddress)
+        var runners: [VCPURunner] = []
+        for id in 0..<vcpus {
+            let vcpu = try vm.createVCPU(id: UInt32(id))
+            try vcpu.setCPUID(try kvm.supportedCPUID())
+            if irqchip { try Self.enableVirtualWire(vcpu) }
+            runners.append(VCPURunner(vcpu: vcpu, memory: memory, io: io))
+        }
+        self.runners = runners
+    }
+
+    /// Sets the local APIC's LINT0 to ExtINT so the PIC's interrupts reach the vCPU, as a
+    /// BSP's firmware leaves it. QEMU: `apic_reset_common()` for the BSP.
+    static func enableVirtualWire(_ vcpu: VCPU) throws {
+        var lapic = try vcpu.getLAPIC()
+        func put(_ offset: Int, _ value: UInt32) {
+            for b in 0..<4 { lapic[offset + b] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(b))) }
+        }
+        put(0xf0, 0x1ff)      // spurious vector register: APIC software-enabled
+        put(0x350, 0x700)     // LVT LINT0: ExtINT
+        put(0x360, 0x400)     // LVT LINT1: NMI
+        try vcpu.setLAPIC(lapic)
+    }
+
+    /// Puts vCPU `index` in long mode at `routine` with the given argument registers.
+    public func prepare(_ routine: Routine, vcpu index: Int = 0, rax: UInt64 = 0, rcx: UInt64 = 1, rdx: UInt64 = 0,
+                        rbx: UInt64 = 0, rsi: UInt64 = 0, rdi: UInt64 = 0) throws {
+        let vcpu = runners[index].vcpu
+        try X86Boot.enterLongMode(vcpu, memory: memory.guestMemory, pageTables: 0x9000,
+                                  entry: Self.loadAddress + routine.rawValue, stack: 0x8000 - 0x100 * UInt64(index))
+        var r = try vcpu.getRegisters()
+        r.rax = rax; r.rcx = rcx; r.rdx = rdx; r.rbx = rbx; r.rsi = rsi; r.rdi = rdi
+        try vcpu.setRegisters(r)
+    }
+
+    /// Runs vCPU `index` at `routine` on the calling thread until it stops.
+    @discardableResult
+    public func run(_ routine: Routine, vcpu index: Int = 0, rax: UInt64 = 0, rcx: UInt64 = 1, rdx: UInt64 = 0,
+                    rbx: UInt64 = 0, rsi: UInt64 = 0, rdi: UInt64 = 0) throws -> VCPUStopReason {
+        try prepare(routine, vcpu: index, rax: rax, rcx: rcx, rdx: rdx, rbx: rbx, rsi: rsi, rdi: rdi)
+        return runners[index].run()
+    }
+}
