@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "VMMSysTests", dependencies: ["VMMSys"], swiftSettings: strict),
         .testTarget(name: "MemoryTests", dependencies: ["Memory", "VMMSys"], swiftSettings: strict),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "VMMSys"], swiftSettings: strict),
-        .testTarget(name: "KVMAccelTests", dependencies: ["KVMAccel", "KVM", "Memory", "VMMSys"], swiftSettings: strict),
+        .testTarget(name: "KVMAccelTests", dependencies: ["KVMAccel", "KVM", "Memory", "VMMSys", "Machine"], swiftSettings: strict),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory", "VMMSys"], swiftSettings: strict),
         .testTarget(name: "LoaderTests", dependencies: ["Loader", "Memory"], swiftSettings: strict),
         .testTarget(

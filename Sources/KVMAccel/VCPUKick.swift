@@ -24,8 +24,15 @@ enum VCPUKick {
         }
     }
 
-    /// The calling thread's identity, for `kick`.
-    static func currentThread() -> pthread_t { pthread_self() }
+    /// The calling thread's identity, for `kick`; also makes sure the kick signal is not
+    /// blocked on this thread (thread pools may block everything).
+    static func currentThread() -> pthread_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, signal)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        return pthread_self()
+    }
 
     static func kick(_ thread: pthread_t) { pthread_kill(thread, signal) }
 }
