@@ -88,6 +88,11 @@ static const int CKVM_EFD_SEMAPHORE = EFD_SEMAPHORE;
 static const int CKVM_EPOLL_CLOEXEC = EPOLL_CLOEXEC;
 static const uint32_t CKVM_EPOLLIN = EPOLLIN;
 
+// epoll_event is packed on x86-64; these keep its layout out of Swift.
+int ckvm_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
+// Waits for up to `max` events; fills parallel arrays; returns the count or -1.
+int ckvm_epoll_wait(int epfd, uint64_t *datas, uint32_t *events, int max, int timeout_ms);
+
 // kvm_run field offsets (bytes from the start of the mapping), so the KVM module can read
 // the exit payload with bounds-checked raw loads instead of copying the anonymous union.
 #include <stddef.h>
