@@ -1,12 +1,36 @@
+import Foundation
 import Machine
+import Memory
 
 /// Runs a configured machine to completion and returns the process exit status.
 enum MachineRunner {
     static func run(_ config: MachineConfiguration) throws -> Int32 {
         for w in config.warnings { printError("vmm: warning: \(w)") }
-        guard config.kernel != nil else {
-            throw ConfigurationError("no kernel given (-kernel FILE)")
+        let machine = try PCMachine(config)
+        if config.monitor == .stdio { startMonitor(machine) }
+        return machine.run()
+    }
+
+    /// `-monitor stdio`: QEMU's human monitor on standard input/output, on its own thread.
+    static func startMonitor(_ machine: PCMachine) {
+        let system = machine.memorySystem
+        let monitor = HumanMonitor(providers: HumanMonitor.Providers(
+            memoryTree: { flat in flat ? MemoryTreeDump.flat(system) : MemoryTreeDump.tree(system) },
+            ioeventfds: { MemoryTreeDump.ioeventfds(system) },
+            status: { "VM status: running\n" },
+            quit: { machine.requestExit(status: 0) }))
+        let thread = Thread {
+            print(HumanMonitor.banner)
+            while true {
+                print(HumanMonitor.prompt, terminator: "")
+                fflush(stdout)
+                guard let line = readLine() else { return }
+                switch monitor.execute(line) {
+                case .output(let text): print(text, terminator: ""); fflush(stdout)
+                case .quit: return
+                }
+            }
         }
-        throw ConfigurationError("the pc machine is not available in this build yet")
+        thread.start()
     }
 }

@@ -1,5 +1,6 @@
 import Testing
 @testable import Machine
+import KVM
 
 @Suite struct CPUIDPolicyTests {
     let host: [CPUIDEntry] = [

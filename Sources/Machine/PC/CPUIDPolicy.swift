@@ -1,24 +1,4 @@
-/// One CPUID leaf as KVM reports and accepts it (`struct kvm_cpuid_entry2` without the flags).
-public struct CPUIDEntry: Sendable, Equatable {
-    public var function: UInt32
-    public var index: UInt32
-    public var flags: UInt32
-    public var eax: UInt32
-    public var ebx: UInt32
-    public var ecx: UInt32
-    public var edx: UInt32
-
-    public init(function: UInt32, index: UInt32 = 0, flags: UInt32 = 0,
-                eax: UInt32 = 0, ebx: UInt32 = 0, ecx: UInt32 = 0, edx: UInt32 = 0) {
-        self.function = function
-        self.index = index
-        self.flags = flags
-        self.eax = eax
-        self.ebx = ebx
-        self.ecx = ecx
-        self.edx = edx
-    }
-}
+import KVM
 
 /// What each vCPU is told by CPUID: the host's supported leaves (KVM_GET_SUPPORTED_CPUID), with
 /// the hypervisor bit, this vCPU's APIC ID and the machine's topology (one socket, `cpuCount`

@@ -1,0 +1,74 @@
+import Devices
+import KVMAccel
+import Memory
+import VMMSys
+
+/// The devices of the pc machine, created from the configuration and mapped into the
+/// machine's roots through the memory API. Interrupts go to the in-kernel irqchip.
+/// QEMU: the device creation in `pc_init1()` plus `-device`.
+public final class PCDevices: Sendable {
+    public let serial: SerialPort?
+    public let debugExit: ISADebugExit?
+    public let fwCfg: FwCfg
+    public let cmos: CMOS
+    public let pmTimer: ACPIPMTimer
+    public let pcTestDev: PCTestDev?
+    public let pci: PCIBus
+
+    init(configuration c: MachineConfiguration, layout: PCMemoryLayout, systemRoot: MemoryRegion, ioRoot: MemoryRegion,
+         accelerator: KVMAccelerator, serial serialOverride: (any SerialBackend)?,
+         requestExit: @escaping @Sendable (Int32) -> Void) throws {
+        func isaIRQ(_ n: UInt32) -> IRQ { IRQ { level in accelerator.setIRQLine(n, level: level) } }
+
+        // COM1 exists only with a serial backend (QEMU: -nodefaults and no -serial → none).
+        let backend: (any SerialBackend)?
+        if let serialOverride {
+            backend = serialOverride
+        } else {
+            switch c.serial {
+            case .stdio: backend = StdoutSerialBackend()
+            case .file(let path):
+                do { backend = try FileSerialBackend(path: path) } catch {
+                    throw MachineError("-serial file:\(path): \(error)")
+                }
+            case .none: backend = nil
+            }
+        }
+        if let backend {
+            let port = SerialPort(backend: backend, irq: isaIRQ(4), name: "serial")
+            ioRoot.addSubregion(port.region, at: 0x3f8)
+            serial = port
+        } else {
+            serial = nil
+        }
+
+        var debugExit: ISADebugExit?
+        var pcTestDev: PCTestDev?
+        var wantPCITestDev = false
+        for d in c.devices {
+            switch d {
+            case .isaDebugExit(let iobase, let iosize):
+                let dev = ISADebugExit(iobase: iobase, iosize: iosize, onExit: requestExit)
+                dev.map(into: ioRoot)
+                debugExit = dev
+            case .pcTestdev:
+                let dev = PCTestDev(irqLines: (0..<24).map { isaIRQ(UInt32($0)) })
+                dev.map(into: ioRoot, memory: systemRoot)
+                pcTestDev = dev
+            case .pciTestdev:
+                wantPCITestDev = true
+            }
+        }
+        self.debugExit = debugExit
+        self.pcTestDev = pcTestDev
+
+        fwCfg = FwCfg(ramSize: c.memorySize, cpus: UInt16(c.cpuCount), maxCPUs: UInt16(max(c.maxCPUs, c.cpuCount)))
+        fwCfg.map(into: ioRoot)
+        cmos = CMOS(belowFourGiB: layout.below4G, aboveFourGiB: layout.above4G, cpus: c.cpuCount)
+        cmos.map(into: ioRoot)
+        pmTimer = ACPIPMTimer()
+        pmTimer.map(into: ioRoot)
+        pci = try PCIBus(systemRoot: systemRoot, ioRoot: ioRoot, layout: layout, accelerator: accelerator,
+                         pciTestDev: wantPCITestDev)
+    }
+}

@@ -1,0 +1,150 @@
+import Dispatch
+import Devices
+import Foundation
+import KVM
+import KVMAccel
+import Loader
+import Logging
+import Memory
+import Synchronization
+import VMMSys
+
+/// QEMU's `pc` machine for small kernels loaded with `-kernel`: RAM split around the PCI
+/// hole, a BIOS-area ROM holding the ACPI tables, the in-kernel irqchip and PIT, the PC
+/// devices small test kernels expect, and one thread per vCPU. Built only through the
+/// memory API; the KVM accelerator is just a listener. QEMU: `pc_init1()` (hw/i386/pc_piix.c).
+public final class PCMachine: Sendable {
+    public let configuration: MachineConfiguration
+    public let layout: PCMemoryLayout
+    public let kvm: KVMSystem
+    public let vm: VirtualMachine
+    public let accelerator: KVMAccelerator
+    public let memorySystem: MemorySystem
+    public let memory: AddressSpace
+    public let io: AddressSpace
+    public let runners: [VCPURunner]
+    public let devices: PCDevices
+    let logger: Logger
+    private let outcome = Mutex<Int32?>(nil)
+    private let finished = DispatchSemaphore(value: 0)
+
+    /// Builds the machine and loads the kernel; nothing runs until `run()`.
+    /// - Throws: `MachineError`/`LoaderError`/`SystemError` with a one-line message.
+    public init(_ configuration: MachineConfiguration, serial: (any SerialBackend)? = nil,
+                memorySystem: MemorySystem = .shared, logger: Logger = Logger(label: "vmm.machine")) throws {
+        guard let kernelPath = configuration.kernel else { throw MachineError("no kernel given (-kernel FILE)") }
+        self.configuration = configuration
+        self.memorySystem = memorySystem
+        self.logger = logger
+        layout = PCMemoryLayout(ramSize: configuration.memorySize)
+        do {
+            kvm = try KVMSystem()
+        } catch {
+            throw MachineError("KVM is not available: \(error)")
+        }
+        vm = try kvm.createVM()
+        try vm.setIdentityMapAddress(0xfffb_c000)
+        try vm.setTSSAddress(0xfffb_d000)
+        try vm.createIrqchip()
+        try vm.createPIT2()
+
+        // Memory: QEMU's "system" and "io" roots, pc.ram shown through two aliases, the BIOS area.
+        let systemRoot = MemoryRegion.container(name: "system", size: UInt128(1) << 64)
+        let ioRoot = MemoryRegion.container(name: "io", size: 0x10000)
+        let ram = try MemoryRegion.ram(name: "pc.ram", size: configuration.memorySize)
+        systemRoot.addSubregion(MemoryRegion.alias(name: "ram-below-4g", target: ram, offset: 0, size: UInt128(layout.below4G)), at: 0)
+        if layout.above4G > 0 {
+            systemRoot.addSubregion(MemoryRegion.alias(name: "ram-above-4g", target: ram, offset: layout.below4G,
+                                                       size: UInt128(layout.above4G)), at: PCMemoryLayout.highMemoryBase)
+        }
+        let bios = try MemoryRegion.rom(name: "pc.bios", size: PCMemoryLayout.biosSize)
+        systemRoot.addSubregion(bios, at: PCMemoryLayout.biosBase, priority: 1)
+        memory = AddressSpace(root: systemRoot, name: "memory", system: memorySystem)
+        io = AddressSpace(root: ioRoot, name: "I/O", system: memorySystem)
+        accelerator = KVMAccelerator(vm: vm, logger: logger)
+
+        // Devices, before the accelerator attaches so their ioeventfds replay in one go.
+        let exitBox = ExitBox()
+        devices = try PCDevices(configuration: configuration, layout: layout, systemRoot: systemRoot, ioRoot: ioRoot,
+                                accelerator: accelerator, serial: serial, requestExit: { exitBox.request($0) })
+        accelerator.attach(memory: memory, io: io)
+
+        // Firmware's work: ACPI tables in the BIOS area, the kernel and its boot information.
+        let guest = memory.guestMemory
+        _ = try ACPITables.write(ACPIConfiguration(cpuCount: configuration.cpuCount), into: guest)
+        let usable = layout.memoryMap.filter { $0.kind == .usable }.map { $0.base..<($0.base + $0.length) }
+        let e820 = layout.memoryMap.map { E820Entry(base: $0.base, length: $0.length, kind: E820Entry.Kind(rawValue: $0.kind.rawValue) ?? .reserved) }
+        let boot = try MultibootLoader.load(
+            configuration: MultibootConfiguration(
+                kernelPath: kernelPath, commandLine: configuration.append,
+                modules: configuration.initrd.map { MultibootModule.parseList($0) } ?? [],
+                usableRAM: usable, ramBelow4G: layout.below4G, memoryMap: e820),
+            into: guest)
+
+        // vCPUs: the BSP enters the kernel; APs wait in the kernel for INIT/SIPI.
+        let supported = try kvm.supportedCPUID()
+        var runners: [VCPURunner] = []
+        for id in 0..<configuration.cpuCount {
+            let vcpu = try vm.createVCPU(id: UInt32(id))
+            try vcpu.setCPUID(CPUIDPolicy.entries(supported: supported, apicID: UInt32(id), cpuCount: configuration.cpuCount))
+            VCPUSetup.setInitialMSRs(vcpu, logger: logger)
+            try VCPUSetup.resetLocalAPIC(vcpu, bsp: id == 0)
+            if id == 0 {
+                try X86Boot.enterProtectedMode32(vcpu, memory: guest, entry: boot.entryPoint, eax: boot.eax, ebx: boot.ebx)
+            }
+            runners.append(VCPURunner(vcpu: vcpu, memory: memory, io: io, logger: logger))
+        }
+        self.runners = runners
+        exitBox.machine.withLock { $0 = WeakMachine(self) }
+    }
+
+    /// Runs the guest until it ends (isa-debug-exit, shutdown, a fatal vCPU error, or
+    /// `requestExit`), and returns the process exit status QEMU would have.
+    public func run() -> Int32 {
+        for (i, r) in runners.enumerated() {
+            r.start(name: "vcpu\(i)") { [self] reason in
+                switch reason {
+                case .stopped:
+                    break
+                case .shutdown, .reset, .halted:
+                    // QEMU: a guest reset (triple fault) ends the run with -no-reboot (status 0);
+                    // without a firmware to restart, we end it either way.
+                    requestExit(status: 0)
+                case .failed(let why):
+                    logger.error("vCPU \(i): \(why)")
+                    requestExit(status: 1)
+                }
+            }
+        }
+        finished.wait()
+        for r in runners { r.stop() }
+        return outcome.withLock { $0 } ?? 0
+    }
+
+    /// Ends the run with `status` (the first request wins). QEMU: `qemu_system_shutdown_request()`.
+    public func requestExit(status: Int32) {
+        let first = outcome.withLock { o -> Bool in
+            guard o == nil else { return false }
+            o = status
+            return true
+        }
+        if first {
+            for r in runners { r.stop() }
+            finished.signal()
+        }
+    }
+}
+
+/// Lets devices created before the machine finished initializing ask it to exit.
+final class ExitBox: Sendable {
+    let machine = Mutex<WeakMachine?>(nil)
+    let pending = Mutex<Int32?>(nil)
+    func request(_ status: Int32) {
+        if let m = machine.withLock({ $0?.machine }) { m.requestExit(status: status) }
+    }
+}
+
+struct WeakMachine: @unchecked Sendable {
+    weak var machine: PCMachine?
+    init(_ m: PCMachine) { machine = m }
+}
