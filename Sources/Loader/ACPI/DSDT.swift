@@ -1,0 +1,22 @@
+/// The Differentiated System Description Table: the AML namespace. Ours holds only
+///
+///     Name (_S5, Package (4) { 0, 0, 0, 0 })
+///
+/// so the OS can power off: it writes SLP_TYP 0 with SLP_EN to PM1a_CNT, which QEMU's PM
+/// device (and ours) treats as soft-off.
+enum DSDT {
+    static let aml: [UInt8] = [
+        0x08,                    // NameOp
+        0x5F, 0x53, 0x35, 0x5F,  // "_S5_"
+        0x12,                    // PackageOp
+        0x06,                    // PkgLength: itself + NumElements + 4 elements
+        0x04,                    // NumElements
+        0x00, 0x00, 0x00, 0x00,  // ZeroOp × 4: SLP_TYPa, SLP_TYPb, reserved, reserved
+    ]
+
+    static func build(configuration c: ACPIConfiguration) -> [UInt8] {
+        var t = SystemDescriptionTable(signature: "DSDT", revision: 2, configuration: c)
+        t.append(bytes: aml)
+        return t.finish()
+    }
+}
