@@ -74,7 +74,7 @@ public final class SerialPort: Sendable {
         self.irq = irq
         self.backend = backend
         // The ops capture only Sendable pieces; `self` is not available before init ends.
-        let box = WeakBox<SerialPort>()
+        let box = DeviceRef<SerialPort>()
         region = MemoryRegion.io(
             name: name, size: 8,
             ops: MemoryRegionOps(
