@@ -1,0 +1,210 @@
+import Memory
+import Synchronization
+
+/// Errors adding fw_cfg items (configuration mistakes, never guest-caused).
+public enum FwCfgError: Error, Equatable, CustomStringConvertible {
+    case nameTooLong(String)
+    case tooManyFiles(limit: Int)
+
+    public var description: String {
+        switch self {
+        case .nameTooLong(let n): return "fw_cfg file name '\(n)' is longer than 55 bytes"
+        case .tooManyFiles(let l): return "fw_cfg holds at most \(l) files"
+        }
+    }
+}
+
+/// QEMU's firmware configuration device, legacy I/O interface: a 16-bit write to port 0x510
+/// selects an item; byte reads of port 0x511 walk it, past its end (or for unknown keys)
+/// reading 0. Items: the signature "QEMU", the feature bitmap (traditional interface only, no
+/// DMA), RAM size, CPU counts, the file directory, optional kernel/initrd/command-line items,
+/// and named files (`addFile`) whose selectors follow from 0x0020 in name order, as QEMU keeps
+/// its directory sorted. Guest writes to the data port are ignored (as on QEMU since 2.4).
+///
+/// One region, "fwcfg", of 2 ports at 0x510 as on QEMU: offset 0 takes the 16-bit selector
+/// write, a byte access at either offset is the data port. QEMU: fw_cfg (hw/nvram/fw_cfg.c),
+/// "fw_cfg_io".
+public final class FwCfg: Sendable {
+    public let region: MemoryRegion
+    public static let defaultBase: UInt64 = 0x510
+
+    /// Well-known keys. QEMU: include/standard-headers/linux/qemu_fw_cfg.h.
+    public enum Key {
+        public static let signature: UInt16 = 0x0000
+        public static let id: UInt16 = 0x0001
+        public static let uuid: UInt16 = 0x0002
+        public static let ramSize: UInt16 = 0x0003
+        public static let noGraphic: UInt16 = 0x0004
+        public static let nbCPUs: UInt16 = 0x0005
+        public static let kernelAddress: UInt16 = 0x0007
+        public static let kernelSize: UInt16 = 0x0008
+        public static let kernelCmdline: UInt16 = 0x0009
+        public static let initrdAddress: UInt16 = 0x000a
+        public static let initrdSize: UInt16 = 0x000b
+        public static let bootDevice: UInt16 = 0x000c
+        public static let maxCPUs: UInt16 = 0x000f
+        public static let kernelEntry: UInt16 = 0x0010
+        public static let kernelData: UInt16 = 0x0011
+        public static let initrdData: UInt16 = 0x0012
+        public static let cmdlineAddress: UInt16 = 0x0013
+        public static let cmdlineSize: UInt16 = 0x0014
+        public static let cmdlineData: UInt16 = 0x0015
+        public static let setupAddress: UInt16 = 0x0016
+        public static let setupSize: UInt16 = 0x0017
+        public static let setupData: UInt16 = 0x0018
+        public static let fileDir: UInt16 = 0x0019
+        public static let fileFirst: UInt16 = 0x0020
+        /// Selector bits that are not part of the key (write channel, arch-local flag is kept).
+        static let writeChannel: UInt16 = 0x4000
+    }
+
+    /// Files beyond this many are refused. QEMU: `file_slots` default.
+    public static let fileSlots = 0x20
+
+    struct State {
+        var items: [UInt16: [UInt8]] = [:]
+        var files: [(name: String, data: [UInt8])] = []
+        var current: [UInt8] = []
+        var offset = 0
+    }
+
+    private let state: Mutex<State>
+
+    /// Creates the device with the standard items for a guest of `ramSize` bytes and `cpus`
+    /// boot CPUs (`maxCPUs` defaults to `cpus`).
+    public init(ramSize: UInt64, cpus: UInt16, maxCPUs: UInt16? = nil) {
+        var s = State()
+        s.items[Key.signature] = Array("QEMU".utf8)
+        s.items[Key.id] = FwCfg.le(UInt32(1))
+        s.items[Key.uuid] = [UInt8](repeating: 0, count: 16)
+        s.items[Key.ramSize] = FwCfg.le(ramSize)
+        s.items[Key.noGraphic] = FwCfg.le(UInt16(1))
+        s.items[Key.nbCPUs] = FwCfg.le(cpus)
+        s.items[Key.maxCPUs] = FwCfg.le(maxCPUs ?? cpus)
+        s.items[Key.fileDir] = FwCfg.directory([])
+        let state = Mutex(s)
+        self.state = state
+        let box = DeviceRef<FwCfg>()
+        region = MemoryRegion.io(
+            name: "fwcfg", size: 2,
+            ops: MemoryRegionOps(
+                read: { offset, size in box.value?.ioRead(offset, size) ?? 0 },
+                write: { offset, value, size in box.value?.ioWrite(offset, value, size) },
+                valid: AccessConstraints(minAccessSize: 1, maxAccessSize: 2),
+                implementation: AccessConstraints(minAccessSize: 1, maxAccessSize: 2)))
+        box.set(self)
+    }
+
+    /// Maps the selector/data ports at `base` (0x510).
+    public func map(into io: MemoryRegion, at base: UInt64 = FwCfg.defaultBase) {
+        io.addSubregion(region, at: base)
+    }
+
+    // MARK: Items
+
+    /// Sets (or replaces) a numbered item. QEMU: `fw_cfg_add_bytes`.
+    public func setItem(_ key: UInt16, _ data: [UInt8]) {
+        state.withLock { $0.items[key & ~Key.writeChannel] = data }
+    }
+
+    /// The bytes of a numbered item, if set.
+    public func item(_ key: UInt16) -> [UInt8]? {
+        state.withLock { $0.items[key & ~Key.writeChannel] }
+    }
+
+    /// Sets a numbered item to a little-endian integer. QEMU: `fw_cfg_add_i16/i32/i64`.
+    public func setInteger<T: FixedWidthInteger>(_ key: UInt16, _ value: T) {
+        setItem(key, FwCfg.le(value))
+    }
+
+    /// Kernel, initrd and command line items as QEMU's x86 `-kernel` path sets them for
+    /// firmware that loads them (addresses where firmware should put them).
+    public func setKernel(_ kernel: [UInt8], address: UInt32) {
+        setInteger(Key.kernelAddress, address)
+        setInteger(Key.kernelSize, UInt32(truncatingIfNeeded: kernel.count))
+        setItem(Key.kernelData, kernel)
+    }
+
+    public func setInitrd(_ initrd: [UInt8], address: UInt32) {
+        setInteger(Key.initrdAddress, address)
+        setInteger(Key.initrdSize, UInt32(truncatingIfNeeded: initrd.count))
+        setItem(Key.initrdData, initrd)
+    }
+
+    /// The command line, NUL-terminated as QEMU stores it.
+    public func setCommandLine(_ cmdline: String, address: UInt32) {
+        let bytes = Array(cmdline.utf8) + [0]
+        setInteger(Key.cmdlineAddress, address)
+        setInteger(Key.cmdlineSize, UInt32(truncatingIfNeeded: bytes.count))
+        setItem(Key.cmdlineData, bytes)
+    }
+
+    /// Adds (or replaces) a named file. The directory stays sorted by name, so selectors of
+    /// later-sorting files move up, exactly as QEMU assigns them. QEMU: `fw_cfg_add_file`.
+    public func addFile(name: String, data: [UInt8]) throws(FwCfgError) {
+        guard name.utf8.count <= 55 else { throw .nameTooLong(name) }
+        let result: FwCfgError? = state.withLock { s in
+            if let i = s.files.firstIndex(where: { $0.name == name }) {
+                s.files[i].data = data
+            } else {
+                guard s.files.count < FwCfg.fileSlots else { return .tooManyFiles(limit: FwCfg.fileSlots) }
+                let i = s.files.firstIndex { Array(name.utf8).lexicographicallyPrecedes(Array($0.name.utf8)) } ?? s.files.endIndex
+                s.files.insert((name, data), at: i)
+            }
+            for (i, f) in s.files.enumerated() { s.items[Key.fileFirst + UInt16(i)] = f.data }
+            s.items[Key.fileDir] = FwCfg.directory(s.files)
+            return nil
+        }
+        if let result { throw result }
+    }
+
+    /// The selector of a named file, if present.
+    public func selector(forFile name: String) -> UInt16? {
+        state.withLock { s in s.files.firstIndex { $0.name == name }.map { Key.fileFirst + UInt16($0) } }
+    }
+
+    // MARK: Guest interface
+
+    func ioRead(_ offset: UInt64, _ size: Int) -> UInt64 {
+        // QEMU accepts only byte reads (of the data port); refuse a 16-bit read as unassigned.
+        guard size == 1 else { return UInt64.max }
+        return state.withLock { s in
+            guard s.offset < s.current.count else { return 0 }
+            defer { s.offset += 1 }
+            return UInt64(s.current[s.offset])
+        }
+    }
+
+    func ioWrite(_ offset: UInt64, _ value: UInt64, _ size: Int) {
+        // Only a 16-bit write at the selector port selects; byte writes (the data port) are ignored.
+        guard size == 2, offset == 0 else { return }
+        let key = UInt16(truncatingIfNeeded: value) & ~Key.writeChannel
+        state.withLock { s in
+            s.current = s.items[key] ?? []
+            s.offset = 0
+        }
+    }
+
+    // MARK: Encoding
+
+    static func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] {
+        (0..<(T.bitWidth / 8)).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) }
+    }
+
+    static func be<T: FixedWidthInteger>(_ v: T) -> [UInt8] { le(v).reversed() }
+
+    /// The file directory item: u32 BE count, then per file u32 BE size, u16 BE select,
+    /// u16 reserved and a 56-byte NUL-padded name. QEMU: `FWCfgFiles`.
+    static func directory(_ files: [(name: String, data: [UInt8])]) -> [UInt8] {
+        var out = be(UInt32(files.count))
+        for (i, f) in files.enumerated() {
+            out += be(UInt32(truncatingIfNeeded: f.data.count))
+            out += be(Key.fileFirst + UInt16(i))
+            out += [0, 0]
+            var name = Array(f.name.utf8.prefix(55))
+            name += [UInt8](repeating: 0, count: 56 - name.count)
+            out += name
+        }
+        return out
+    }
+}
