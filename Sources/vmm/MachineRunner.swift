@@ -20,17 +20,21 @@ enum MachineRunner {
             status: { "VM status: running\n" },
             quit: { machine.requestExit(status: 0) }))
         let thread = Thread {
-            print(HumanMonitor.banner)
+            writeOut(HumanMonitor.banner + "\n")
             while true {
-                print(HumanMonitor.prompt, terminator: "")
-                fflush(stdout)
+                writeOut(HumanMonitor.prompt)
                 guard let line = readLine() else { return }
                 switch monitor.execute(line) {
-                case .output(let text): print(text, terminator: ""); fflush(stdout)
+                case .output(let text): writeOut(text)
                 case .quit: return
                 }
             }
         }
         thread.start()
     }
+}
+
+/// Writes to standard output unbuffered (the serial console shares it).
+func writeOut(_ text: String) {
+    FileHandle.standardOutput.write(Data(text.utf8))
 }
