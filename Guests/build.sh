@@ -42,19 +42,19 @@ gcc -m32 -c "$SRC/lib/start64.S" -o "$OBJ/64/start64.o" || die "start64.S failed
 # 32-bit kernels.
 for t in hello mbinfo fwcfg pci pcitestdev pctestdev irq acpi smp; do
     [ -f "$SRC/tests/$t.c" ] || die "missing tests/$t.c"
-    cc32 "$SRC/tests/$t.c" "$OBJ/32/$t.o"
+    cc32 "$SRC/tests/$t.c" "$OBJ/32/t_$t.o"
     extra=""
     [ "$t" = smp ] && extra="$OBJ/32/trampoline.o"
     # start.o first so the Multiboot header lands at the start of the image.
-    ld $LDFLAGS -o "$OUT/$t.elf" "$OBJ/32/start.o" "$OBJ/32/isr.o" $extra "$OBJ/32/$t.o" $LIB32 \
+    ld $LDFLAGS -o "$OUT/$t.elf" "$OBJ/32/start.o" "$OBJ/32/isr.o" $extra "$OBJ/32/t_$t.o" $LIB32 \
         || die "linking $t failed"
 done
 
 # 64-bit (long mode) kernels, still ELF32 Multiboot images.
 for t in bench startup64; do
     [ -f "$SRC/tests/$t.c" ] || die "missing tests/$t.c"
-    cc64 "$SRC/tests/$t.c" "$OBJ/64/$t.o"
-    ld $LDFLAGS -o "$OUT/$t.elf" "$OBJ/64/start64.o" "$OBJ/64/$t.o" $LIB64 || die "linking $t failed"
+    cc64 "$SRC/tests/$t.c" "$OBJ/64/t_$t.o"
+    ld $LDFLAGS -o "$OUT/$t.elf" "$OBJ/64/start64.o" "$OBJ/64/t_$t.o" $LIB64 || die "linking $t failed"
 done
 
 # Every image must carry its Multiboot header within the first 8 KiB of the file.
