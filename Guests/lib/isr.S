@@ -21,7 +21,18 @@ isr_common:
     add $4, %esp
     popa
     add $8, %esp                     /* vector, error code */
-    iret
+    /*
+     * Return without IRET. On this machine KVM is the PVM flavour (kvm_pvm, no hardware
+     * virtualization), which hands a 32-bit protected-mode IRET to the instruction emulator,
+     * and that emulator only implements real-mode IRET: the VM dies with "KVM internal error,
+     * emulation failure". For a same-privilege return with flat segments, POPF + far RET does
+     * the same job: the stack holds EIP, CS, EFLAGS, so push a copy of EFLAGS, pop it into the
+     * flags, then LRET pops EIP and CS and drops the original EFLAGS slot. (An interrupt may
+     * arrive between POPF and LRET; it nests on the stack below and returns the same way.)
+     */
+    pushl 8(%esp)
+    popfl
+    lret $4
 
 .altmacro
 .set i, 0
