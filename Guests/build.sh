@@ -21,10 +21,12 @@ cc32() { # src obj
 }
 # 64-bit objects that still go into an ELF32 file (Multiboot v1 loaders, QEMU included,
 # refuse ELF64): gcc writes 64-bit assembly, and `as --32` assembles it after a .code64
-# directive, giving an i386 object whose code is 64-bit. Addresses stay below 2 GiB
-# (mcmodel=small), so the i386 relocations suffice; anything else fails loudly in as.
+# directive, giving an i386 object whose code is 64-bit. -fpie makes gcc address all data
+# RIP-relative (PC32 relocations exist in ELF32; the absolute R_X86_64_32S/64 forms that
+# -fno-pic code uses do not), so CFLAGS' -fno-pic is overridden here. Anything that still needs
+# a 64-bit relocation (a statically initialised pointer, a jump table) fails loudly in as.
 cc64() { # src obj
-    gcc -m64 $CFLAGS -mno-red-zone -mgeneral-regs-only -mcmodel=small -fno-jump-tables \
+    gcc -m64 $CFLAGS -fpie -mno-red-zone -mgeneral-regs-only -mcmodel=small -fno-jump-tables \
         -S "$1" -o "$2.s" || die "compiling $1 failed"
     as --32 -o "$2" "$SRC/lib/code64.s" "$2.s" || die "assembling 64-bit $1 failed"
 }

@@ -3,10 +3,16 @@
  *
  * The same C sources are compiled for 32-bit protected mode (most kernels) and for 64-bit
  * long mode (bench, startup64), so everything here uses uintptr_t for addresses and
- * fixed-width types for device registers.
+ * fixed-width types for device registers. Code built for 64-bit must not initialise pointers
+ * statically (no `const char *x = "..."` data, no pointer tables): build.sh assembles it into an
+ * ELF32 object, which has no 64-bit relocations, and `as` rejects such code loudly.
  */
 #ifndef GUESTS_LIB_H
 #define GUESTS_LIB_H
+
+/* Everything is linked statically into one image: hidden visibility lets the 64-bit (-fpie)
+   build call and address symbols directly instead of through PLT/GOT. */
+#pragma GCC visibility push(hidden)
 
 typedef unsigned char u8;
 typedef unsigned short u16;
@@ -131,4 +137,5 @@ u32 pm_timer_read(u16 port);                    /* 24 bits, 3.579545 MHz */
 /* Busy-wait using the PM timer (falls back to port 0x80 reads when there is none). */
 void udelay(u32 us);
 
+#pragma GCC visibility pop
 #endif
