@@ -1,0 +1,67 @@
+#!/bin/sh
+# Builds every test kernel as OUTDIR/NAME.elf using only gcc, as and ld.
+# Usage: Guests/build.sh OUTDIR
+set -eu
+if [ $# -ne 1 ]; then echo "usage: $0 OUTDIR" >&2; exit 2; fi
+SRC=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$1"
+OUT=$(cd "$1" && pwd)
+OBJ="$OUT/obj"
+rm -rf "$OBJ"
+mkdir -p "$OBJ/32" "$OBJ/64"
+
+CFLAGS="-ffreestanding -fno-pic -fno-stack-protector -nostdlib -O2 -Wall -Werror -fno-asynchronous-unwind-tables"
+LDFLAGS="-m elf_i386 -T $SRC/lib/kernel.ld -z noseparate-code --no-warn-rwx-segments -nostdlib"
+
+die() { echo "build.sh: $*" >&2; exit 1; }
+
+# 32-bit objects: plain gcc -m32.
+cc32() { # src obj
+    gcc -m32 $CFLAGS -c "$1" -o "$2" || die "compiling $1 failed"
+}
+# 64-bit objects that still go into an ELF32 file (Multiboot v1 loaders, QEMU included,
+# refuse ELF64): gcc writes 64-bit assembly, and `as --32` assembles it after a .code64
+# directive, giving an i386 object whose code is 64-bit. -fpie makes gcc address all data
+# RIP-relative (PC32 relocations exist in ELF32; the absolute R_X86_64_32S/64 forms that
+# -fno-pic code uses do not), so CFLAGS' -fno-pic is overridden here. Anything that still needs
+# a 64-bit relocation (a statically initialised pointer, a jump table) fails loudly in as.
+cc64() { # src obj
+    gcc -m64 $CFLAGS -fpie -mno-red-zone -mgeneral-regs-only -mcmodel=small -fno-jump-tables \
+        -S "$1" -o "$2.s" || die "compiling $1 failed"
+    as --32 -o "$2" "$SRC/lib/code64.s" "$2.s" || die "assembling 64-bit $1 failed"
+}
+
+LIBC="string console cmdline pci acpi"
+LIB32=""
+for f in $LIBC idt; do cc32 "$SRC/lib/$f.c" "$OBJ/32/$f.o"; LIB32="$LIB32 $OBJ/32/$f.o"; done
+gcc -m32 -c "$SRC/lib/start.S" -o "$OBJ/32/start.o" || die "start.S failed"
+gcc -m32 -c "$SRC/lib/isr.S" -o "$OBJ/32/isr.o" || die "isr.S failed"
+gcc -m32 -c "$SRC/lib/trampoline.S" -o "$OBJ/32/trampoline.o" || die "trampoline.S failed"
+LIB64=""
+for f in $LIBC; do cc64 "$SRC/lib/$f.c" "$OBJ/64/$f.o"; LIB64="$LIB64 $OBJ/64/$f.o"; done
+gcc -m32 -c "$SRC/lib/start64.S" -o "$OBJ/64/start64.o" || die "start64.S failed"
+
+# 32-bit kernels.
+for t in hello mbinfo fwcfg pci pcitestdev pctestdev irq acpi smp; do
+    [ -f "$SRC/tests/$t.c" ] || die "missing tests/$t.c"
+    cc32 "$SRC/tests/$t.c" "$OBJ/32/t_$t.o"
+    extra=""
+    [ "$t" = smp ] && extra="$OBJ/32/trampoline.o"
+    # start.o first so the Multiboot header lands at the start of the image.
+    ld $LDFLAGS -o "$OUT/$t.elf" "$OBJ/32/start.o" "$OBJ/32/isr.o" $extra "$OBJ/32/t_$t.o" $LIB32 \
+        || die "linking $t failed"
+done
+
+# 64-bit (long mode) kernels, still ELF32 Multiboot images.
+for t in bench startup64; do
+    [ -f "$SRC/tests/$t.c" ] || die "missing tests/$t.c"
+    cc64 "$SRC/tests/$t.c" "$OBJ/64/t_$t.o"
+    ld $LDFLAGS -o "$OUT/$t.elf" "$OBJ/64/start64.o" "$OBJ/64/t_$t.o" $LIB64 || die "linking $t failed"
+done
+
+# Every image must carry its Multiboot header within the first 8 KiB of the file.
+for f in "$OUT"/*.elf; do
+    off=$(od -A d -t x4 -w4 -v -N 8192 "$f" | awk '$2 == "1badb002" { print $1; exit }')
+    [ -n "$off" ] || die "$f: no Multiboot header in the first 8 KiB"
+done
+echo "built: $(cd "$OUT" && ls *.elf | tr '\n' ' ')"

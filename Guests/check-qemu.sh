@@ -1,0 +1,40 @@
+#!/bin/sh
+# Runs every kernel built by build.sh under QEMU + KVM with the reference flags and checks each
+# ends with its PASS line and exit status 1 (isa-debug-exit value 0). Serial output goes to
+# OUTDIR/NAME.log. Runs one QEMU at a time.
+# Usage: Guests/check-qemu.sh OUTDIR
+set -u
+[ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
+OUT=$1
+SRC=$(cd "$(dirname "$0")" && pwd)
+QEMU=${QEMU:-qemu-system-x86_64}
+failed=0
+
+run() { # name "append" [extra qemu args...]
+    name=$1; append=$2; shift 2
+    timeout 120 "$QEMU" -machine accel=kvm -nodefaults -display none -serial stdio \
+        -device isa-debug-exit,iobase=0xf4,iosize=0x4 -device pc-testdev -device pci-testdev \
+        -kernel "$OUT/$name.elf" -append "$append" "$@" >"$OUT/$name.log" 2>"$OUT/$name.err"
+    status=$?
+    verdict=$(grep -a -E '^(PASS|FAIL) ' "$OUT/$name.log" | tail -1 | tr -d '\r')
+    if [ "$name" = startup64 ]; then verdict="(no output)"; fi
+    if [ $status -eq 1 ] && { [ "$name" = startup64 ] || [ "$verdict" = "PASS $name" ]; }; then
+        echo "ok   $name status=$status $verdict"
+    else
+        echo "FAIL $name status=$status ${verdict:-no verdict}"; failed=1
+    fi
+}
+
+run hello "hello-arg=1"
+run mbinfo "mem=256 mods=2" -m 256 \
+    -initrd "$SRC/tests/mods/one.txt arg1 arg2,$SRC/tests/mods/two.txt"
+run fwcfg "mem=256 cpus=2" -m 256 -smp 2
+run pci ""
+run pcitestdev "writes=1000"
+run pctestdev ""
+run irq "irq=10"
+run acpi ""
+run smp "cpus=4" -smp 4
+run bench "writes=100000"
+run startup64 ""
+exit $failed
