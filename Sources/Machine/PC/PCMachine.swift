@@ -71,7 +71,10 @@ public final class PCMachine: Sendable {
 
         // Firmware's work: ACPI tables in the BIOS area, the kernel and its boot information.
         let guest = memory.guestMemory
-        _ = try ACPITables.write(ACPIConfiguration(cpuCount: configuration.cpuCount), into: guest)
+        let acpiConfiguration = ACPIConfiguration(cpuCount: configuration.cpuCount)
+        let acpi = try ACPITables.write(acpiConfiguration, into: guest)
+        try Self.addFirmwareFiles(devices.fwCfg, guest: guest, acpi: acpi, tablesStart: acpiConfiguration.tablesAddress,
+                                  layout: layout, logger: logger)
         let usable = layout.memoryMap.filter { $0.kind == .usable }.map { $0.base..<($0.base + $0.length) }
         let e820 = layout.memoryMap.map { E820Entry(base: $0.base, length: $0.length, kind: E820Entry.Kind(rawValue: $0.kind.rawValue) ?? .reserved) }
         let boot = try MultibootLoader.load(
@@ -96,6 +99,26 @@ public final class PCMachine: Sendable {
         }
         self.runners = runners
         exitBox.machine.withLock { $0 = WeakMachine(self) }
+    }
+
+    /// The fw_cfg files QEMU's pc offers firmware: the e820 map, the ACPI tables and RSDP,
+    /// the boot-fail wait. QEMU: `fw_cfg_add_file()` calls in pc.c and acpi-build.c.
+    static func addFirmwareFiles(_ fwCfg: FwCfg, guest: GuestMemory, acpi: ACPITableAddresses, tablesStart: UInt64,
+                                 layout: PCMemoryLayout, logger: Logger) throws {
+        var e820: [UInt8] = []
+        for e in layout.memoryMap {
+            for v in [e.base, e.length] { for b in 0..<8 { e820.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(b)))) } }
+            for b in 0..<4 { e820.append(UInt8(truncatingIfNeeded: e.kind.rawValue >> (8 * UInt32(b)))) }
+        }
+        let files: [(String, [UInt8])] = [
+            ("etc/e820", e820),
+            ("etc/acpi/rsdp", try guest.read(at: acpi.rsdp, count: 36)),
+            ("etc/acpi/tables", try guest.read(at: tablesStart, count: Int(acpi.tablesEnd - tablesStart))),
+            ("etc/boot-fail-wait", [0xff, 0xff, 0xff, 0xff]),
+        ]
+        for (name, data) in files {
+            do { try fwCfg.addFile(name: name, data: data) } catch { logger.warning("fw_cfg \(name): \(error)") }
+        }
     }
 
     /// Runs the guest until it ends (isa-debug-exit, shutdown, a fatal vCPU error, or
