@@ -1,0 +1,30 @@
+import Foundation
+import VMMSys
+
+/// The test kernels under Guests/, built once per test process with the system's gcc/as/ld.
+enum GuestKernels {
+    static let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// Whether the toolchain to build them is present.
+    static let toolchainAvailable = ["gcc", "as", "ld"].allSatisfy { ChildProcess.which($0) != nil }
+    static let toolchainSkipReason = "needs gcc, as and ld to build the test kernels"
+
+    /// The build directory, or the build's error output.
+    static let built: Result<String, HarnessError> = {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("swift-vmm-kernels-\(getpid())").path
+        do {
+            let run = try ChildProcess.run(["/bin/sh", repositoryRoot.appendingPathComponent("Guests/build.sh").path, out],
+                                           timeoutSeconds: 300)
+            guard run.status == 0 else { return .failure(HarnessError("Guests/build.sh failed: \(run.output)")) }
+            return .success(out)
+        } catch {
+            return .failure(HarnessError("Guests/build.sh: \(error)"))
+        }
+    }()
+
+    /// The path of kernel `name` (e.g. "hello" → OUT/hello.elf).
+    static func path(_ name: String) throws -> String {
+        try built.get() + "/\(name).elf"
+    }
+}
