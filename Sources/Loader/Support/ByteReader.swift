@@ -19,10 +19,4 @@ struct ByteReader {
         for i in 0..<Int(size) { value |= T(truncatingIfNeeded: bytes[base + i]) << (8 * i) }
         return value
     }
-
-    /// The bytes `[offset, offset + length)`, or `nil` if they run past the end.
-    func slice(at offset: UInt64, length: UInt64) -> ArraySlice<UInt8>? {
-        guard contains(offset: offset, length: length) else { return nil }
-        return bytes[Int(offset)..<Int(offset + length)]
-    }
 }
