@@ -13,7 +13,7 @@ struct VMMCommand: ParsableCommand {
             -m, -smp, -device, -serial, -machine, -accel, -cpu, -monitor, -no-reboot, ...), runs a \
             small test kernel as qemu-system-x86_64 would: see 'vmm -help'.
             """,
-        subcommands: [RunCommand.self, MtreeCommand.self])
+        subcommands: [RunCommand.self, MtreeCommand.self, BenchCommand.self])
 
     /// Names that select the native form.
     static var subcommandNames: Set<String> {

@@ -75,7 +75,10 @@ public final class PCMachine: Sendable {
         let acpi = try ACPITables.write(acpiConfiguration, into: guest)
         try Self.addFirmwareFiles(devices.fwCfg, guest: guest, acpi: acpi, tablesStart: acpiConfiguration.tablesAddress,
                                   layout: layout, logger: logger)
-        let usable = layout.memoryMap.filter { $0.kind == .usable }.map { $0.base..<($0.base + $0.length) }
+        // Like QEMU, which copies ELF segments into whatever RAM or ROM backs their address,
+        // a segment may land anywhere in guest memory (e.g. just below 1 MiB in the BIOS area).
+        var usable: [Range<UInt64>] = [0..<layout.below4G]
+        if layout.above4G > 0 { usable.append(PCMemoryLayout.highMemoryBase..<(PCMemoryLayout.highMemoryBase + layout.above4G)) }
         let e820 = layout.memoryMap.map { E820Entry(base: $0.base, length: $0.length, kind: E820Entry.Kind(rawValue: $0.kind.rawValue) ?? .reserved) }
         let boot = try MultibootLoader.load(
             configuration: MultibootConfiguration(
