@@ -10,31 +10,32 @@ SRC=$(cd "$(dirname "$0")" && pwd)
 QEMU=${QEMU:-qemu-system-x86_64}
 failed=0
 
-run() { # name "append" [extra qemu args...]
-    name=$1; append=$2; shift 2
+run() { # log-name kernel-name "append" [extra qemu args...]
+    log=$1; name=$2; append=$3; shift 3
     timeout 120 "$QEMU" -machine accel=kvm -nodefaults -display none -serial stdio \
         -device isa-debug-exit,iobase=0xf4,iosize=0x4 -device pc-testdev -device pci-testdev \
-        -kernel "$OUT/$name.elf" -append "$append" "$@" >"$OUT/$name.log" 2>"$OUT/$name.err"
+        -kernel "$OUT/$name.elf" -append "$append" "$@" >"$OUT/$log.log" 2>"$OUT/$log.err"
     status=$?
-    verdict=$(grep -a -E '^(PASS|FAIL) ' "$OUT/$name.log" | tail -1 | tr -d '\r')
+    verdict=$(grep -a -E '^(PASS|FAIL) ' "$OUT/$log.log" | tail -1 | tr -d '\r')
     if [ "$name" = startup64 ]; then verdict="(no output)"; fi
     if [ $status -eq 1 ] && { [ "$name" = startup64 ] || [ "$verdict" = "PASS $name" ]; }; then
-        echo "ok   $name status=$status $verdict"
+        echo "ok   $log status=$status $verdict"
     else
-        echo "FAIL $name status=$status ${verdict:-no verdict}"; failed=1
+        echo "FAIL $log status=$status ${verdict:-no verdict}"; failed=1
     fi
 }
 
-run hello "hello-arg=1"
-run mbinfo "mem=256 mods=2" -m 256 \
+run hello hello "hello-arg=1"
+run mbinfo mbinfo "mem=256 mods=2" -m 256 \
     -initrd "$SRC/tests/mods/one.txt arg1 arg2,$SRC/tests/mods/two.txt"
-run fwcfg "mem=256 cpus=2" -m 256 -smp 2
-run pci ""
-run pcitestdev "writes=1000"
-run pctestdev ""
-run irq "irq=10"
-run acpi ""
-run smp "cpus=4" -smp 4
-run bench "writes=100000"
-run startup64 ""
+run fwcfg fwcfg "mem=256 cpus=2" -m 256 -smp 2
+run pci pci ""
+run pcitestdev pcitestdev "writes=1000"
+run pctestdev pctestdev ""
+run irq irq "irq=10"
+run irq-ioapic irq "irq=11 mode=ioapic"
+run acpi acpi ""
+run smp smp "cpus=4" -smp 4
+run bench bench "writes=100000"
+run startup64 startup64 ""
 exit $failed

@@ -11,9 +11,11 @@
  *
  * mode=pic: the 8259 pair remapped to vectors 0x20-0x2f, delivered through LAPIC LINT0 set to
  * ExtINT by the kernel itself (no reliance on firmware having left virtual-wire mode on).
- * mode=ioapic: the 8259 fully masked, IOAPIC (0xfec00000) redirection entry N (ISA IRQs 1-15
- * map 1:1 to GSIs on QEMU's pc, only IRQ0 is overridden to GSI 2) to vector 0x40+N,
- * edge-triggered, active high, physical destination APIC 0; EOI goes to the local APIC.
+ * mode=ioapic: the 8259 fully masked, IOAPIC (0xfec00000) redirection entry for the line's GSI
+ * (ISA IRQs map 1:1 unless the MADT has an interrupt source override: QEMU's pc overrides IRQ0
+ * to GSI 2 and marks 5, 9, 10, 11 level-triggered active high) to vector 0x40+N, with the
+ * override's trigger mode and polarity (ISA default: edge, active high), physical destination
+ * this CPU; EOI goes to the local APIC.
  *
  * Each of R rounds raises the line once and waits (bounded) for the handler to have run;
  * passes when the handler ran exactly R times.
@@ -60,8 +62,15 @@ void kmain(void) {
         u32 ver = ioapic_read(1);
         printf("ioapic version %x, %u entries\n", ver & 0xff, ((ver >> 16) & 0xff) + 1);
         vector = (u8)(0x40 + line);
-        ioapic_write(0x10 + 2 * line + 1, (lapic_read(0x20) >> 24) << 24);   /* destination: this CPU */
-        ioapic_write(0x10 + 2 * line, vector);  /* fixed, physical, active high, edge, unmasked */
+        u32 gsi = line, flags = 0;
+        struct acpi_sdt *madt = acpi_find_table("APIC");
+        for (u8 *p = madt ? (u8 *)madt + 44 : NULL; p && p < (u8 *)madt + madt->length && p[1]; p += p[1])
+            if (p[0] == 2 && p[3] == line) { gsi = *(u32 *)(p + 4); flags = *(u16 *)(p + 8); }
+        int level = (flags & 0xc) == 0xc, low = (flags & 3) == 3;
+        printf("ISA irq %u -> gsi %u, %s-triggered, active %s\n", line, gsi, level ? "level" : "edge", low ? "low" : "high");
+        ioapic_write(0x10 + 2 * gsi + 1, (lapic_read(0x20) >> 24) << 24);   /* destination: this CPU */
+        /* fixed delivery, physical destination, unmasked */
+        ioapic_write(0x10 + 2 * gsi, vector | (low ? 1u << 13 : 0) | (level ? 1u << 15 : 0));
     } else {
         vector = (u8)(0x20 + line);
         pic_unmask(line);
