@@ -60,7 +60,8 @@ import Testing
         let l = PCMemoryLayout(ramSize: 128 << 20)
         #expect(l.below4G == 128 << 20 && l.above4G == 0)
         #expect(l.memoryMap.first == .init(base: 0, length: 0x9fc00, kind: .usable))
-        #expect(l.memoryMap.contains(.init(base: 0x100000, length: (128 << 20) - 0x100000, kind: .usable)))
+        #expect(l.memoryMap.contains(.init(base: 0x100000, length: (128 << 20) - 0x100000 - 0x20000, kind: .usable)))
+        #expect(l.memoryMap.contains(.init(base: (128 << 20) - 0x20000, length: 0x20000, kind: .reserved)))
     }
 
     @Test func largeRAMSplitsAtPCIHole() {
@@ -70,6 +71,6 @@ import Testing
         #expect(m.below4G == 0xc000_0000 && m.above4G == 1 << 30)
         #expect(m.memoryMap.last == .init(base: 1 << 32, length: 1 << 30, kind: .usable))
         let usable = m.memoryMap.filter { $0.kind == .usable }.map(\.length).reduce(0, +)
-        #expect(usable == (4 << 30) - 0x100000 + 0x9fc00)
+        #expect(usable == (4 << 30) - 0x100000 - 0x20000 + 0x9fc00)
     }
 }

@@ -34,8 +34,14 @@ struct MultibootInformation {
 
     /// "No BIOS boot drive" — QEMU passes this too.
     static let bootDevice: UInt32 = 0x8000_FFFF
-    /// Conventional memory below 640 KiB, in KiB.
-    static let memLower: UInt32 = 640
+    /// `mem_lower` in KiB: the usable memory map entry at 0 (639 with the EBDA reserved, as
+    /// QEMU's multiboot option ROM reports it from the BIOS), 640 without a map.
+    var memLower: UInt32 {
+        if let e = memoryMap.first(where: { $0.base == 0 && $0.kind == .ram }) {
+            return UInt32(truncatingIfNeeded: min(e.length, 0xa_0000) / 1024)
+        }
+        return 640
+    }
 
     /// A module as placed in guest RAM.
     struct PlacedModule {
@@ -50,9 +56,12 @@ struct MultibootInformation {
     var memoryMap: [E820Entry]
     var modules: [PlacedModule]
 
-    /// `mem_upper` in KiB: memory from 1 MiB up to the end of RAM below 4 GiB, as QEMU
-    /// computes it (`below_4g_mem_size / 1024 - 1024`).
+    /// `mem_upper` in KiB: the usable memory map entry starting at 1 MiB (what QEMU's option
+    /// ROM reports from the firmware's map); without a map, `below_4g_mem_size / 1024 - 1024`.
     var memUpper: UInt32 {
+        if let e = memoryMap.first(where: { $0.base == 0x10_0000 && $0.kind == .ram }) {
+            return UInt32(truncatingIfNeeded: e.length / 1024)
+        }
         let kib = ramBelow4G / 1024
         return kib > 1024 ? UInt32(truncatingIfNeeded: kib - 1024) : 0
     }
@@ -80,7 +89,7 @@ struct MultibootInformation {
             | Self.flagBootLoaderName
         if !memoryMap.isEmpty { flags |= Self.flagMemoryMap }
         w.append(flags)
-        w.append(Self.memLower)
+        w.append(memLower)
         w.append(memUpper)
         w.append(Self.bootDevice)
         w.append(commandLineAddress)

@@ -43,8 +43,11 @@ public final class PCMachine: Sendable {
             throw MachineError("KVM is not available: \(error)")
         }
         vm = try kvm.createVM()
-        try vm.setIdentityMapAddress(0xfffb_c000)
-        try vm.setTSSAddress(0xfffb_d000)
+        try vm.setIdentityMapAddress(PCMemoryLayout.kvmIdentityMap)
+        try vm.setTSSAddress(PCMemoryLayout.kvmTSS)
+        let supported = try kvm.supportedCPUID()
+        let amdHost = supported.first { $0.function == 0 }?.ebx == 0x6874_7541   // "Auth"enticAMD
+        let memoryMap = layout.memoryMap(amdHost: amdHost)
         try vm.createIrqchip()
         try vm.createPIT2()
 
@@ -74,12 +77,12 @@ public final class PCMachine: Sendable {
         let acpiConfiguration = ACPIConfiguration(cpuCount: configuration.cpuCount)
         let acpi = try ACPITables.write(acpiConfiguration, into: guest)
         try Self.addFirmwareFiles(devices.fwCfg, guest: guest, acpi: acpi, tablesStart: acpiConfiguration.tablesAddress,
-                                  layout: layout, logger: logger)
+                                  memoryMap: memoryMap, logger: logger)
         // Like QEMU, which copies ELF segments into whatever RAM or ROM backs their address,
         // a segment may land anywhere in guest memory (e.g. just below 1 MiB in the BIOS area).
         var usable: [Range<UInt64>] = [0..<layout.below4G]
         if layout.above4G > 0 { usable.append(PCMemoryLayout.highMemoryBase..<(PCMemoryLayout.highMemoryBase + layout.above4G)) }
-        let e820 = layout.memoryMap.map { E820Entry(base: $0.base, length: $0.length, kind: E820Entry.Kind(rawValue: $0.kind.rawValue) ?? .reserved) }
+        let e820 = memoryMap.map { E820Entry(base: $0.base, length: $0.length, kind: E820Entry.Kind(rawValue: $0.kind.rawValue) ?? .reserved) }
         let boot = try MultibootLoader.load(
             configuration: MultibootConfiguration(
                 kernelPath: kernelPath, commandLine: configuration.append,
@@ -88,7 +91,6 @@ public final class PCMachine: Sendable {
             into: guest)
 
         // vCPUs: the BSP enters the kernel; APs wait in the kernel for INIT/SIPI.
-        let supported = try kvm.supportedCPUID()
         var runners: [VCPURunner] = []
         for id in 0..<configuration.cpuCount {
             let vcpu = try vm.createVCPU(id: UInt32(id))
@@ -107,9 +109,9 @@ public final class PCMachine: Sendable {
     /// The fw_cfg files QEMU's pc offers firmware: the e820 map, the ACPI tables and RSDP,
     /// the boot-fail wait. QEMU: `fw_cfg_add_file()` calls in pc.c and acpi-build.c.
     static func addFirmwareFiles(_ fwCfg: FwCfg, guest: GuestMemory, acpi: ACPITableAddresses, tablesStart: UInt64,
-                                 layout: PCMemoryLayout, logger: Logger) throws {
+                                 memoryMap: [PCMemoryLayout.MapEntry], logger: Logger) throws {
         var e820: [UInt8] = []
-        for e in layout.memoryMap {
+        for e in memoryMap {
             for v in [e.base, e.length] { for b in 0..<8 { e820.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(b)))) } }
             for b in 0..<4 { e820.append(UInt8(truncatingIfNeeded: e.kind.rawValue >> (8 * UInt32(b)))) }
         }

@@ -45,9 +45,17 @@ public struct PCMemoryLayout: Sendable, Equatable {
         public var kind: Kind
     }
 
-    /// The memory map the guest is told, as QEMU's pc with SeaBIOS reports it: usable RAM below
-    /// the EBDA, the EBDA and BIOS area reserved, usable RAM from 1 MiB to the PCI hole and above 4 GiB.
-    public var memoryMap: [MapEntry] {
+    /// Top of low RAM SeaBIOS keeps for its tables (reported reserved).
+    public static let firmwareTablesSize: UInt64 = 0x2_0000
+    /// KVM's identity-map page and TSS pages, as QEMU places them (reported reserved).
+    public static let kvmIdentityMap: UInt64 = 0xfeff_c000
+    public static let kvmTSS: UInt64 = 0xfeff_d000
+
+    /// The memory map the guest is told, entry for entry as QEMU's pc with SeaBIOS reports
+    /// it: usable RAM below the EBDA; the EBDA and BIOS area reserved; usable RAM from 1 MiB to
+    /// the firmware's tables at the top of low RAM; KVM's identity-map/TSS pages; the BIOS
+    /// flash; RAM above 4 GiB; and, on AMD hosts, the HyperTransport hole QEMU 7.2 reserves.
+    public func memoryMap(amdHost: Bool = false) -> [MapEntry] {
         var map: [MapEntry] = [
             MapEntry(base: 0, length: min(Self.ebdaBase, below4G), kind: .usable),
         ]
@@ -55,14 +63,24 @@ public struct PCMemoryLayout: Sendable, Equatable {
             map.append(MapEntry(base: Self.ebdaBase, length: Self.conventionalEnd - Self.ebdaBase, kind: .reserved))
         }
         map.append(MapEntry(base: 0xf_0000, length: 0x1_0000, kind: .reserved))
-        if below4G > 0x10_0000 {
+        if below4G > 0x10_0000 + Self.firmwareTablesSize {
+            map.append(MapEntry(base: 0x10_0000, length: below4G - Self.firmwareTablesSize - 0x10_0000, kind: .usable))
+            map.append(MapEntry(base: below4G - Self.firmwareTablesSize, length: Self.firmwareTablesSize, kind: .reserved))
+        } else if below4G > 0x10_0000 {
             map.append(MapEntry(base: 0x10_0000, length: below4G - 0x10_0000, kind: .usable))
         }
-        // The top of the 32-bit space holds the BIOS flash on QEMU; reported reserved.
+        map.append(MapEntry(base: Self.kvmIdentityMap, length: 0x4000, kind: .reserved))
         map.append(MapEntry(base: 0xfffc_0000, length: 0x4_0000, kind: .reserved))
         if above4G > 0 {
             map.append(MapEntry(base: Self.highMemoryBase, length: above4G, kind: .usable))
         }
+        if amdHost {
+            map.append(MapEntry(base: 0xfd_0000_0000, length: 0x3_0000_0000, kind: .reserved))
+        }
         return map
     }
+
+    /// The map without the AMD-only entry.
+    public var memoryMap: [MapEntry] { memoryMap(amdHost: false) }
+
 }
