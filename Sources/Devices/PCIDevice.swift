@@ -36,6 +36,7 @@ open class PCIDevice: @unchecked Sendable {
     public static let commandIO: UInt16 = 0x1
     public static let commandMemory: UInt16 = 0x2
     public static let commandMaster: UInt16 = 0x4
+    public static let commandSERR: UInt16 = 0x100
     public static let commandIntxDisable: UInt16 = 0x400
 
     struct BAR {
@@ -74,12 +75,18 @@ open class PCIDevice: @unchecked Sendable {
         put16(Register.subsystemID, subsystemID)
         s.bytes[Register.interruptPin] = interruptPin
         // Writable bits, as QEMU's pci_init_wmask.
-        let cmd = PCIDevice.commandIO | PCIDevice.commandMemory | PCIDevice.commandMaster | PCIDevice.commandIntxDisable
+        let cmd = PCIDevice.commandIO | PCIDevice.commandMemory | PCIDevice.commandMaster | PCIDevice.commandSERR
+            | PCIDevice.commandIntxDisable
         s.wmask[Register.command] = UInt8(cmd & 0xff)
         s.wmask[Register.command + 1] = UInt8(cmd >> 8)
         s.wmask[Register.cacheLineSize] = 0xff
         s.wmask[Register.interruptLine] = 0xff
         state = Mutex(s)
+    }
+
+    /// Sets the header type's multi-function bit (function 0 of a multi-function device).
+    public func setMultiFunction(_ on: Bool) {
+        state.withLock { $0.bytes[Register.headerType] = on ? 0x80 : 0 }
     }
 
     /// Declares BAR `index` (0-5) backed by `region`, whose size must be a power of two (at

@@ -91,14 +91,15 @@ public final class PCIHost: Sendable {
         io.addSubregion(dataRegion, at: PCIHost.dataPort)
     }
 
-    /// Plugs `device` in at 00:`slot`.0 (the lowest free slot from 1 when nil); returns the slot.
+    /// Plugs `device` in at 00:`slot`.`function` (the lowest free slot from 1 when nil);
+    /// returns the slot.
     @discardableResult
-    public func register(_ device: PCIDevice, slot: Int? = nil) throws(PCIError) -> Int {
+    public func register(_ device: PCIDevice, slot: Int? = nil, function: Int = 0) throws(PCIError) -> Int {
         let chosen: Result<Int, PCIError> = devices.withLock { d in
             if let slot {
-                guard (0..<32).contains(slot) else { return .failure(.invalidSlot(slot)) }
-                guard d[slot << 3] == nil else { return .failure(.slotInUse(slot)) }
-                d[slot << 3] = device
+                guard (0..<32).contains(slot), (0..<8).contains(function) else { return .failure(.invalidSlot(slot)) }
+                guard d[slot << 3 | function] == nil else { return .failure(.slotInUse(slot)) }
+                d[slot << 3 | function] = device
                 return .success(slot)
             }
             guard let free = (1..<32).first(where: { d[$0 << 3] == nil }) else { return .failure(.noFreeSlot) }
@@ -122,6 +123,7 @@ public final class PCIHost: Sendable {
     @discardableResult
     public func assignBARs(mmioTop: UInt64, ioBase: UInt64 = 0xc000) -> [PCIBARAssignment] {
         let plugged = devices.withLock { d in d.sorted { $0.key < $1.key }.map { ($0.key >> 3, $0.value) } }
+            .filter { $0.1 !== bridge }
         var wanted: [(slot: Int, device: PCIDevice, bar: Int, kind: PCIDevice.BARKind, size: UInt64)] = []
         for (slot, dev) in plugged {
             for (i, b) in dev.bars.enumerated() {
@@ -160,12 +162,10 @@ public final class PCIHost: Sendable {
             w.device.configWrite(offset: PCIDevice.Register.bar0 + 4 * w.bar, value: UInt32(truncatingIfNeeded: address), size: 4)
             out.append(PCIBARAssignment(slot: w.slot, bar: w.bar, kind: w.kind, address: address, size: w.size))
         }
+        // As SeaBIOS's pci_bios_init_device: I/O, memory and SERR on for every function
+        // (the write mask keeps what a function does not implement).
         for (_, dev) in plugged {
-            let kinds = dev.bars.compactMap { $0?.kind }
-            guard !kinds.isEmpty else { continue }
-            var cmd = dev.command
-            if kinds.contains(.io) { cmd |= PCIDevice.commandIO }
-            if kinds.contains(.memory32) { cmd |= PCIDevice.commandMemory }
+            let cmd = dev.command | PCIDevice.commandIO | PCIDevice.commandMemory | PCIDevice.commandSERR
             dev.configWrite(offset: PCIDevice.Register.command, value: UInt32(cmd), size: 2)
         }
         return out

@@ -8,7 +8,8 @@ import VMMSys
 ///
 /// Six tests, index i = type * 3 + t (type 0 "mmio", 1 "portio"; t 0 "no-eventfd",
 /// 1 "wildcard-eventfd", 2 "datamatch-eventfd"), named "TYPE-TEST". Test i listens at offset
-/// (2048 for mmio, 128 for portio) + i with width 1 and data 0xFA (datamatch) or 0xCE (others).
+/// (2048 for mmio, 128 for portio) + i with width 1 and data 0xCE for the wildcard test, 0xFA
+/// (matched) for the others, as QEMU's pci-testdev.c.
 /// Each BAR shows, from offset 0, the current test's header
 /// `u8 test; u8 width; u8 pad[2]; u32 offset; u8 data; u8 pad[3]; u32 count; char name[]`
 /// (little-endian; 0 beyond the header, at its final byte, or when no test runs).
@@ -77,7 +78,9 @@ public final class PCITestDev: PCIDevice, @unchecked Sendable {
             let isMMIO = i < PCITestDev.testsPerType
             let t = i % PCITestDev.testsPerType
             let testName = ["no-eventfd", "wildcard-eventfd", "datamatch-eventfd"][t]
-            let matchData = t == 2
+            // QEMU: match_data = (test != "wildcard-eventfd"): the no-eventfd and datamatch
+            // tests both expect 0xFA and count only that value; the wildcard test takes 0xCE.
+            let matchData = t != 1
             tests.append(Test(
                 index: i, name: (isMMIO ? "mmio-" : "portio-") + testName, isMMIO: isMMIO,
                 offset: UInt32((isMMIO ? 2048 : 128) + i * PCITestDev.accessWidth),

@@ -1,8 +1,32 @@
 import Devices
 import KVMAccel
+import Logging
 import Memory
 
-/// The machine's PCI bus (placeholder until the PCI devices land).
+/// The pc machine's PCI bus 0: the i440FX host bridge on 0xcf8/0xcfc, the devices from the
+/// command line, and BARs assigned as SeaBIOS assigns them (MMIO down from the IOAPIC, I/O up
+/// from 0xc000) with decoding enabled, since no firmware runs. QEMU: `i440fx_init()` + SeaBIOS.
 public final class PCIBus: Sendable {
-    init(systemRoot: MemoryRegion, ioRoot: MemoryRegion, layout: PCMemoryLayout, accelerator: KVMAccelerator, pciTestDev: Bool) throws {}
+    public let host: PCIHost
+    public let testDev: PCITestDev?
+    public let assignments: [PCIBARAssignment]
+
+    init(systemRoot: MemoryRegion, ioRoot: MemoryRegion, layout: PCMemoryLayout, accelerator: KVMAccelerator,
+         pciTestDev: Bool) throws {
+        host = PCIHost(ioSpace: ioRoot, memorySpace: systemRoot)
+        host.map(into: ioRoot)
+        // The PIIX3 at 00:01 as on QEMU's pc, so -device pci-testdev lands at 00:02.0 as there.
+        _ = try host.register(PIIX3.isaBridge(), slot: 1, function: 0)
+        _ = try host.register(PIIX3.ide(), slot: 1, function: 1)
+        _ = try host.register(PIIX3.powerManagement(), slot: 1, function: 3)
+        if pciTestDev {
+            // Zero-length ("fast MMIO") wildcard ioeventfds only when KVM offers them, as QEMU.
+            let dev = try PCITestDev(fastMMIO: accelerator.anyLengthIoeventfds)
+            _ = try host.register(dev)
+            testDev = dev
+        } else {
+            testDev = nil
+        }
+        assignments = host.assignBARs(mmioTop: PCMemoryLayout.ioapicBase, ioBase: 0xc000)
+    }
 }
