@@ -11,6 +11,9 @@ struct KernelTests {
         var kernel: String
         var append: String = ""
         var extra: [String] = []
+        /// Whether the whole serial output must equal QEMU's (false where the kernel prints
+        /// things that legitimately differ: firmware's fw_cfg files, ACPI table contents).
+        var sameOutputAsQEMU = true
         var description: String { "\(kernel) \(append) \(extra.joined(separator: " "))" }
     }
 
@@ -18,13 +21,16 @@ struct KernelTests {
         Case(kernel: "hello", append: "arg1 arg2=x"),
         Case(kernel: "mbinfo", append: "mem=128"),
         Case(kernel: "mbinfo", append: "mem=256", extra: ["-m", "256"]),
-        Case(kernel: "fwcfg", append: "mem=128 cpus=1"),
-        Case(kernel: "fwcfg", append: "mem=512 cpus=2", extra: ["-m", "512M", "-smp", "2"]),
+        Case(kernel: "mbinfo", append: "mem=256 mods=2",
+             extra: ["-m", "256", "-initrd", "\(GuestKernels.repositoryRoot.path)/Guests/tests/mods/one.txt arg1 arg2,\(GuestKernels.repositoryRoot.path)/Guests/tests/mods/two.txt"]),
+        Case(kernel: "fwcfg", append: "mem=128 cpus=1", sameOutputAsQEMU: false),
+        Case(kernel: "fwcfg", append: "mem=512 cpus=2", extra: ["-m", "512M", "-smp", "2"], sameOutputAsQEMU: false),
         Case(kernel: "pci"),
         Case(kernel: "pcitestdev"),
         Case(kernel: "pctestdev"),
         Case(kernel: "irq"),
-        Case(kernel: "acpi"),
+        Case(kernel: "irq", append: "irq=11 mode=ioapic"),
+        Case(kernel: "acpi", sameOutputAsQEMU: false),
         Case(kernel: "smp", append: "cpus=4", extra: ["-smp", "4"]),
     ]
 
@@ -35,5 +41,22 @@ struct KernelTests {
         let lines = Harness.serialLines(run.output)
         #expect(lines.contains("PASS \(c.kernel)"), "\(run.output)")
         #expect(run.status == 1, "exit status \(run.status)")
+    }
+
+    /// The same kernel and command line under qemu-system-x86_64: same exit status, same
+    /// verdict, and (for most kernels) the same serial output line for line.
+    @Test(.enabled(if: Harness.qemuPath != nil, "qemu-system-x86_64 not installed (apt-get install qemu-system-x86)"),
+          arguments: cases)
+    func matchesQEMU(_ c: Case) throws {
+        let kernel = try GuestKernels.path(c.kernel)
+        let flags = Harness.qemuFlags(kernel: kernel, append: c.append, extra: c.extra)
+        let v = try Harness.vmm(flags)
+        guard let q = try Harness.qemu(flags) else { return }
+        #expect(v.status == q.status, "vmm \(v.status), qemu \(q.status)")
+        let vl = Harness.serialLines(v.output), ql = Harness.serialLines(q.output)
+        #expect(vl.last(where: { !$0.isEmpty }) == ql.last(where: { !$0.isEmpty }))
+        if c.sameOutputAsQEMU {
+            #expect(vl == ql, "vmm:\n\(vl.joined(separator: "\n"))\nqemu:\n\(ql.joined(separator: "\n"))")
+        }
     }
 }

@@ -77,7 +77,7 @@ public final class PCMachine: Sendable {
         let acpiConfiguration = ACPIConfiguration(cpuCount: configuration.cpuCount)
         let acpi = try ACPITables.write(acpiConfiguration, into: guest)
         try Self.addFirmwareFiles(devices.fwCfg, guest: guest, acpi: acpi, tablesStart: acpiConfiguration.tablesAddress,
-                                  memoryMap: memoryMap, logger: logger)
+                                  e820: layout.qemuE820Table(amdHost: amdHost), logger: logger)
         // Like QEMU, which copies ELF segments into whatever RAM or ROM backs their address,
         // a segment may land anywhere in guest memory (e.g. just below 1 MiB in the BIOS area).
         var usable: [Range<UInt64>] = [0..<layout.below4G]
@@ -109,9 +109,9 @@ public final class PCMachine: Sendable {
     /// The fw_cfg files QEMU's pc offers firmware: the e820 map, the ACPI tables and RSDP,
     /// the boot-fail wait. QEMU: `fw_cfg_add_file()` calls in pc.c and acpi-build.c.
     static func addFirmwareFiles(_ fwCfg: FwCfg, guest: GuestMemory, acpi: ACPITableAddresses, tablesStart: UInt64,
-                                 memoryMap: [PCMemoryLayout.MapEntry], logger: Logger) throws {
+                                 e820 table: [PCMemoryLayout.MapEntry], logger: Logger) throws {
         var e820: [UInt8] = []
-        for e in memoryMap {
+        for e in table {
             for v in [e.base, e.length] { for b in 0..<8 { e820.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(b)))) } }
             for b in 0..<4 { e820.append(UInt8(truncatingIfNeeded: e.kind.rawValue >> (8 * UInt32(b)))) }
         }

@@ -80,6 +80,17 @@ public struct PCMemoryLayout: Sendable, Equatable {
         return map
     }
 
+    /// QEMU's own e820 table (fw_cfg "etc/e820", before firmware adds its entries): RAM
+    /// below and above 4 GiB, KVM's identity-map/TSS pages, the AMD HyperTransport hole.
+    /// QEMU: `e820_add_entry()` calls in pc.c and kvm.c.
+    public func qemuE820Table(amdHost: Bool) -> [MapEntry] {
+        var t = [MapEntry(base: 0, length: below4G, kind: .usable)]
+        if above4G > 0 { t.append(MapEntry(base: Self.highMemoryBase, length: above4G, kind: .usable)) }
+        t.append(MapEntry(base: Self.kvmIdentityMap, length: 0x4000, kind: .reserved))
+        if amdHost { t.append(MapEntry(base: 0xfd_0000_0000, length: 0x3_0000_0000, kind: .reserved)) }
+        return t
+    }
+
     /// The map without the AMD-only entry.
     public var memoryMap: [MapEntry] { memoryMap(amdHost: false) }
 
