@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+import VMMSys
+
+/// Bad input from users gets one clear line on stderr and exit status 1 — never a trap or a
+/// stack trace — from the real executable.
+@Suite struct BadInputTests {
+    static let flags = ["-machine", "accel=kvm", "-nodefaults", "-display", "none", "-serial", "stdio"]
+
+    func expectOneLineError(_ args: [String], mentioning words: [String]) throws {
+        let run = try Harness.vmm(Self.flags + args)
+        #expect(run.status == 1, "\(args): status \(run.status)")
+        let lines = run.output.split(separator: "\n")
+        #expect(lines.count == 1, "\(args): \(run.output)")
+        #expect(run.output.hasPrefix("vmm: "), "\(run.output)")
+        for w in words { #expect(run.output.contains(w), "\(args): '\(w)' missing in \(run.output)") }
+        #expect(!run.output.contains("Fatal error") && !run.output.contains("Backtrace"))
+    }
+
+    @Test func missingKernel() throws {
+        try expectOneLineError(["-kernel", "/nonexistent/kernel.elf"], mentioning: ["/nonexistent/kernel.elf"])
+    }
+
+    @Test(.enabled(if: Harness.kvmAvailable, "requires /dev/kvm"))
+    func notMultiboot() throws {
+        try expectOneLineError(["-kernel", "/bin/sh"], mentioning: ["/bin/sh", "not a Multiboot kernel"])
+    }
+
+    @Test(.enabled(if: Harness.kvmAvailable && GuestKernels.toolchainAvailable, "requires /dev/kvm and gcc"))
+    func truncatedELF() throws {
+        let whole = try Data(contentsOf: URL(fileURLWithPath: GuestKernels.path("hello")))
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("truncated-\(getpid()).elf").path
+        try whole.prefix(9000).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try expectOneLineError(["-kernel", path], mentioning: [path, "outside the file"])
+    }
+
+    @Test func unknownFlag() throws {
+        try expectOneLineError(["-frobnicate"], mentioning: ["-frobnicate"])
+    }
+
+    @Test(arguments: ["12X", "0", "-5", "99999999G"])
+    func badMemorySize(_ size: String) throws {
+        try expectOneLineError(["-m", size, "-kernel", "/nonexistent"], mentioning: ["-m"])
+    }
+
+    @Test func unknownDevice() throws {
+        try expectOneLineError(["-device", "virtio-gpu"], mentioning: ["virtio-gpu"])
+    }
+
+    @Test func deviceHelpListsOurDevices() throws {
+        let run = try Harness.vmm(["-device", "help"])
+        #expect(run.status == 0)
+        for name in ["\"isa-debug-exit\"", "\"pc-testdev\"", "\"pci-testdev\""] { #expect(run.output.contains("name \(name)")) }
+    }
+}
