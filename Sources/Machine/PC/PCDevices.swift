@@ -12,6 +12,9 @@ public final class PCDevices: Sendable {
     public let fwCfg: FwCfg
     public let cmos: CMOS
     public let pmTimer: ACPIPMTimer
+    public let pmRegisters: ACPIPMRegisters
+    public let resetControl: ResetControl
+    public let keyboardController: I8042
     public let pcTestDev: PCTestDev?
     public let pci: PCIBus
 
@@ -68,6 +71,14 @@ public final class PCDevices: Sendable {
         cmos.map(into: ioRoot)
         pmTimer = ACPIPMTimer()
         pmTimer.map(into: ioRoot)
+        // ACPI soft-off and the reset paths end the run as QEMU does with -no-reboot (status 0);
+        // without firmware to restart there is nothing to reboot into.
+        pmRegisters = ACPIPMRegisters(powerOff: { requestExit(0) })
+        pmRegisters.map(into: ioRoot)
+        resetControl = ResetControl(reset: { requestExit(0) })
+        resetControl.map(into: ioRoot)
+        keyboardController = I8042(reset: { requestExit(0) })
+        keyboardController.map(into: ioRoot)
         pci = try PCIBus(systemRoot: systemRoot, ioRoot: ioRoot, layout: layout, accelerator: accelerator,
                          pciTestDev: wantPCITestDev)
     }

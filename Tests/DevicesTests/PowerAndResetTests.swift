@@ -1,0 +1,44 @@
+import Memory
+import Synchronization
+import Testing
+@testable import Devices
+
+@Suite struct PowerAndResetTests {
+    final class Flag: Sendable {
+        let count = Atomic<Int>(0)
+        func hit() { count.add(1, ordering: .relaxed) }
+        var value: Int { count.load(ordering: .relaxed) }
+    }
+
+    let system = MemorySystem()
+    let io = MemoryRegion.container(name: "io", size: 0x10000)
+
+    @Test func pm1ControlAlwaysACPIModeAndS5PowersOff() {
+        let off = Flag()
+        let pm = ACPIPMRegisters(powerOff: { off.hit() })
+        pm.map(into: io)
+        let space = AddressSpace(root: io, name: "I/O", system: system)
+        #expect(space.read(0x604, size: 2).value & 1 == 1)             // SCI_EN
+        space.write(0x602, value: 0x0121, size: 2)                       // PM1 enable
+        #expect(space.read(0x600, size: 4).value == 0x0121_0000)
+        space.write(0x604, value: 5 << 10 | 1 << 13, size: 2)            // SLP_TYP 5: not S5 here
+        #expect(off.value == 0)
+        space.write(0x604, value: 1 << 13, size: 2)                      // \_S5 = 0 with SLP_EN
+        #expect(off.value == 1)
+        #expect(space.read(0x604, size: 2).value & (1 << 13) == 0)        // SLP_EN reads 0
+    }
+
+    @Test func resetControlAndKeyboardReset() {
+        let resets = Flag()
+        ResetControl(reset: { resets.hit() }).map(into: io)
+        I8042(reset: { resets.hit() }).map(into: io)
+        let space = AddressSpace(root: io, name: "I/O", system: system)
+        space.write(0xcf9, value: 0x02, size: 1)
+        #expect(resets.value == 0 && space.read(0xcf9, size: 1).value == 0x02)
+        space.write(0xcf9, value: 0x06, size: 1)
+        #expect(resets.value == 1)
+        #expect(space.read(0x64, size: 1).value == 0x1c)
+        space.write(0x64, value: 0xfe, size: 1)
+        #expect(resets.value == 2)
+    }
+}
