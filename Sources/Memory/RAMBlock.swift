@@ -9,9 +9,9 @@ public final class RAMBlock: Sendable {
     /// Usable size in bytes (the mapping may be rounded up to whole pages).
     public let size: UInt64
 
-    /// Allocates `size` bytes of zeroed memory.
+    /// Allocates `size` bytes of zeroed memory (2 MiB aligned, huge pages advised, as QEMU).
     public init(size: UInt64) throws(SystemError) {
-        mapping = try MappedMemory(anonymous: Int(clamping: size))
+        mapping = try MappedMemory(guestRAM: Int(clamping: size))
         self.size = size
     }
 

@@ -32,6 +32,29 @@ public final class MappedMemory: @unchecked Sendable {
         self.length = rounded
     }
 
+    /// Maps `length` bytes of zeroed anonymous memory for guest RAM, aligned to 2 MiB and
+    /// advised for transparent huge pages, as QEMU maps RAM blocks (`qemu_ram_mmap()` aligns to
+    /// `QEMU_VMALLOC_ALIGN`, `ram_block_add()` calls `qemu_madvise(QEMU_MADV_HUGEPAGE)`).
+    public init(guestRAM length: Int) throws(SystemError) {
+        let page = MappedMemory.pageSize
+        let huge = 2 << 20
+        let rounded = max(page, (length + page - 1) / page * page)
+        let reserve = rounded + huge
+        guard let p = mmap(nil, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+              p != MAP_FAILED else {
+            throw SystemError(operation: "mmap", arguments: "anonymous length=\(reserve)", errno: currentErrno())
+        }
+        let start = UInt(bitPattern: p)
+        let aligned = (start + UInt(huge) - 1) & ~UInt(huge - 1)
+        let head = Int(aligned - start)
+        if head > 0 { munmap(p, head) }
+        let tail = reserve - head - rounded
+        if tail > 0 { munmap(p + head + rounded, tail) }
+        base = p + head
+        self.length = rounded
+        if rounded >= huge { _ = madvise(base, rounded, MADV_HUGEPAGE) }
+    }
+
     /// Maps `length` bytes of `fileDescriptor` shared, at `offset` (the `kvm_run` page).
     public init(fileDescriptor: Int32, length: Int, offset: Int = 0, operation: String = "mmap") throws(SystemError) {
         let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fileDescriptor, off_t(offset))

@@ -70,8 +70,9 @@ struct DoorbellComparison {
     }
 
     /// Parses the bench kernel's output: `path=NAME cycles=C` lines and an optional `tsc_khz=K`.
-    static func parse(_ output: String) -> (cycles: [String: Double], tscKHz: Int?) {
+    static func parse(_ output: String) -> (cycles: [String: Double], order: [String], tscKHz: Int?) {
         var cycles: [String: Double] = [:]
+        var order: [String] = []
         var tsc: Int?
         for line in output.split(whereSeparator: \.isNewline) {
             var fields: [String: String] = [:]
@@ -79,10 +80,13 @@ struct DoorbellComparison {
                 let kv = word.split(separator: "=", maxSplits: 1)
                 if kv.count == 2 { fields[String(kv[0])] = String(kv[1]) }
             }
-            if let p = fields["path"], let c = fields["cycles"].flatMap(Double.init) { cycles[p] = c }
+            if let p = fields["path"], let c = fields["cycles"].flatMap(Double.init) {
+                if cycles[p] == nil { order.append(p) }
+                cycles[p] = c
+            }
             if let t = fields["tsc_khz"].flatMap(Int.init) { tsc = t }
         }
-        return (cycles, tsc)
+        return (cycles, order, tsc)
     }
 
     static func median(_ xs: [Double]) -> Double? {
@@ -111,9 +115,9 @@ struct DoorbellComparison {
                 throw BenchError("\(who): bench kernel printed no results (exit \(run.status)): "
                     + run.output.split(whereSeparator: \.isNewline).suffix(3).joined(separator: " | "))
             }
-            for (p, c) in parsed.cycles {
+            for p in parsed.order {
                 if !order.contains(p) { order.append(p) }
-                table[p, default: []].append(c)
+                table[p, default: []].append(parsed.cycles[p]!)
             }
             tsc = tsc ?? parsed.tscKHz
         }
