@@ -11,23 +11,7 @@ public protocol SerialBackend: Sendable {
     func write(_ bytes: [UInt8])
 }
 
-/// Writes a whole buffer to `fd`, retrying short writes and EINTR; gives up on other errors
-/// (a closed terminal must not stop the guest).
-private func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
-    bytes.withUnsafeBytes { raw in
-        var done = 0
-        while done < raw.count {
-            let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
-            if n > 0 {
-                done += n
-            } else if n < 0 && currentErrno() == EINTR {
-                continue
-            } else {
-                return
-            }
-        }
-    }
-}
+private func writeAll(_ fd: Int32, _ bytes: [UInt8]) { writeFully(fd, bytes) }
 
 /// The host's standard output, unbuffered (`-serial stdio`). QEMU: chardev "stdio".
 public struct StdoutSerialBackend: SerialBackend {

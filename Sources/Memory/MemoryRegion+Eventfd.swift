@@ -23,7 +23,7 @@ extension MemoryRegion {
     /// ioeventfds take effect when it is enabled. QEMU: `memory_region_add_eventfd()`.
     public func addEventfd(offset: UInt64, size: Int, matchData: Bool, data: UInt64, notifier: EventNotifier) throws(MemoryError) {
         let fd = try makeIoeventfd(offset: offset, size: size, matchData: matchData, data: data, notifier: notifier)
-        changeIoeventfds {
+        change(.ioeventfds) {
             let i = ioeventfdList.firstIndex { fd.isOrderedBefore($0) } ?? ioeventfdList.endIndex
             ioeventfdList.insert(fd, at: i)
             publishEventfds()
@@ -36,7 +36,7 @@ extension MemoryRegion {
     public func delEventfd(offset: UInt64, size: Int, matchData: Bool, data: UInt64, notifier: EventNotifier) throws(MemoryError) {
         let fd = try makeIoeventfd(offset: offset, size: size, matchData: matchData, data: data, notifier: notifier)
         var found = false
-        changeIoeventfds {
+        change(.ioeventfds) {
             guard let i = ioeventfdList.firstIndex(where: { fd.matches($0) }) else { return false }
             ioeventfdList.remove(at: i)
             publishEventfds()

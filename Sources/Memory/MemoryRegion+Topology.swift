@@ -1,9 +1,13 @@
 /// Changing the tree. Each method is one transaction (nested inside any open one), and marks
 /// the topology dirty only when the change can be visible, exactly as QEMU does.
 extension MemoryRegion {
-    /// Runs `body` under the region's lock inside a transaction of its memory system; `body`
-    /// returns whether the topology (true) may have changed. Unbound regions just change.
-    func changeTopology(_ body: () -> Bool) {
+    /// What a change may affect: the rendered topology, or only ioeventfds.
+    enum ChangeKind { case topology, ioeventfds }
+
+    /// Runs `body` under the region's lock inside a transaction of its memory system; when
+    /// `body` returns true the change may be visible and marks `kind` pending. Unbound regions
+    /// just change.
+    func change(_ kind: ChangeKind, _ body: () -> Bool) {
         guard let system else {
             MemoryRegion.unboundLock.lock()
             defer { MemoryRegion.unboundLock.unlock() }
@@ -11,22 +15,15 @@ extension MemoryRegion {
             return
         }
         system.withTransaction {
-            if body() { system.updatePending = true }
+            guard body() else { return }
+            switch kind {
+            case .topology: system.updatePending = true
+            case .ioeventfds: system.ioeventfdUpdatePending = true
+            }
         }
     }
 
-    /// Like `changeTopology`, for changes that only affect ioeventfds.
-    func changeIoeventfds(_ body: () -> Bool) {
-        guard let system else {
-            MemoryRegion.unboundLock.lock()
-            defer { MemoryRegion.unboundLock.unlock() }
-            _ = body()
-            return
-        }
-        system.withTransaction {
-            if body() { system.ioeventfdUpdatePending = true }
-        }
-    }
+    func changeTopology(_ body: () -> Bool) { change(.topology, body) }
 
     /// Maps `subregion` at `offset` inside this region with `priority`. Among overlapping
     /// siblings the higher priority wins; at equal priority the one added last wins.

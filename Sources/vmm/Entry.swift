@@ -1,4 +1,5 @@
 import ArgumentParser
+import VMMSys
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -38,6 +39,5 @@ struct ExitStatus: Error {
 
 /// Writes one line to standard error.
 func printError(_ line: String) {
-    let text = line + "\n"
-    _ = text.withCString { write(2, $0, strlen($0)) }
+    writeFully(2, Array((line + "\n").utf8))
 }
