@@ -141,8 +141,9 @@ extension AddressSpace {
             return .decodeError
         }
         let data = adjustEndianness(value, size: size, ops.endianness)
-        if userspaceSignalsEventfds, mr.signalMatchingEventfd(offset: offset, value: data, size: size) {
+        if userspaceSignalsEventfds, let notifier = mr.signalMatchingEventfd(offset: offset, value: data, size: size) {
             counters.eventfdSignalCount.add(1, ordering: .relaxed)
+            counters.countSignal(of: notifier)
             return .ok
         }
         mr.writeCount.add(1, ordering: .relaxed)

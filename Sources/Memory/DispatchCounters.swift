@@ -1,4 +1,5 @@
 import Synchronization
+import VMMSys
 
 /// What dispatch in one address space did in userspace: the raw material for "which doorbells
 /// still exit". Per-region counts live on the regions (`MemoryRegion.dispatchCounts`).
@@ -7,6 +8,7 @@ public final class DispatchCounters: Sendable {
     let unassignedWriteCount = Atomic<UInt64>(0)
     let rejectedCount = Atomic<UInt64>(0)
     let eventfdSignalCount = Atomic<UInt64>(0)
+    private let signalsByNotifier = Mutex<[ObjectIdentifier: UInt64]>([:])
 
     init() {}
 
@@ -18,4 +20,13 @@ public final class DispatchCounters: Sendable {
     public var rejected: UInt64 { rejectedCount.load(ordering: .relaxed) }
     /// Writes that matched an ioeventfd and were signalled by userspace (the fallback).
     public var eventfdSignals: UInt64 { eventfdSignalCount.load(ordering: .relaxed) }
+
+    func countSignal(of notifier: EventNotifier) {
+        signalsByNotifier.withLock { $0[ObjectIdentifier(notifier), default: 0] += 1 }
+    }
+
+    /// Writes userspace signalled to `notifier` (the kernel's signals are not seen here).
+    public func eventfdSignals(of notifier: EventNotifier) -> UInt64 {
+        signalsByNotifier.withLock { $0[ObjectIdentifier(notifier)] ?? 0 }
+    }
 }

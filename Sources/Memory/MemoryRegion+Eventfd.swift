@@ -70,17 +70,17 @@ extension MemoryRegion {
 
     /// Signals the first of this region's ioeventfds a write matches. Used when no accelerator
     /// took them. QEMU: `memory_region_dispatch_write_eventfds()`.
-    func signalMatchingEventfd(offset: UInt64, value: UInt64, size: Int) -> Bool {
-        guard hasEventfds.load(ordering: .acquiring) else { return false }
-        return eventfdSnapshot.withLock { list in
+    /// Returns the notifier it signalled.
+    func signalMatchingEventfd(offset: UInt64, value: UInt64, size: Int) -> EventNotifier? {
+        guard hasEventfds.load(ordering: .acquiring) else { return nil }
+        let hit = eventfdSnapshot.withLock { list -> EventNotifier? in
             for fd in list where fd.start == offset {
                 let probe = MemoryRegionIoeventfd(start: offset, size: UInt64(size), matchData: fd.matchData, data: value, notifier: fd.notifier)
-                if probe.matches(fd) {
-                    fd.notifier.set()
-                    return true
-                }
+                if probe.matches(fd) { return fd.notifier }
             }
-            return false
+            return nil
         }
+        hit?.set()
+        return hit
     }
 }

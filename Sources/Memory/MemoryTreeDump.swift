@@ -91,7 +91,8 @@ public enum MemoryTreeDump {
     }
 
     /// Each address space's ioeventfds (`info ioeventfds`): absolute address, size, match,
-    /// and whether userspace signals it (no accelerator, or refused).
+    /// whether the kernel or userspace signals it (no accelerator, or refused), and for
+    /// userspace ones the writes signalled (the kernel does not report its hits).
     public static func ioeventfds(_ system: MemorySystem = .shared) -> String {
         system.lock.lock()
         defer { system.lock.unlock() }
@@ -103,7 +104,8 @@ public enum MemoryTreeDump {
             for fd in fds {
                 let user = !space.acceleratorHandlesIoeventfds || refused.contains { $0.isSameEntry(fd) }
                 let match = fd.matchData ? "data=0x\(String(fd.data, radix: 16))" : "any"
-                out += "  \(hex(fd.start)) size=\(fd.size) \(match) fd=\(fd.notifier.fileDescriptor) \(user ? "userspace" : "kernel")\n"
+                let hits = user ? "hits=\(space.counters.eventfdSignals(of: fd.notifier))" : "hits=-"
+                out += "  \(hex(fd.start)) size=\(fd.size) \(match) fd=\(fd.notifier.fileDescriptor) \(user ? "userspace" : "kernel") \(hits)\n"
             }
         }
         return out

@@ -15,9 +15,9 @@ public struct ChildRun: Sendable {
 
 /// Spawns programs with posix_spawn and reaps them with wait4.
 public enum ChildProcess {
-    /// Runs `arguments[0]` (looked up in PATH) with stdin from /dev/null and stdout+stderr
-    /// captured; kills it after `timeoutSeconds` (status then 128 + SIGKILL).
-    public static func run(_ arguments: [String], timeoutSeconds: Int = 600) throws(SystemError) -> ChildRun {
+    /// Runs `arguments[0]` (looked up in PATH) with stdin from `stdinPath` (default /dev/null)
+    /// and stdout+stderr captured; kills it after `timeoutSeconds` (status then 128 + SIGKILL).
+    public static func run(_ arguments: [String], timeoutSeconds: Int = 600, stdinPath: String = "/dev/null") throws(SystemError) -> ChildRun {
         var template = Array("/tmp/vmm-child-XXXXXX".utf8CString)
         let outFD = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard outFD >= 0 else { throw SystemError(operation: "mkstemp", errno: currentErrno()) }
@@ -27,7 +27,7 @@ public enum ChildProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 0, stdinPath, O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, outFD, 1)
         posix_spawn_file_actions_adddup2(&actions, outFD, 2)
 
