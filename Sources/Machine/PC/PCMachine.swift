@@ -94,7 +94,9 @@ public final class PCMachine: Sendable {
         var runners: [VCPURunner] = []
         for id in 0..<configuration.cpuCount {
             let vcpu = try vm.createVCPU(id: UInt32(id))
-            try vcpu.setCPUID(CPUIDPolicy.entries(supported: supported, apicID: UInt32(id), cpuCount: configuration.cpuCount))
+            VCPUSetup.setCPUID(vcpu, policy: CPUIDPolicy.entries(supported: supported, apicID: UInt32(id),
+                                                                 cpuCount: configuration.cpuCount),
+                               fallback: supported, logger: logger)
             VCPUSetup.setInitialMSRs(vcpu, logger: logger)
             try VCPUSetup.resetLocalAPIC(vcpu, bsp: id == 0)
             if id == 0 {

@@ -24,6 +24,19 @@ enum VCPUSetup {
         }
     }
 
+    /// Sets the machine's CPUID; if KVM refuses it, falls back to KVM's own supported list
+    /// with a warning instead of aborting (QEMU aborts on refused vCPU setup).
+    static func setCPUID(_ vcpu: VCPU, policy: [CPUIDEntry], fallback: [CPUIDEntry], logger: Logger) {
+        do {
+            try vcpu.setCPUID(policy)
+        } catch {
+            logger.warning("vCPU \(vcpu.id): \(error); using KVM's supported CPUID unchanged")
+            do { try vcpu.setCPUID(fallback) } catch {
+                logger.warning("vCPU \(vcpu.id): \(error); running with KVM's default CPUID")
+            }
+        }
+    }
+
     /// LINT0 as ExtINT on the BSP (the 8259 "virtual wire") and LINT1 as NMI on every CPU, as
     /// QEMU's `apic_reset_common()` leaves them.
     static func resetLocalAPIC(_ vcpu: VCPU, bsp: Bool) throws {
