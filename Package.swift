@@ -40,13 +40,18 @@ let package = Package(
             name: "Devices",
             dependencies: ["Memory", "VMMSys", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
+        // Virtio devices over PCI, their virtqueues and the I/O thread that serves them.
+        .target(
+            name: "VirtIO",
+            dependencies: ["Devices", "Memory", "VMMSys", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
         // Boot loaders (Multiboot, Linux boot protocol) and firmware tables (ACPI).
         .target(name: "Loader", dependencies: ["Memory"], swiftSettings: strict),
         // The PC machine.
         .target(
             name: "Machine",
             dependencies: [
-                "KVM", "KVMAccel", "Memory", "Devices", "Loader", "VMMSys",
+                "KVM", "KVMAccel", "Memory", "Devices", "VirtIO", "Loader", "VMMSys",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
@@ -63,6 +68,7 @@ let package = Package(
         .testTarget(name: "KVMTests", dependencies: ["KVM", "VMMSys"], swiftSettings: strict),
         .testTarget(name: "KVMAccelTests", dependencies: ["KVMAccel", "KVM", "Memory", "VMMSys", "Machine"], swiftSettings: strict),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory", "VMMSys"], swiftSettings: strict),
+        .testTarget(name: "VirtIOTests", dependencies: ["VirtIO", "Devices", "Memory", "VMMSys"], swiftSettings: strict),
         .testTarget(name: "LoaderTests", dependencies: ["Loader", "Memory"], swiftSettings: strict),
         .testTarget(
             name: "MachineTests",

@@ -6,12 +6,12 @@ import Synchronization
 /// even if nobody else holds the device — as QEMU's device tree owns its devices for the
 /// machine's lifetime. (The device↔region cycle means a device is never freed; a VM's devices
 /// live as long as the VM.)
-final class DeviceRef<Target: AnyObject & Sendable>: Sendable {
+public final class DeviceRef<Target: AnyObject & Sendable>: Sendable {
     private let ref = Mutex<Target?>(nil)
 
-    init() {}
+    public init() {}
 
-    func set(_ target: Target) { ref.withLock { $0 = target } }
+    public func set(_ target: Target) { ref.withLock { $0 = target } }
 
-    var value: Target? { ref.withLock { $0 } }
+    public var value: Target? { ref.withLock { $0 } }
 }

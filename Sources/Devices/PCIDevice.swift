@@ -53,6 +53,9 @@ open class PCIDevice: @unchecked Sendable {
         /// Where BARs map; set when the device is plugged into a host bridge.
         var ioSpace: MemoryRegion?
         var memorySpace: MemoryRegion?
+        /// Where the next capability goes (capabilities live from 0x40 up).
+        var nextCapability = 0x40
+        var lastCapability: Int?
     }
 
     private let state: Mutex<State>
@@ -108,6 +111,26 @@ open class PCIDevice: @unchecked Sendable {
                 s.bytes[at + i] = UInt8(truncatingIfNeeded: type >> (8 * UInt32(i)))
                 s.wmask[at + i] = UInt8(truncatingIfNeeded: mask >> (8 * UInt32(i)))
             }
+        }
+    }
+
+    /// Appends a capability (`bytes` starts with its ID; the next-pointer byte is filled in)
+    /// with per-byte write masks; returns its config-space offset, or nil when it does not fit.
+    /// QEMU: pci_add_capability().
+    @discardableResult
+    public func addCapability(_ bytes: [UInt8], writeMask: [UInt8]? = nil) -> Int? {
+        state.withLock { s -> Int? in
+            let at = s.nextCapability
+            guard bytes.count >= 2, at + bytes.count <= 256 else { return nil }
+            for (i, b) in bytes.enumerated() {
+                s.bytes[at + i] = i == 1 ? 0 : b
+                s.wmask[at + i] = writeMask.map { i < $0.count ? $0[i] : 0 } ?? 0
+            }
+            if let last = s.lastCapability { s.bytes[last + 1] = UInt8(at) } else { s.bytes[0x34] = UInt8(at) }
+            s.bytes[Register.status] |= 0x10                  // capability list present
+            s.lastCapability = at
+            s.nextCapability = (at + bytes.count + 3) & ~3
+            return at
         }
     }
 

@@ -32,6 +32,8 @@ struct KernelTests {
         Case(kernel: "irq", append: "irq=11 mode=ioapic"),
         Case(kernel: "acpi", sameOutputAsQEMU: false),
         Case(kernel: "smp", append: "cpus=4", extra: ["-smp", "4"]),
+        // virtio-rng-pci: modern interface, MSI-X; per-request cycles differ run to run.
+        Case(kernel: "virtiorng", append: "requests=50", extra: ["-device", "virtio-rng-pci"], sameOutputAsQEMU: false),
         // 64-bit long mode (entered by the kernel itself); cycle counts differ run to run.
         Case(kernel: "bench", append: "writes=2000", sameOutputAsQEMU: false),
     ]

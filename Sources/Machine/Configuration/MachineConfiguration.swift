@@ -55,4 +55,6 @@ public enum DeviceSpec: Sendable, Equatable {
     case pcTestdev
     /// `pci-testdev`.
     case pciTestdev
+    /// `virtio-rng-pci`.
+    case virtioRNGPCI
 }

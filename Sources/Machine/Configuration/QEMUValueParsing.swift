@@ -180,6 +180,9 @@ public enum QEMUValueParsing {
         case "pci-testdev":
             if let p = props.first(where: { !["id", "addr", "bus", "membar"].contains($0.key) }) { throw reject(p) }
             return .pciTestdev
+        case "virtio-rng-pci":
+            if let p = props.first(where: { !["id", "addr", "bus", "disable-legacy", "disable-modern"].contains($0.key) }) { throw reject(p) }
+            return .virtioRNGPCI
         default:
             throw ConfigurationError("-device: '\(driver)' is not a supported device (try -device help)")
         }
@@ -212,6 +215,7 @@ public enum QEMUValueParsing {
         name "isa-debug-exit", bus ISA
         name "pc-testdev", bus ISA
         name "pci-testdev", bus PCI, desc "PCI Test Device"
+        name "virtio-rng-pci", bus PCI, desc "virtio entropy source (modern interface, MSI-X, ioeventfd + irqfd)"
 
         """
 }

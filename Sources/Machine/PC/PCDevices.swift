@@ -1,4 +1,6 @@
 import Devices
+import Logging
+import VirtIO
 import KVMAccel
 import Memory
 import VMMSys
@@ -17,9 +19,11 @@ public final class PCDevices: Sendable {
     public let keyboardController: I8042
     public let pcTestDev: PCTestDev?
     public let pci: PCIBus
+    /// Serves the virtio queues (started with the machine).
+    public let ioThread: IOThread
 
     init(configuration c: MachineConfiguration, layout: PCMemoryLayout, systemRoot: MemoryRegion, ioRoot: MemoryRegion,
-         accelerator: KVMAccelerator, serial serialOverride: (any SerialBackend)?,
+         dma: GuestMemory, accelerator: KVMAccelerator, serial serialOverride: (any SerialBackend)?, logger: Logger,
          requestExit: @escaping @Sendable (Int32) -> Void) throws {
         func isaIRQ(_ n: UInt32) -> IRQ { IRQ { level in accelerator.setIRQLine(n, level: level) } }
 
@@ -48,6 +52,7 @@ public final class PCDevices: Sendable {
         var debugExit: ISADebugExit?
         var pcTestDev: PCTestDev?
         var wantPCITestDev = false
+        var virtio: [any VirtIODevice] = []
         for d in c.devices {
             switch d {
             case .isaDebugExit(let iobase, let iosize):
@@ -60,6 +65,8 @@ public final class PCDevices: Sendable {
                 pcTestDev = dev
             case .pciTestdev:
                 wantPCITestDev = true
+            case .virtioRNGPCI:
+                virtio.append(VirtIORNG())
             }
         }
         self.debugExit = debugExit
@@ -79,7 +86,15 @@ public final class PCDevices: Sendable {
         resetControl.map(into: ioRoot)
         keyboardController = I8042(reset: { requestExit(0) })
         keyboardController.map(into: ioRoot)
+        let thread = try IOThread(logger: logger)
+        ioThread = thread
+        let msi = KVMMSIController(accelerator: accelerator, logger: logger)
+        let virtioDevices = try virtio.map { d in
+            // INTx (while MSI-X is off) on GSI 11, as SeaBIOS routes the first PCI slots' pin A.
+            try VirtIOPCI(device: d, dma: dma, msiController: msi, intx: isaIRQ(11), ioThread: thread,
+                          fastMMIO: accelerator.anyLengthIoeventfds, logger: logger)
+        }
         pci = try PCIBus(systemRoot: systemRoot, ioRoot: ioRoot, layout: layout, accelerator: accelerator,
-                         pciTestDev: wantPCITestDev)
+                         pciTestDev: wantPCITestDev, extraDevices: virtioDevices)
     }
 }

@@ -12,7 +12,7 @@ public final class PCIBus: Sendable {
     public let assignments: [PCIBARAssignment]
 
     init(systemRoot: MemoryRegion, ioRoot: MemoryRegion, layout: PCMemoryLayout, accelerator: KVMAccelerator,
-         pciTestDev: Bool) throws {
+         pciTestDev: Bool, extraDevices: [PCIDevice] = []) throws {
         host = PCIHost(ioSpace: ioRoot, memorySpace: systemRoot)
         host.map(into: ioRoot)
         // The PIIX3 at 00:01 as on QEMU's pc, so -device pci-testdev lands at 00:02.0 as there.
@@ -26,6 +26,10 @@ public final class PCIBus: Sendable {
             testDev = dev
         } else {
             testDev = nil
+        }
+        for d in extraDevices {
+            _ = try host.register(d)
+            d.configWrite(offset: PCIDevice.Register.interruptLine, value: 11, size: 1)
         }
         assignments = host.assignBARs(mmioTop: PCMemoryLayout.ioapicBase, ioBase: 0xc000)
     }

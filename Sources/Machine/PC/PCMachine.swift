@@ -69,7 +69,8 @@ public final class PCMachine: Sendable {
         // Devices, before the accelerator attaches so their ioeventfds replay in one go.
         let exitBox = ExitBox()
         devices = try PCDevices(configuration: configuration, layout: layout, systemRoot: systemRoot, ioRoot: ioRoot,
-                                accelerator: accelerator, serial: serial, requestExit: { exitBox.request($0) })
+                                dma: memory.guestMemory, accelerator: accelerator, serial: serial, logger: logger,
+                                requestExit: { exitBox.request($0) })
         accelerator.attach(memory: memory, io: io)
 
         // Firmware's work: ACPI tables in the BIOS area, the kernel and its boot information.
@@ -131,6 +132,8 @@ public final class PCMachine: Sendable {
     /// Runs the guest until it ends (isa-debug-exit, shutdown, a fatal vCPU error, or
     /// `requestExit`), and returns the process exit status QEMU would have.
     public func run() -> Int32 {
+        devices.ioThread.start()
+        defer { devices.ioThread.stop() }
         for (i, r) in runners.enumerated() {
             r.start(name: "vcpu\(i)") { [self] reason in
                 switch reason {

@@ -1,0 +1,290 @@
+import Devices
+import Logging
+import Memory
+import Synchronization
+import VMMSys
+
+/// A virtio device on PCI through the modern (virtio 1.x) interface: the common, ISR, device
+/// and notify structures in BAR4, found through vendor capabilities; MSI-X in BAR1. Each
+/// queue's doorbell is an ioeventfd (zero-length "fast MMIO" when the accelerator has it)
+/// added once the driver is ready, and the I/O thread serves the queue when it fires; the
+/// completion interrupt goes out through the MSI-X vector's irqfd. Neither direction exits
+/// to userspace. QEMU: virtio-pci (hw/virtio/virtio-pci.c), modern-only layout in BAR4.
+public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
+    public static let commonOffset: UInt64 = 0x0, isrOffset: UInt64 = 0x1000
+    public static let deviceOffset: UInt64 = 0x2000, notifyOffset: UInt64 = 0x3000
+    public static let notifyMultiplier: UInt32 = 4
+    static let noVector: UInt16 = 0xffff
+    static let versionOne: UInt64 = 1 << 32
+    static let statusDriverOK: UInt8 = 4, statusNeedsReset: UInt8 = 0x40
+
+    public let device: any VirtIODevice
+    public let queues: [VirtQueue]
+    /// One per queue: the doorbell the guest rings (through the kernel or userspace).
+    public let notifiers: [EventNotifier]
+    public let msix: MSIX
+    /// BAR4: the modern configuration structures.
+    public let modernRegion: MemoryRegion
+    let notifyRegion: MemoryRegion
+    private let dma: GuestMemory
+    private let intx: IRQ
+    private let fastMMIO: Bool
+    private let logger: Logger
+    private let msixCapabilityOffset = Atomic<Int>(0)
+
+    struct QueueConfig {
+        var size: UInt16
+        var vector: UInt16 = VirtIOPCI.noVector
+        var enabled = false
+        var desc: UInt64 = 0, driver: UInt64 = 0, device: UInt64 = 0
+    }
+
+    struct State {
+        var deviceFeatureSelect: UInt32 = 0, driverFeatureSelect: UInt32 = 0
+        var driverFeatures: UInt64 = 0
+        var status: UInt8 = 0
+        var configGeneration: UInt8 = 0
+        var queueSelect: UInt16 = 0
+        var configVector: UInt16 = VirtIOPCI.noVector
+        var queues: [QueueConfig]
+        var isr: UInt8 = 0
+        var ioeventfdsStarted = false
+    }
+
+    private let state: Mutex<State>
+
+    /// - Parameters:
+    ///   - dma: the guest memory the device reads and writes (the machine's memory space).
+    ///   - msiController: where MSI-X messages go (KVM irqfds on the pc machine).
+    ///   - intx: the INTx line used while MSI-X is off.
+    ///   - ioThread: serves the queues.
+    ///   - fastMMIO: register zero-length ioeventfds (KVM_CAP_IOEVENTFD_ANY_LENGTH).
+    public init(device: any VirtIODevice, dma: GuestMemory, msiController: any MSIController, intx: IRQ,
+                ioThread: IOThread, fastMMIO: Bool, logger: Logger = Logger(label: "vmm.virtio")) throws(SystemError) {
+        self.device = device
+        self.dma = dma
+        self.intx = intx
+        self.fastMMIO = fastMMIO
+        self.logger = logger
+        queues = device.queueSizes.map { VirtQueue(maxSize: min($0, VirtQueue.maxSize)) }
+        var notifiers: [EventNotifier] = []
+        for _ in device.queueSizes { notifiers.append(try EventNotifier()) }
+        self.notifiers = notifiers
+        state = Mutex(State(queues: device.queueSizes.map { QueueConfig(size: $0) }))
+        msix = MSIX(vectors: device.queueSizes.count + 1, controller: msiController, name: "virtio-pci-msix")
+
+        let ref = DeviceRef<VirtIOPCI>()
+        func ops(_ read: @escaping @Sendable (VirtIOPCI, UInt64, Int) -> UInt64,
+                 _ write: @escaping @Sendable (VirtIOPCI, UInt64, UInt64, Int) -> Void) -> MemoryRegionOps {
+            MemoryRegionOps(
+                read: { o, n in ref.value.map { read($0, o, n) } ?? 0 },
+                write: { o, v, n in if let d = ref.value { write(d, o, v, n) } },
+                valid: AccessConstraints(minAccessSize: 1, maxAccessSize: 4),
+                implementation: AccessConstraints(minAccessSize: 1, maxAccessSize: 4))
+        }
+        modernRegion = .container(name: "virtio-pci", size: 0x4000)
+        notifyRegion = .io(name: "virtio-pci-notify", size: 0x1000, ops: ops({ _, _, _ in 0 }, { d, o, _, _ in d.userspaceNotify(o) }))
+        modernRegion.addSubregion(.io(name: "virtio-pci-common", size: 0x1000, ops: ops({ $0.readCommon($1, $2) }, { $0.writeCommon($1, $2, $3) })), at: Self.commonOffset)
+        modernRegion.addSubregion(.io(name: "virtio-pci-isr", size: 0x1000, ops: ops({ d, _, _ in d.readISR() }, { _, _, _, _ in })), at: Self.isrOffset)
+        modernRegion.addSubregion(.io(name: "virtio-pci-device", size: 0x1000, ops: ops({ $0.device.readConfig(offset: $1, size: $2) }, { $0.device.writeConfig(offset: $1, value: $2, size: $3) })), at: Self.deviceOffset)
+        modernRegion.addSubregion(notifyRegion, at: Self.notifyOffset)
+
+        let transitional: [UInt16: UInt16] = [1: 0x1000, 2: 0x1001, 5: 0x1002, 3: 0x1003, 8: 0x1004, 4: 0x1005, 9: 0x1009]
+        let pciID = transitional[device.deviceType] ?? 0x1040 + device.deviceType
+        super.init(vendorID: 0x1af4, deviceID: pciID, classCode: 0x00_ff_00, revision: 0, interruptPin: 1,
+                   subsystemVendorID: 0x1af4, subsystemID: device.deviceType)
+        registerBAR(1, region: msix.region, kind: .memory32)
+        registerBAR(4, region: modernRegion, kind: .memory32)
+        func cap(_ type: UInt8, _ offset: UInt64, _ extra: [UInt8] = []) -> [UInt8] {
+            let len = UInt8(16 + extra.count)
+            var b: [UInt8] = [0x09, 0, len, type, 4, 0, 0, 0]
+            for v in [UInt32(offset), UInt32(0x1000)] { for i in 0..<4 { b.append(UInt8(truncatingIfNeeded: v >> (8 * UInt32(i)))) } }
+            return b + extra
+        }
+        let m = Self.notifyMultiplier
+        let capabilities = [cap(1, Self.commonOffset), cap(3, Self.isrOffset), cap(4, Self.deviceOffset),
+                            cap(2, Self.notifyOffset, (0..<4).map { UInt8(truncatingIfNeeded: m >> (8 * UInt32($0))) })]
+        for c in capabilities { addCapability(c) }
+        let (msixBytes, msixMask) = msix.capability(bar: 1)
+        msixCapabilityOffset.store(addCapability(msixBytes, writeMask: msixMask) ?? 0, ordering: .releasing)
+        ref.set(self)
+        for (i, n) in notifiers.enumerated() {
+            try ioThread.watch(n) { [weak self] in self?.serve(queue: i) }
+        }
+    }
+
+    // MARK: PCI config
+
+    public override func configWrite(offset: Int, value: UInt32, size: Int) {
+        super.configWrite(offset: offset, value: value, size: size)
+        let cap = msixCapabilityOffset.load(ordering: .acquiring)
+        let control = cap + 2
+        if cap != 0, offset < control + 2, offset + size > control {
+            msix.controlChanged(UInt16(truncatingIfNeeded: configRead(offset: control, size: 2)))
+        }
+    }
+
+    // MARK: Common configuration (virtio 1.x §4.1.4.3)
+
+    private func readCommon(_ offset: UInt64, _ size: Int) -> UInt64 {
+        state.withLock { s in
+            let q = Int(s.queueSelect)
+            let queue = s.queues.indices.contains(q) ? s.queues[q] : nil
+            let features = device.features | Self.versionOne
+            switch offset {
+            case 0x00: return UInt64(s.deviceFeatureSelect)
+            case 0x04: return s.deviceFeatureSelect < 2 ? (features >> (32 * UInt64(s.deviceFeatureSelect))) & 0xffff_ffff : 0
+            case 0x08: return UInt64(s.driverFeatureSelect)
+            case 0x0c: return s.driverFeatureSelect < 2 ? (s.driverFeatures >> (32 * UInt64(s.driverFeatureSelect))) & 0xffff_ffff : 0
+            case 0x10: return UInt64(s.configVector)
+            case 0x12: return UInt64(s.queues.count)
+            case 0x14: return UInt64(s.status)
+            case 0x15: return UInt64(s.configGeneration)
+            case 0x16: return UInt64(s.queueSelect)
+            case 0x18: return UInt64(queue?.size ?? 0)
+            case 0x1a: return UInt64(queue?.vector ?? Self.noVector)
+            case 0x1c: return queue?.enabled == true ? 1 : 0
+            case 0x1e: return queue == nil ? 0 : UInt64(q)
+            case 0x20: return (queue?.desc ?? 0) & 0xffff_ffff
+            case 0x24: return (queue?.desc ?? 0) >> 32
+            case 0x28: return (queue?.driver ?? 0) & 0xffff_ffff
+            case 0x2c: return (queue?.driver ?? 0) >> 32
+            case 0x30: return (queue?.device ?? 0) & 0xffff_ffff
+            case 0x34: return (queue?.device ?? 0) >> 32
+            default: return 0
+            }
+        }
+    }
+
+    private func writeCommon(_ offset: UInt64, _ value: UInt64, _ size: Int) {
+        var startIoeventfds = false, reset = false
+        state.withLock { s in
+            let q = Int(s.queueSelect)
+            let has = s.queues.indices.contains(q)
+            let v32 = value & 0xffff_ffff
+            func setHalf(_ field: inout UInt64, high: Bool) {
+                field = high ? (field & 0xffff_ffff) | v32 << 32 : (field & ~0xffff_ffff) | v32
+            }
+            switch offset {
+            case 0x00: s.deviceFeatureSelect = UInt32(v32)
+            case 0x08: s.driverFeatureSelect = UInt32(v32)
+            case 0x0c:
+                if s.driverFeatureSelect < 2 {
+                    let shift = 32 * UInt64(s.driverFeatureSelect)
+                    let offered = device.features | Self.versionOne
+                    s.driverFeatures = (s.driverFeatures & ~(0xffff_ffff << shift)) | ((v32 << shift) & offered)
+                }
+            case 0x10: s.configVector = vectorOrNone(value)
+            case 0x14:
+                let status = UInt8(truncatingIfNeeded: value)
+                if status == 0 {
+                    reset = true
+                } else {
+                    if status & Self.statusDriverOK != 0, s.status & Self.statusDriverOK == 0 { startIoeventfds = true }
+                    s.status = status
+                }
+            case 0x16: s.queueSelect = UInt16(truncatingIfNeeded: value)
+            case 0x18 where has && !s.queues[q].enabled:
+                let n = UInt16(truncatingIfNeeded: value)
+                if queues[q].accepts(size: n) { s.queues[q].size = n }
+            case 0x1a where has: s.queues[q].vector = vectorOrNone(value)
+            case 0x1c where has && value & 1 == 1 && !s.queues[q].enabled:
+                let c = s.queues[q]
+                s.queues[q].enabled = true
+                queues[q].configure(size: c.size, desc: c.desc, avail: c.driver, used: c.device)
+            case 0x20 where has: setHalf(&s.queues[q].desc, high: false)
+            case 0x24 where has: setHalf(&s.queues[q].desc, high: true)
+            case 0x28 where has: setHalf(&s.queues[q].driver, high: false)
+            case 0x2c where has: setHalf(&s.queues[q].driver, high: true)
+            case 0x30 where has: setHalf(&s.queues[q].device, high: false)
+            case 0x34 where has: setHalf(&s.queues[q].device, high: true)
+            default: break
+            }
+        }
+        if reset { resetDevice() }
+        if startIoeventfds { setIoeventfds(true) }
+    }
+
+    /// A vector number the driver chose, or NO_VECTOR when there is no such vector.
+    private func vectorOrNone(_ value: UInt64) -> UInt16 {
+        let v = UInt16(truncatingIfNeeded: value)
+        return Int(v) < msix.vectorCount ? v : Self.noVector
+    }
+
+    /// Status 0: everything back to the initial state. QEMU: virtio_pci_reset().
+    private func resetDevice() {
+        setIoeventfds(false)
+        state.withLock { s in
+            s = State(queues: device.queueSizes.map { QueueConfig(size: $0) })
+        }
+        for q in queues { q.reset() }
+        device.reset()
+        intx.lower()
+    }
+
+    /// Adds (driver ready) or removes (reset) the queues' ioeventfds in one transaction.
+    /// QEMU: virtio_pci_start/stop_ioeventfd() → virtio_pci_ioeventfd_assign().
+    private func setIoeventfds(_ on: Bool) {
+        let change = state.withLock { s -> Bool in
+            guard s.ioeventfdsStarted != on else { return false }
+            s.ioeventfdsStarted = on
+            return true
+        }
+        guard change else { return }
+        let size = fastMMIO ? 0 : 2
+        notifyRegion.withTransaction {
+            for (i, n) in notifiers.enumerated() {
+                let offset = UInt64(i) * UInt64(Self.notifyMultiplier)
+                do {
+                    if on {
+                        try notifyRegion.addEventfd(offset: offset, size: size, matchData: false, data: 0, notifier: n)
+                    } else {
+                        try notifyRegion.delEventfd(offset: offset, size: size, matchData: false, data: 0, notifier: n)
+                    }
+                } catch {
+                    logger.error("virtio-pci: \(error)")
+                }
+            }
+        }
+    }
+
+    /// A notify write that reached the device (no ioeventfd yet): hand it to the I/O thread.
+    private func userspaceNotify(_ offset: UInt64) {
+        let q = Int(offset / UInt64(Self.notifyMultiplier))
+        if notifiers.indices.contains(q) { notifiers[q].set() }
+    }
+
+    private func readISR() -> UInt64 {
+        let isr = state.withLock { s -> UInt8 in
+            defer { s.isr = 0 }
+            return s.isr
+        }
+        if isr != 0 { intx.lower() }
+        return UInt64(isr)
+    }
+
+    // MARK: The I/O thread's side
+
+    /// Serves queue `index` and interrupts the driver if it asked. Runs on the I/O thread.
+    private func serve(queue index: Int) {
+        let (ready, vector) = state.withLock { s in
+            (s.status & Self.statusDriverOK != 0 && s.status & Self.statusNeedsReset == 0, s.queues[index].vector)
+        }
+        guard ready, queues[index].isReady else { return }
+        let interrupt: Bool
+        do {
+            interrupt = try device.process(queue: index, queues[index], memory: dma)
+        } catch {
+            logger.error("virtio-pci queue \(index): \(error); device needs reset")
+            state.withLock { $0.status |= Self.statusNeedsReset }
+            return
+        }
+        guard interrupt else { return }
+        if msix.isEnabled {
+            if vector != Self.noVector { msix.notify(Int(vector)) }
+        } else {
+            state.withLock { $0.isr |= 1 }
+            intx.raise()
+        }
+    }
+}
