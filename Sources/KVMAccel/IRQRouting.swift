@@ -7,7 +7,10 @@ import VMMSys
 /// alongside the MSI routes added here. QEMU: `kvm_pc_setup_irq_routing()` + `kvm_irqchip_*`.
 final class IRQRouting: Sendable {
     private let vm: VirtualMachine
-    private let state = Mutex<(msi: [UInt32: GSIRoute], next: UInt32)>(([:], 24))
+    private let state = Mutex<[UInt32: GSIRoute]>([:])
+    /// MSI routes use GSIs from here up, the lowest free one first (so a guest that keeps
+    /// re-programming vectors never runs the table out).
+    static let firstMSIGSI: UInt32 = 24
 
     init(vm: VirtualMachine) { self.vm = vm }
 
@@ -25,21 +28,21 @@ final class IRQRouting: Sendable {
     }
 
     func addMSI(address: UInt64, data: UInt32) throws(SystemError) -> UInt32 {
-        let (gsi, table) = state.withLock { s -> (UInt32, [GSIRoute]) in
-            let gsi = s.next
-            s.next += 1
-            s.msi[gsi] = .msi(gsi: gsi, addressLo: UInt32(truncatingIfNeeded: address),
-                              addressHi: UInt32(truncatingIfNeeded: address >> 32), data: data)
-            return (gsi, Self.defaultRoutes + s.msi.keys.sorted().compactMap { s.msi[$0] })
+        let (gsi, table) = state.withLock { msi -> (UInt32, [GSIRoute]) in
+            var gsi = Self.firstMSIGSI
+            while msi[gsi] != nil { gsi += 1 }
+            msi[gsi] = .msi(gsi: gsi, addressLo: UInt32(truncatingIfNeeded: address),
+                            addressHi: UInt32(truncatingIfNeeded: address >> 32), data: data)
+            return (gsi, Self.defaultRoutes + msi.keys.sorted().compactMap { msi[$0] })
         }
         try vm.setGSIRouting(table)
         return gsi
     }
 
     func remove(gsi: UInt32) throws(SystemError) {
-        let table = state.withLock { s -> [GSIRoute] in
-            s.msi[gsi] = nil
-            return Self.defaultRoutes + s.msi.keys.sorted().compactMap { s.msi[$0] }
+        let table = state.withLock { msi -> [GSIRoute] in
+            msi[gsi] = nil
+            return Self.defaultRoutes + msi.keys.sorted().compactMap { msi[$0] }
         }
         try vm.setGSIRouting(table)
     }

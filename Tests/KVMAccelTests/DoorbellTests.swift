@@ -222,3 +222,19 @@ struct ConcurrencyAndInterruptTests {
         try m.accelerator.removeIrqfd(irq, gsi: 5)
     }
 }
+
+@Suite(.enabled(if: kvmUsable, "requires read/write access to /dev/kvm"))
+struct MSIRouteTests {
+    /// A guest re-programming vectors forever must not run the GSI table out: freed GSIs are
+    /// reused, lowest first.
+    @Test func freedGSIsAreReused() throws {
+        let m = try DoorbellMachine(irqchip: true)
+        let a = try m.accelerator.addMSIRoute(address: 0xfee0_0000, data: 0x41)
+        let b = try m.accelerator.addMSIRoute(address: 0xfee0_0000, data: 0x42)
+        #expect(a == 24 && b == 25)
+        for _ in 0..<5000 {
+            try m.accelerator.removeMSIRoute(gsi: a)
+            #expect(try m.accelerator.addMSIRoute(address: 0xfee0_0000, data: 0x43) == a)
+        }
+    }
+}
