@@ -1,0 +1,62 @@
+import ArgumentParser
+import Foundation
+import VMMSys
+
+/// `vmm bench virtio`: one virtio-rng request's round trip — the guest's kick (notify
+/// ioeventfd), the I/O thread's work, the MSI-X completion (irqfd) — under vmm and QEMU with
+/// the same kernel and flags, alternating.
+struct VirtIOBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "virtio", abstract: "Cycles per virtio-rng request (kick → I/O thread → MSI-X): vmm vs QEMU.")
+
+    @Option(name: .customLong("requests"), help: "Requests per run inside the guest.")
+    var requests: Int = 1000
+
+    @Option(name: .customLong("rounds"), help: "Alternating rounds (medians are reported).")
+    var rounds: Int = 5
+
+    @Option(name: .customLong("kernel"), help: "Kernel (default: built from Guests/tests/virtiorng.c).")
+    var kernel: String?
+
+    @Flag(name: .customLong("json"), help: "Print JSON.")
+    var json = false
+
+    func validate() throws {
+        guard requests > 0, rounds > 0 else { throw ValidationError("--requests and --rounds must be positive") }
+    }
+
+    func run() throws {
+        let vmmPath = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        let kernelPath = try kernel ?? (BundledKernels.build() + "/virtiorng.elf")
+        let flags = ["-machine", "accel=kvm", "-nodefaults", "-display", "none", "-serial", "stdio",
+                     "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4", "-device", "virtio-rng-pci",
+                     "-kernel", kernelPath, "-append", "requests=\(requests)"]
+        let qemu = ChildProcess.which("qemu-system-x86_64")
+        var vmmCycles: [Double] = [], qemuCycles: [Double] = []
+        for round in 1...rounds {
+            if !json { printError("bench: round \(round)/\(rounds)") }
+            vmmCycles.append(try Self.cycles(ChildProcess.run([vmmPath] + flags), who: "vmm"))
+            if let qemu { qemuCycles.append(try Self.cycles(ChildProcess.run([qemu] + flags), who: "qemu")) }
+        }
+        let v = DoorbellComparison.median(vmmCycles) ?? 0
+        let q = DoorbellComparison.median(qemuCycles)
+        if json {
+            let qs = q.map { String(format: "%.0f", $0) } ?? "null"
+            let ratio = q.map { String(format: "%.4f", v / $0) } ?? "null"
+            print("{\"path\":\"virtio-rng-request\",\"vmm\":\(String(format: "%.0f", v)),\"qemu\":\(qs),\"ratio\":\(ratio)}")
+        } else {
+            print("virtio-rng request round trip, cycles (median of \(rounds) alternating runs, \(requests) requests each)")
+            print("vmm   \(String(format: "%.0f", v))")
+            print("qemu  " + (q.map { String(format: "%.0f", $0) } ?? "- (qemu-system-x86_64 not installed)"))
+            if let q { print("vmm/qemu \(String(format: "%.3f", v / q))") }
+        }
+    }
+
+    static func cycles(_ run: ChildRun, who: String) throws -> Double {
+        for line in run.output.split(whereSeparator: \.isNewline) where line.hasPrefix("cycles_per_request=") {
+            if let c = Double(line.dropFirst("cycles_per_request=".count)) { return c }
+        }
+        throw BenchError("\(who): the virtio-rng kernel printed no result (exit \(run.status)): "
+            + run.output.split(whereSeparator: \.isNewline).suffix(3).joined(separator: " | "))
+    }
+}
