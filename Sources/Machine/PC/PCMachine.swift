@@ -171,7 +171,6 @@ public final class PCMachine: Sendable {
 /// Lets devices created before the machine finished initializing ask it to exit.
 final class ExitBox: Sendable {
     let machine = Mutex<WeakMachine?>(nil)
-    let pending = Mutex<Int32?>(nil)
     func request(_ status: Int32) {
         if let m = machine.withLock({ $0?.machine }) { m.requestExit(status: status) }
     }
