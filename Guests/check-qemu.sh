@@ -38,4 +38,5 @@ run acpi acpi ""
 run smp smp "cpus=4" -smp 4
 run bench bench "writes=100000"
 run startup64 startup64 ""
+run virtiorng virtiorng "requests=100" -device virtio-rng-pci
 exit $failed
