@@ -54,12 +54,12 @@ static u8 scratch[4096] __attribute__((aligned(16)));
 static u32 spare_irq;
 
 static int forbidden_port(u16 p, u32 width) {
-    /* 0xf4..0xf7 debug exit, 0xcf9 reset, 0x64 keyboard reset, 0x3f8-0x3ff our own console output,
+    /* 0xf4..0xf7 debug exit, 0xcf9 reset, 0x64 keyboard reset, 0x604 ACPI PM1a control (S5 soft-off), 0x3f8-0x3ff our own console output,
        0x92 fast A20/reset. */
     for (u32 i = 0; i < width; i++) {
         u16 q = (u16)(p + i);
         if (spare_irq && q >= 0x2010 && q <= 0x2017) return 1;
-        if ((q >= 0xf4 && q <= 0xf7) || q == 0xcf9 || q == 0x64 || q == 0x92 || (q >= 0x3f8 && q <= 0x3ff)) return 1;
+        if ((q >= 0xf4 && q <= 0xf7) || q == 0xcf9 || q == 0x64 || q == 0x604 || q == 0x605 || q == 0x92 || (q >= 0x3f8 && q <= 0x3ff)) return 1;
     }
     return 0;
 }

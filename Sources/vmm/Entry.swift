@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import Logging
 import VMMSys
 #if canImport(Glibc)
 import Glibc
@@ -9,6 +11,14 @@ enum Entry {
     /// Runs the command; any user error becomes one line on stderr and exit status 1
     /// (QEMU's convention), never a trap or a usage dump.
     static func main() {
+        // Logs go to stderr; VMM_LOG=debug|info|warning|error sets the level (default warning,
+        // so a normal run prints only the guest's serial output, as QEMU does).
+        let level = ProcessInfo.processInfo.environment["VMM_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
         let arguments = Array(CommandLine.arguments.dropFirst())
         let native = arguments.first.map { VMMCommand.subcommandNames.contains($0) } ?? false
         let root: any ParsableCommand.Type = native ? VMMCommand.self : QEMUCommand.self

@@ -18,7 +18,7 @@ enum MachineRunner {
             memoryTree: { flat in flat ? MemoryTreeDump.flat(system) : MemoryTreeDump.tree(system) },
             ioeventfds: { MemoryTreeDump.ioeventfds(system) },
             status: { "VM status: running\n" },
-            quit: { machine.requestExit(status: 0) }))
+            quit: { machine.requestExit(status: 0, reason: "monitor quit") }))
         let thread = Thread {
             writeOut(HumanMonitor.banner + "\n")
             while true {

@@ -29,7 +29,9 @@ struct HostileGuestTests {
     @Test(arguments: [1, 0xdead, UInt32.random(in: 2...UInt32.max)])
     func survivesRandomAttacks(seed: UInt32) throws {
         let kernel = try Self.kernel.get()
-        let run = try Harness.vmm(Harness.qemuFlags(kernel: kernel, append: "seed=\(seed) rounds=20000"), timeoutSeconds: 300)
+        // virtio-rng-pci too, so its BARs, MSI-X table and queues take random writes as well.
+        let run = try Harness.vmm(Harness.qemuFlags(kernel: kernel, append: "seed=\(seed) rounds=20000",
+                                                    extra: ["-device", "virtio-rng-pci"]), timeoutSeconds: 300)
         #expect(run.output.contains("hostile: survived 20000 rounds"), "seed \(seed): \(run.output.suffix(600))")
         #expect(run.status == 67, "seed \(seed): exit status \(run.status)")
     }

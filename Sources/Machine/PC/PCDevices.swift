@@ -24,7 +24,7 @@ public final class PCDevices: Sendable {
 
     init(configuration c: MachineConfiguration, layout: PCMemoryLayout, systemRoot: MemoryRegion, ioRoot: MemoryRegion,
          dma: GuestMemory, accelerator: KVMAccelerator, serial serialOverride: (any SerialBackend)?, logger: Logger,
-         requestExit: @escaping @Sendable (Int32) -> Void) throws {
+         requestExit: @escaping @Sendable (Int32, String) -> Void) throws {
         func isaIRQ(_ n: UInt32) -> IRQ { IRQ { level in accelerator.setIRQLine(n, level: level) } }
 
         // COM1 exists only with a serial backend (QEMU: -nodefaults and no -serial → none).
@@ -56,7 +56,7 @@ public final class PCDevices: Sendable {
         for d in c.devices {
             switch d {
             case .isaDebugExit(let iobase, let iosize):
-                let dev = ISADebugExit(iobase: iobase, iosize: iosize, onExit: requestExit)
+                let dev = ISADebugExit(iobase: iobase, iosize: iosize, onExit: { requestExit($0, "isa-debug-exit") })
                 dev.map(into: ioRoot)
                 debugExit = dev
             case .pcTestdev:
@@ -80,11 +80,11 @@ public final class PCDevices: Sendable {
         pmTimer.map(into: ioRoot)
         // ACPI soft-off and the reset paths end the run as QEMU does with -no-reboot (status 0);
         // without firmware to restart there is nothing to reboot into.
-        pmRegisters = ACPIPMRegisters(powerOff: { requestExit(0) })
+        pmRegisters = ACPIPMRegisters(powerOff: { requestExit(0, "ACPI soft-off (PM1a_CNT SLP_EN, S5)") })
         pmRegisters.map(into: ioRoot)
-        resetControl = ResetControl(reset: { requestExit(0) })
+        resetControl = ResetControl(reset: { requestExit(0, "reset through 0xcf9") })
         resetControl.map(into: ioRoot)
-        keyboardController = I8042(reset: { requestExit(0) })
+        keyboardController = I8042(reset: { requestExit(0, "reset through the i8042 (0xfe to 0x64)") })
         keyboardController.map(into: ioRoot)
         let thread = try IOThread(logger: logger)
         ioThread = thread

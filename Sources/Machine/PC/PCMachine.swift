@@ -25,7 +25,7 @@ public final class PCMachine: Sendable {
     public let runners: [VCPURunner]
     public let devices: PCDevices
     let logger: Logger
-    private let outcome = Mutex<Int32?>(nil)
+    private let outcome = Mutex<(status: Int32, reason: String)?>(nil)
     private let finished = DispatchSemaphore(value: 0)
 
     /// Builds the machine and loads the kernel; nothing runs until `run()`.
@@ -70,7 +70,7 @@ public final class PCMachine: Sendable {
         let exitBox = ExitBox()
         devices = try PCDevices(configuration: configuration, layout: layout, systemRoot: systemRoot, ioRoot: ioRoot,
                                 dma: memory.guestMemory, accelerator: accelerator, serial: serial, logger: logger,
-                                requestExit: { exitBox.request($0) })
+                                requestExit: { exitBox.request($0, reason: $1) })
         accelerator.attach(memory: memory, io: io)
 
         // Firmware's work: ACPI tables in the BIOS area, the kernel and its boot information.
@@ -142,25 +142,30 @@ public final class PCMachine: Sendable {
                 case .shutdown, .reset, .halted:
                     // QEMU: a guest reset (triple fault) ends the run with -no-reboot (status 0);
                     // without a firmware to restart, we end it either way.
-                    requestExit(status: 0)
+                    requestExit(status: 0, reason: "vCPU \(i): \(reason)")
                 case .failed(let why):
                     logger.error("vCPU \(i): \(why)")
-                    requestExit(status: 1)
+                    requestExit(status: 1, reason: "vCPU \(i) failed")
                 }
             }
         }
         finished.wait()
         for r in runners { r.stop() }
-        return outcome.withLock { $0 } ?? 0
+        return outcome.withLock { $0?.status } ?? 0
     }
 
-    /// Ends the run with `status` (the first request wins). QEMU: `qemu_system_shutdown_request()`.
-    public func requestExit(status: Int32) {
+    /// Why the run ended (the first request's reason), once it has.
+    public var exitReason: String? { outcome.withLock { $0?.reason } }
+
+    /// Ends the run with `status` (the first request wins); `reason` is logged at debug
+    /// level (QEMU prints nothing either). QEMU: `qemu_system_shutdown_request()`.
+    public func requestExit(status: Int32, reason: String = "requested") {
         let first = outcome.withLock { o -> Bool in
             guard o == nil else { return false }
-            o = status
+            o = (status, reason)
             return true
         }
+        if first { logger.debug("machine exit \(status): \(reason)") }
         if first {
             for r in runners { r.stop() }
             finished.signal()
@@ -171,8 +176,8 @@ public final class PCMachine: Sendable {
 /// Lets devices created before the machine finished initializing ask it to exit.
 final class ExitBox: Sendable {
     let machine = Mutex<WeakMachine?>(nil)
-    func request(_ status: Int32) {
-        if let m = machine.withLock({ $0?.machine }) { m.requestExit(status: status) }
+    func request(_ status: Int32, reason: String) {
+        if let m = machine.withLock({ $0?.machine }) { m.requestExit(status: status, reason: reason) }
     }
 }
 
