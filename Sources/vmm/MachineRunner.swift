@@ -1,3 +1,4 @@
+import Devices
 import Foundation
 import Machine
 import Memory
@@ -7,7 +8,11 @@ enum MachineRunner {
     static func run(_ config: MachineConfiguration) throws -> Int32 {
         for w in config.warnings { printError("vmm: warning: \(w)") }
         let machine = try PCMachine(config)
-        if config.monitor == .stdio { startMonitor(machine) }
+        if config.monitor == .stdio {
+            startMonitor(machine)
+        } else if config.serial == .stdio, let serial = machine.devices.serial {
+            startSerialInput(serial)
+        }
         return machine.run()
     }
 
@@ -32,6 +37,20 @@ enum MachineRunner {
         }
         thread.start()
     }
+}
+
+/// `-serial stdio` is two-way: what arrives on standard input goes to the UART's receiver,
+/// on its own thread (stdin at EOF, e.g. /dev/null, just ends it).
+func startSerialInput(_ serial: SerialPort) {
+    let thread = Thread {
+        let input = FileHandle.standardInput
+        while true {
+            let data = input.availableData
+            if data.isEmpty { return }
+            _ = serial.receive([UInt8](data))
+        }
+    }
+    thread.start()
 }
 
 /// Writes to standard output unbuffered (the serial console shares it).
