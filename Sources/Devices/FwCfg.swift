@@ -16,8 +16,8 @@ public enum FwCfgError: Error, Equatable, CustomStringConvertible {
 
 /// QEMU's firmware configuration device, legacy I/O interface: a 16-bit write to port 0x510
 /// selects an item; byte reads of port 0x511 walk it, past its end (or for unknown keys)
-/// reading 0. Items: the signature "QEMU", the feature bitmap (traditional interface only, no
-/// DMA), RAM size, CPU counts, the file directory, optional kernel/initrd/command-line items,
+/// reading 0. Items: the signature "QEMU", the feature bitmap (traditional interface; DMA when
+/// `FwCfgDMA` is attached), RAM size, CPU counts, the file directory, optional kernel/initrd/command-line items,
 /// and named files (`addFile`) whose selectors follow from 0x0020 in name order, as QEMU keeps
 /// its directory sorted. Guest writes to the data port are ignored (as on QEMU since 2.4).
 ///
@@ -68,7 +68,7 @@ public final class FwCfg: Sendable {
         var offset = 0
     }
 
-    private let state: Mutex<State>
+    let state: Mutex<State>
 
     /// Creates the device with the standard items for a guest of `ramSize` bytes and `cpus`
     /// boot CPUs (`maxCPUs` defaults to `cpus`).
@@ -178,11 +178,7 @@ public final class FwCfg: Sendable {
     func ioWrite(_ offset: UInt64, _ value: UInt64, _ size: Int) {
         // Only a 16-bit write at the selector port selects; byte writes (the data port) are ignored.
         guard size == 2, offset == 0 else { return }
-        let key = UInt16(truncatingIfNeeded: value) & ~Key.writeChannel
-        state.withLock { s in
-            s.current = s.items[key] ?? []
-            s.offset = 0
-        }
+        select(UInt16(truncatingIfNeeded: value))
     }
 
     // MARK: Encoding

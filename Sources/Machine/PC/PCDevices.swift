@@ -12,6 +12,7 @@ public final class PCDevices: Sendable {
     public let serial: SerialPort?
     public let debugExit: ISADebugExit?
     public let fwCfg: FwCfg
+    public let fwCfgDMA: FwCfgDMA
     public let cmos: CMOS
     public let pmTimer: ACPIPMTimer
     public let pmRegisters: ACPIPMRegisters
@@ -74,6 +75,8 @@ public final class PCDevices: Sendable {
 
         fwCfg = FwCfg(ramSize: c.memorySize, cpus: UInt16(c.cpuCount), maxCPUs: UInt16(max(c.maxCPUs, c.cpuCount)))
         fwCfg.map(into: ioRoot)
+        fwCfgDMA = FwCfgDMA(fwCfg: fwCfg, memory: dma)
+        fwCfgDMA.map(into: ioRoot)
         cmos = CMOS(belowFourGiB: layout.below4G, aboveFourGiB: layout.above4G, cpus: c.cpuCount)
         cmos.map(into: ioRoot)
         pmTimer = ACPIPMTimer()
