@@ -4,12 +4,7 @@ import Machine
 /// The no-argument job: the bundled doorbell guest over every doorbell path.
 enum MainJob {
     static func run(writes: UInt64, json: Bool) throws {
-        let machine: DoorbellMachine
-        do {
-            machine = try DoorbellMachine()
-        } catch {
-            throw MachineError("cannot start the doorbell VM: \(error)")
-        }
+        let machine = try DoorbellMachine()
         let results = try DoorbellBenchmark.run(writes: writes, machine: machine)
         if json {
             print(DoorbellBenchmark.json(results))

@@ -48,6 +48,16 @@ import VMMSys
         try expectOneLineError(["-device", "virtio-gpu"], mentioning: ["virtio-gpu"])
     }
 
+    /// What a user without KVM sees, from both the main job and a kernel run.
+    @Test(arguments: [[String](), ["-kernel", "/bin/sh"]])
+    func noKVM(_ args: [String]) throws {
+        guard let vmm = Harness.vmmPath else { throw HarnessError("vmm not built") }
+        let run = try ChildProcess.run(["/usr/bin/env", "VMM_KVM_DEVICE=/nonexistent/kvm", vmm] + args)
+        #expect(run.status == 1)
+        #expect(run.output.split(separator: "\n").count == 1, "\(run.output)")
+        #expect(run.output.hasPrefix("vmm: KVM is not available") && run.output.contains("/nonexistent/kvm"))
+    }
+
     @Test func deviceHelpListsOurDevices() throws {
         let run = try Harness.vmm(["-device", "help"])
         #expect(run.status == 0)

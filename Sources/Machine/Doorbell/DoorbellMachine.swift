@@ -53,7 +53,7 @@ public final class DoorbellMachine: Sendable {
     /// Creates the VM. `irqchip` adds the in-kernel PIC/IOAPIC/LAPIC (for interrupt tests;
     /// HLT then no longer exits).
     public init(vcpus: Int = 1, irqchip: Bool = false, memorySystem: MemorySystem = MemorySystem()) throws {
-        kvm = try KVMSystem()
+        kvm = try KVMDevice.open()
         vm = try kvm.createVM()
         if irqchip {
             try vm.setTSSAddress(0xfffb_d000)

@@ -37,11 +37,7 @@ public final class PCMachine: Sendable {
         self.memorySystem = memorySystem
         self.logger = logger
         layout = PCMemoryLayout(ramSize: configuration.memorySize)
-        do {
-            kvm = try KVMSystem()
-        } catch {
-            throw MachineError("KVM is not available: \(error)")
-        }
+        kvm = try KVMDevice.open()
         vm = try kvm.createVM()
         try vm.setIdentityMapAddress(PCMemoryLayout.kvmIdentityMap)
         try vm.setTSSAddress(PCMemoryLayout.kvmTSS)
