@@ -14,6 +14,8 @@ struct KernelTests {
         /// Whether the whole serial output must equal QEMU's (false where the kernel prints
         /// things that legitimately differ: firmware's fw_cfg files, ACPI table contents).
         var sameOutputAsQEMU = true
+        /// Standard input for the run (the serial console's input with -serial stdio).
+        var stdin: String = "/dev/null"
         var description: String { "\(kernel) \(append) \(extra.joined(separator: " "))" }
     }
 
@@ -37,6 +39,8 @@ struct KernelTests {
         Case(kernel: "smp", append: "cpus=4", extra: ["-smp", "4"]),
         // virtio-rng-pci: modern interface, MSI-X; per-request cycles differ run to run.
         Case(kernel: "virtiorng", append: "requests=50", extra: ["-device", "virtio-rng-pci"], sameOutputAsQEMU: false),
+        // -serial stdio is two-way: the kernel echoes a line typed on standard input.
+        Case(kernel: "echo", stdin: GuestKernels.repositoryRoot.appendingPathComponent("Guests/tests/echo-input.txt").path),
         // 64-bit long mode (entered by the kernel itself); cycle counts differ run to run.
         Case(kernel: "bench", append: "writes=2000", sameOutputAsQEMU: false),
     ]
@@ -44,7 +48,7 @@ struct KernelTests {
     @Test(arguments: cases)
     func passesUnderVMM(_ c: Case) throws {
         let kernel = try GuestKernels.path(c.kernel)
-        let run = try Harness.vmm(Harness.qemuFlags(kernel: kernel, append: c.append, extra: c.extra))
+        let run = try Harness.vmm(Harness.qemuFlags(kernel: kernel, append: c.append, extra: c.extra), stdinPath: c.stdin)
         let lines = Harness.serialLines(run.output)
         #expect(lines.contains("PASS \(c.kernel)"), "\(run.output)")
         #expect(run.status == 1, "exit status \(run.status)")
@@ -57,8 +61,8 @@ struct KernelTests {
     func matchesQEMU(_ c: Case) throws {
         let kernel = try GuestKernels.path(c.kernel)
         let flags = Harness.qemuFlags(kernel: kernel, append: c.append, extra: c.extra)
-        let v = try Harness.vmm(flags)
-        guard let q = try Harness.qemu(flags) else { return }
+        let v = try Harness.vmm(flags, stdinPath: c.stdin)
+        guard let q = try Harness.qemu(flags, stdinPath: c.stdin) else { return }
         #expect(v.status == q.status, "vmm \(v.status), qemu \(q.status)")
         let vl = Harness.serialLines(v.output), ql = Harness.serialLines(q.output)
         #expect(vl.last(where: { !$0.isEmpty }) == ql.last(where: { !$0.isEmpty }))

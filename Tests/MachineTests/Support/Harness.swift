@@ -43,15 +43,15 @@ enum Harness {
     }
 
     /// Runs `vmm` with `arguments`.
-    static func vmm(_ arguments: [String], timeoutSeconds: Int = 60) throws -> ChildRun {
+    static func vmm(_ arguments: [String], timeoutSeconds: Int = 60, stdinPath: String = "/dev/null") throws -> ChildRun {
         guard let vmmPath else { throw HarnessError("vmm executable not found next to the test binary") }
-        return try ChildProcess.run([vmmPath] + arguments, timeoutSeconds: timeoutSeconds)
+        return try ChildProcess.run([vmmPath] + arguments, timeoutSeconds: timeoutSeconds, stdinPath: stdinPath)
     }
 
     /// Runs QEMU with `arguments`, or nil where it is not installed.
-    static func qemu(_ arguments: [String], timeoutSeconds: Int = 120) throws -> ChildRun? {
+    static func qemu(_ arguments: [String], timeoutSeconds: Int = 120, stdinPath: String = "/dev/null") throws -> ChildRun? {
         guard let qemuPath else { return nil }
-        return try ChildProcess.run([qemuPath] + arguments, timeoutSeconds: timeoutSeconds)
+        return try ChildProcess.run([qemuPath] + arguments, timeoutSeconds: timeoutSeconds, stdinPath: stdinPath)
     }
 
     /// The serial text of a run: QEMU's own warnings on stderr are dropped (they go to the
