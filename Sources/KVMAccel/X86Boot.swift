@@ -49,6 +49,44 @@ public enum X86Boot {
         try vcpu.setRegisters(r)
     }
 
+    /// Linux's boot protocols want a flat GDT with __BOOT_CS = 0x10 and __BOOT_DS = 0x18.
+    public static let linuxCodeSelector: UInt16 = 0x10
+    public static let linuxDataSelector: UInt16 = 0x18
+
+    /// The Linux boot protocol's entry state: 64-bit (long mode, identity-mapped low 4 GiB,
+    /// RSI = boot_params) or 32-bit (flat protected mode, paging off, ESI = boot_params), with
+    /// __BOOT_CS/__BOOT_DS loaded and interrupts off. (Documentation/arch/x86/boot.rst.)
+    public static func enterLinux(_ vcpu: VCPU, memory: GuestMemory, entry: UInt64, bootParams: UInt64,
+                                  longMode: Bool, pageTables: UInt64 = 0x9000) throws {
+        let code: UInt64 = longMode ? 0x00af_9b00_0000_ffff : 0x00cf_9b00_0000_ffff
+        for (i, e) in [UInt64(0), 0, code, 0x00cf_9300_0000_ffff].enumerated() {
+            try memory.store(e, at: gdtAddress + UInt64(i) * 8)
+        }
+        var s = try vcpu.getSpecialRegisters()
+        s.cs = Segment(base: 0, limit: 0xffff_ffff, selector: linuxCodeSelector, type: 0xb, present: true,
+                       db: !longMode, s: true, l: longMode, g: true)
+        let data = Segment(base: 0, limit: 0xffff_ffff, selector: linuxDataSelector, type: 3, present: true, db: true, s: true, g: true)
+        s.ds = data; s.es = data; s.fs = data; s.gs = data; s.ss = data
+        commonSystemSegments(&s)
+        if longMode {
+            try writeIdentityPageTables(memory, at: pageTables)
+            s.cr3 = pageTables
+            s.cr4 = 0x20
+            s.cr0 = 0x8000_0011
+            s.efer = 0x500
+        } else {
+            s.cr0 = 0x11
+            s.cr4 = 0
+            s.efer = 0
+        }
+        try vcpu.setSpecialRegisters(s)
+        var r = Registers()
+        r.rip = entry
+        r.rsi = bootParams
+        r.rflags = 0x2
+        try vcpu.setRegisters(r)
+    }
+
     /// Identity page tables for the low 4 GiB with 2 MiB pages at `base` (6 pages: PML4,
     /// PDPT, four page directories).
     public static func writeIdentityPageTables(_ memory: GuestMemory, at base: UInt64) throws(GuestMemoryError) {

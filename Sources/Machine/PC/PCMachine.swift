@@ -80,12 +80,9 @@ public final class PCMachine: Sendable {
         var usable: [Range<UInt64>] = [0..<layout.below4G]
         if layout.above4G > 0 { usable.append(PCMemoryLayout.highMemoryBase..<(PCMemoryLayout.highMemoryBase + layout.above4G)) }
         let e820 = memoryMap.map { E820Entry(base: $0.base, length: $0.length, kind: E820Entry.Kind(rawValue: $0.kind.rawValue) ?? .reserved) }
-        let boot = try MultibootLoader.load(
-            configuration: MultibootConfiguration(
-                kernelPath: kernelPath, commandLine: configuration.append,
-                modules: configuration.initrd.map { MultibootModule.parseList($0) } ?? [],
-                usableRAM: usable, ramBelow4G: layout.below4G, memoryMap: e820),
-            into: guest)
+        let kernelBytes = try MultibootLoader.readFile(kernelPath, what: "kernel")
+        let boot = try KernelBoot.load(kernelBytes, path: kernelPath, configuration: configuration, layout: layout,
+                                       usableRAM: usable, memoryMap: e820, into: guest)
 
         // vCPUs: the BSP enters the kernel; APs wait in the kernel for INIT/SIPI.
         var runners: [VCPURunner] = []
@@ -96,9 +93,7 @@ public final class PCMachine: Sendable {
                                fallback: supported, logger: logger)
             VCPUSetup.setInitialMSRs(vcpu, logger: logger)
             try VCPUSetup.resetLocalAPIC(vcpu, bsp: id == 0)
-            if id == 0 {
-                try X86Boot.enterProtectedMode32(vcpu, memory: guest, entry: boot.entryPoint, eax: boot.eax, ebx: boot.ebx)
-            }
+            if id == 0 { try boot.enter(vcpu, memory: guest) }
             runners.append(VCPURunner(vcpu: vcpu, memory: memory, io: io, logger: logger))
         }
         self.runners = runners
