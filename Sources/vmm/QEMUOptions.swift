@@ -8,11 +8,11 @@ private func qemuName(_ name: String) -> NameSpecification {
 
 /// The subset of `qemu-system-x86_64`'s command line that small test kernels use.
 struct QEMUOptions: ParsableArguments {
-    @Option(name: qemuName("kernel"), help: "Multiboot kernel image.")
+    @Option(name: qemuName("kernel"), help: "Kernel image: Multiboot (ELF32/ELF64/a.out kludge) or a Linux bzImage.")
     var kernel: String?
     @Option(name: qemuName("append"), parsing: .unconditional, help: "Kernel command line.")
     var append: String?
-    @Option(name: qemuName("initrd"), help: "Multiboot modules: \"file args,file2\".")
+    @Option(name: qemuName("initrd"), help: "Multiboot modules (\"file args,file2\"), or a Linux initrd file.")
     var initrd: String?
     @Option(name: [.customShort("m")], help: "RAM size (256, 256M, 2G).")
     var memory: String?
