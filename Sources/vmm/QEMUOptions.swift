@@ -46,6 +46,8 @@ struct QEMUOptions: ParsableArguments {
     var global: [String] = []
     @Option(name: qemuName("monitor"), help: "stdio | none.")
     var monitor: String?
+    @Option(name: qemuName("drive"), help: "file=PATH,if=none|virtio,id=ID,format=raw[,readonly=on] (for virtio-blk-pci).")
+    var drive: [String] = []
 
     /// The plain values, for `MachineConfiguration(qemu:)`.
     var arguments: QEMUArguments {
@@ -53,6 +55,6 @@ struct QEMUOptions: ParsableArguments {
             kernel: kernel, append: append, initrd: initrd, memory: memory, smp: smp, device: device,
             serial: serial, machine: machine, accel: accel, enableKVM: enableKVM, cpu: cpu, name: name,
             nodefaults: nodefaults, nographic: nographic, display: display, vnc: vnc, noReboot: noReboot,
-            global: global, monitor: monitor)
+            global: global, monitor: monitor, drive: drive)
     }
 }

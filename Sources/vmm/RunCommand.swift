@@ -9,18 +9,20 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run a kernel (native spelling of the QEMU-compatible options).")
 
-    @Option(help: "Multiboot kernel image.")
+    @Option(help: "Kernel image: Multiboot or a Linux bzImage.")
     var kernel: String
     @Option(parsing: .unconditional, help: "Kernel command line.")
     var append: String?
-    @Option(help: "Multiboot modules: \"file args,file2\".")
+    @Option(help: "Multiboot modules (\"file args,file2\") or a Linux initrd.")
     var initrd: String?
     @Option(name: [.short, .long], help: "RAM size (256, 256M, 2G).")
     var memory: String?
     @Option(help: "CPUs: n[,maxcpus=m].")
     var smp: String?
-    @Option(help: "isa-debug-exit,iobase=,iosize= | pc-testdev | pci-testdev (repeatable).")
+    @Option(help: "isa-debug-exit,iobase=,iosize= | pc-testdev | pci-testdev | virtio-rng-pci | virtio-blk-pci,drive=ID (repeatable).")
     var device: [String] = []
+    @Option(help: "file=PATH,if=none|virtio,id=ID,format=raw[,readonly=on] (repeatable).")
+    var drive: [String] = []
     @Option(help: "stdio | file:PATH | none.")
     var serial: String = "stdio"
     @Option(help: "stdio | none.")
@@ -34,7 +36,7 @@ struct RunCommand: ParsableCommand {
     func machineConfiguration() throws(ConfigurationError) -> MachineConfiguration {
         try MachineConfiguration(qemu: QEMUArguments(
             kernel: kernel, append: append, initrd: initrd, memory: memory, smp: smp, device: device,
-            serial: serial, name: name, nodefaults: true, noReboot: noReboot, monitor: monitor))
+            serial: serial, name: name, nodefaults: true, noReboot: noReboot, monitor: monitor, drive: drive))
     }
 
     mutating func run() throws {

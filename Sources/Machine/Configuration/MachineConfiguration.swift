@@ -20,6 +20,8 @@ public struct MachineConfiguration: Sendable, Equatable {
     public var serial: SerialBackendSpec = .stdio
     /// Devices requested with `-device`.
     public var devices: [DeviceSpec] = []
+    /// Disk images from `-drive`.
+    public var drives: [DriveSpec] = []
     /// `-no-reboot`: a guest reset ends the VM instead of restarting it.
     public var noReboot: Bool = false
     /// `-name`.
@@ -57,4 +59,19 @@ public enum DeviceSpec: Sendable, Equatable {
     case pciTestdev
     /// `virtio-rng-pci`.
     case virtioRNGPCI
+    /// `virtio-blk-pci,drive=ID`.
+    case virtioBlockPCI(drive: String)
+}
+
+/// A disk image (`-drive file=PATH,if=none|virtio,id=ID,format=raw[,readonly=on]`).
+public struct DriveSpec: Sendable, Equatable {
+    public enum Interface: Sendable, Equatable { case none, virtio }
+    public var id: String
+    public var file: String
+    public var interface: Interface
+    public var readOnly: Bool
+
+    public init(id: String, file: String, interface: Interface, readOnly: Bool) {
+        self.id = id; self.file = file; self.interface = interface; self.readOnly = readOnly
+    }
 }

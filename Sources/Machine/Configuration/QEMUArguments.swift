@@ -19,19 +19,21 @@ public struct QEMUArguments: Sendable {
     public var noReboot = false
     public var global: [String] = []
     public var monitor: String?
+    public var drive: [String] = []
 
     public init(
         kernel: String? = nil, append: String? = nil, initrd: String? = nil, memory: String? = nil,
         smp: String? = nil, device: [String] = [], serial: String? = nil, machine: [String] = [],
         accel: [String] = [], enableKVM: Bool = false, cpu: String? = nil, name: String? = nil,
         nodefaults: Bool = false, nographic: Bool = false, display: String? = nil, vnc: String? = nil,
-        noReboot: Bool = false, global: [String] = [], monitor: String? = nil
+        noReboot: Bool = false, global: [String] = [], monitor: String? = nil, drive: [String] = []
     ) {
         self.kernel = kernel; self.append = append; self.initrd = initrd; self.memory = memory
         self.smp = smp; self.device = device; self.serial = serial; self.machine = machine
         self.accel = accel; self.enableKVM = enableKVM; self.cpu = cpu; self.name = name
         self.nodefaults = nodefaults; self.nographic = nographic; self.display = display; self.vnc = vnc
         self.noReboot = noReboot; self.global = global; self.monitor = monitor
+        self.drive = drive
     }
 }
 
@@ -44,7 +46,22 @@ extension MachineConfiguration {
         c.initrd = a.initrd
         if let m = a.memory { c.memorySize = try QEMUValueParsing.memorySize(m) }
         if let s = a.smp { (c.cpuCount, c.maxCPUs) = try QEMUValueParsing.smp(s) }
+        for d in a.drive {
+            let drive = try QEMUValueParsing.drive(d, index: c.drives.count)
+            guard !c.drives.contains(where: { $0.id == drive.id }) else {
+                throw ConfigurationError("-drive: duplicate id '\(drive.id)'")
+            }
+            c.drives.append(drive)
+            if drive.interface == .virtio { c.devices.append(.virtioBlockPCI(drive: drive.id)) }
+        }
         for d in a.device { c.devices.append(try QEMUValueParsing.device(d)) }
+        var used = Set<String>()
+        for case .virtioBlockPCI(let id) in c.devices {
+            guard c.drives.contains(where: { $0.id == id }) else {
+                throw ConfigurationError("-device virtio-blk-pci: drive '\(id)' not found (add -drive id=\(id),file=...)")
+            }
+            guard used.insert(id).inserted else { throw ConfigurationError("-device virtio-blk-pci: drive '\(id)' is already in use") }
+        }
         for m in a.machine {
             for (k, v) in QEMUValueParsing.keyValues(m, impliedKey: "type") {
                 switch (k, v) {

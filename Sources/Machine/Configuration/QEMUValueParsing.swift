@@ -180,12 +180,53 @@ public enum QEMUValueParsing {
         case "pci-testdev":
             if let p = props.first(where: { !["id", "addr", "bus", "membar"].contains($0.key) }) { throw reject(p) }
             return .pciTestdev
+        case "virtio-blk-pci":
+            guard let drive = props.first(where: { $0.key == "drive" })?.value else {
+                throw ConfigurationError("-device virtio-blk-pci: missing drive=ID")
+            }
+            if let p = props.first(where: { !["id", "addr", "bus", "drive", "disable-legacy", "disable-modern", "serial"].contains($0.key) }) { throw reject(p) }
+            return .virtioBlockPCI(drive: drive)
         case "virtio-rng-pci":
             if let p = props.first(where: { !["id", "addr", "bus", "disable-legacy", "disable-modern"].contains($0.key) }) { throw reject(p) }
             return .virtioRNGPCI
         default:
             throw ConfigurationError("-device: '\(driver)' is not a supported device (try -device help)")
         }
+    }
+
+    /// Parses `-drive` (raw images; `if=none` for `-device virtio-blk-pci,drive=ID`, `if=virtio`
+    /// for one with the device implied). QEMU's default `if=ide` has no IDE controller here.
+    public static func drive(_ text: String, index: Int) throws(ConfigurationError) -> DriveSpec {
+        var file: String?, id = "virtio\(index)", interface = DriveSpec.Interface.none, readOnly = false
+        var sawInterface = false
+        for (k, v) in keyValues(text, impliedKey: "file") {
+            switch k {
+            case "file": file = v
+            case "id": id = v
+            case "if":
+                sawInterface = true
+                switch v {
+                case "none": interface = .none
+                case "virtio": interface = .virtio
+                default: throw ConfigurationError("-drive: if=\(v) is not supported (none, virtio)")
+                }
+            case "format":
+                guard v == "raw" else { throw ConfigurationError("-drive: format=\(v) is not supported (raw)") }
+            case "readonly":
+                switch v {
+                case "on", "yes", "true": readOnly = true
+                case "off", "no", "false": readOnly = false
+                default: throw ConfigurationError("-drive: readonly=\(v) must be on or off")
+                }
+            case "cache", "aio", "discard", "detect-zeroes", "media", "snapshot": break
+            default: throw ConfigurationError("-drive: unsupported property '\(k)'")
+            }
+        }
+        guard let file, !file.isEmpty else { throw ConfigurationError("-drive: missing file=PATH") }
+        guard sawInterface else {
+            throw ConfigurationError("-drive: if=ide (QEMU's default) is not supported; use if=virtio or if=none with -device virtio-blk-pci")
+        }
+        return DriveSpec(id: id, file: file, interface: interface, readOnly: readOnly)
     }
 
     /// Parses `-serial`.
@@ -215,6 +256,7 @@ public enum QEMUValueParsing {
         name "isa-debug-exit", bus ISA
         name "pc-testdev", bus ISA
         name "pci-testdev", bus PCI, desc "PCI Test Device"
+        name "virtio-blk-pci", bus PCI, desc "virtio block device (raw -drive, modern interface, MSI-X, ioeventfd + irqfd)"
         name "virtio-rng-pci", bus PCI, desc "virtio entropy source (modern interface, MSI-X, ioeventfd + irqfd)"
 
         """
