@@ -39,4 +39,9 @@ run smp smp "cpus=4" -smp 4
 run bench bench "writes=100000"
 run startup64 startup64 ""
 run virtiorng virtiorng "requests=100" -device virtio-rng-pci
+# virtioblk writes sectors 5 and 100-101; a fresh 1 MiB image each run, sector 0 signed.
+dd if=/dev/zero of="$OUT/virtioblk.img" bs=512 count=2048 2>/dev/null
+printf 'SWIFTVMM-DISK-SECTOR0' | dd of="$OUT/virtioblk.img" conv=notrunc 2>/dev/null
+run virtioblk virtioblk "sectors=2048" \
+    -drive file="$OUT/virtioblk.img",if=none,id=d0,format=raw -device virtio-blk-pci,drive=d0
 exit $failed
