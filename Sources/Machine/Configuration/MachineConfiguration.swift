@@ -59,8 +59,8 @@ public enum DeviceSpec: Sendable, Equatable {
     case pciTestdev
     /// `virtio-rng-pci`.
     case virtioRNGPCI
-    /// `virtio-blk-pci,drive=ID`.
-    case virtioBlockPCI(drive: String)
+    /// `virtio-blk-pci,drive=ID[,serial=S]`.
+    case virtioBlockPCI(drive: String, serial: String = "")
 }
 
 /// A disk image (`-drive file=PATH,if=none|virtio,id=ID,format=raw[,readonly=on]`).

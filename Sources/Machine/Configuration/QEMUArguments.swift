@@ -56,7 +56,7 @@ extension MachineConfiguration {
         }
         for d in a.device { c.devices.append(try QEMUValueParsing.device(d)) }
         var used = Set<String>()
-        for case .virtioBlockPCI(let id) in c.devices {
+        for case .virtioBlockPCI(let id, _) in c.devices {
             guard c.drives.contains(where: { $0.id == id }) else {
                 throw ConfigurationError("-device virtio-blk-pci: drive '\(id)' not found (add -drive id=\(id),file=...)")
             }

@@ -185,7 +185,7 @@ public enum QEMUValueParsing {
                 throw ConfigurationError("-device virtio-blk-pci: missing drive=ID")
             }
             if let p = props.first(where: { !["id", "addr", "bus", "drive", "disable-legacy", "disable-modern", "serial"].contains($0.key) }) { throw reject(p) }
-            return .virtioBlockPCI(drive: drive)
+            return .virtioBlockPCI(drive: drive, serial: props.last(where: { $0.key == "serial" })?.value ?? "")
         case "virtio-rng-pci":
             if let p = props.first(where: { !["id", "addr", "bus", "disable-legacy", "disable-modern"].contains($0.key) }) { throw reject(p) }
             return .virtioRNGPCI

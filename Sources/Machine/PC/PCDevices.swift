@@ -68,12 +68,12 @@ public final class PCDevices: Sendable {
                 wantPCITestDev = true
             case .virtioRNGPCI:
                 virtio.append(VirtIORNG())
-            case .virtioBlockPCI(let id):
+            case .virtioBlockPCI(let id, let serial):
                 guard let drive = c.drives.first(where: { $0.id == id }) else {
                     throw MachineError("-device virtio-blk-pci: drive '\(id)' not found")
                 }
                 do {
-                    virtio.append(try VirtIOBlock(path: drive.file, readOnly: drive.readOnly, logger: logger))
+                    virtio.append(try VirtIOBlock(path: drive.file, readOnly: drive.readOnly, serial: serial, logger: logger))
                 } catch {
                     throw MachineError("-drive file=\(drive.file): \(error)")
                 }
