@@ -33,7 +33,7 @@ cc64() { # src obj
 
 LIBC="string console cmdline pci acpi"
 LIB32=""
-for f in $LIBC idt; do cc32 "$SRC/lib/$f.c" "$OBJ/32/$f.o"; LIB32="$LIB32 $OBJ/32/$f.o"; done
+for f in $LIBC idt virtio; do cc32 "$SRC/lib/$f.c" "$OBJ/32/$f.o"; LIB32="$LIB32 $OBJ/32/$f.o"; done
 gcc -m32 -c "$SRC/lib/start.S" -o "$OBJ/32/start.o" || die "start.S failed"
 gcc -m32 -c "$SRC/lib/isr.S" -o "$OBJ/32/isr.o" || die "isr.S failed"
 gcc -m32 -c "$SRC/lib/trampoline.S" -o "$OBJ/32/trampoline.o" || die "trampoline.S failed"
