@@ -23,6 +23,7 @@ struct KernelTests {
         Case(kernel: "hello", append: "arg1 arg2=x"),
         Case(kernel: "mbinfo", append: "mem=128"),
         Case(kernel: "mbinfo", append: "mem=256", extra: ["-m", "256"]),
+        Case(kernel: "mbinfo", append: "mem=5120", extra: ["-m", "5G"]),      // RAM above 4 GiB too
         Case(kernel: "mbinfo", append: "mem=256 mods=2",
              extra: ["-m", "256", "-initrd", "\(GuestKernels.repositoryRoot.path)/Guests/tests/mods/one.txt arg1 arg2,\(GuestKernels.repositoryRoot.path)/Guests/tests/mods/two.txt"]),
         Case(kernel: "fwcfg", append: "mem=128 cpus=1", sameOutputAsQEMU: false),
