@@ -46,6 +46,28 @@ struct QEMUOptions: ParsableArguments {
     var global: [String] = []
     @Option(name: qemuName("monitor"), help: "stdio | none.")
     var monitor: String?
+    @Option(name: qemuName("net"), help: "none (no network devices).")
+    var net: [String] = []
+    @Option(name: qemuName("nic"), help: "none (no network devices).")
+    var nic: [String] = []
+    @Option(name: qemuName("vga"), help: "none (any other: no VGA here, warned).")
+    var vga: String?
+    @Flag(name: qemuName("no-acpi"), help: "No ACPI tables.")
+    var noACPI = false
+    @Flag(name: qemuName("no-hpet"), help: "No HPET (there is none: accepted silently).")
+    var noHPET = false
+    @Option(name: qemuName("object"), help: "rng-random,id=ID[,filename=] | rng-builtin,id=ID (for virtio-rng-pci,rng=ID).")
+    var object: [String] = []
+    @Option(name: qemuName("rtc"), help: "Accepted; ignored with a warning (the RTC follows the host clock in UTC).")
+    var rtc: String?
+    @Option(name: qemuName("boot"), help: "Accepted; ignored with a warning (no firmware boots here).")
+    var boot: String?
+    @Flag(name: qemuName("no-shutdown"), help: "Accepted; ignored with a warning.")
+    var noShutdown = false
+    @Option(name: .customShort("d"), help: "QEMU log items: accepted, ignored with a warning (use VMM_LOG).")
+    var logItems: String?
+    @Option(name: .customShort("D"), help: "QEMU log file: accepted, ignored with a warning.")
+    var logFile: String?
     @Option(name: qemuName("drive"), help: "file=PATH,if=none|virtio,id=ID,format=raw[,readonly=on] (for virtio-blk-pci).")
     var drive: [String] = []
 
@@ -55,6 +77,10 @@ struct QEMUOptions: ParsableArguments {
             kernel: kernel, append: append, initrd: initrd, memory: memory, smp: smp, device: device,
             serial: serial, machine: machine, accel: accel, enableKVM: enableKVM, cpu: cpu, name: name,
             nodefaults: nodefaults, nographic: nographic, display: display, vnc: vnc, noReboot: noReboot,
-            global: global, monitor: monitor, drive: drive)
+            global: global, monitor: monitor, drive: drive, net: net + nic, vga: vga, noACPI: noACPI,
+            object: object,
+            ignored: [("-rtc", rtc), ("-boot", boot),
+                      ("-no-shutdown", noShutdown ? "" : nil), ("-d", logItems), ("-D", logFile)]
+                .compactMap { flag, value in value.map { (flag, $0) } })
     }
 }

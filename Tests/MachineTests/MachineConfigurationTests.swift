@@ -44,3 +44,24 @@ import Testing
         #expect(c.monitor == .stdio && c.serial == .none)
     }
 }
+
+/// Flags third-party test-kernel command lines carry that have nothing to configure here.
+@Suite struct ThirdPartyFlagTests {
+    @Test func networkOnlyNone() throws {
+        #expect(try MachineConfiguration(qemu: QEMUArguments(net: ["none", "none"])).devices.isEmpty)
+        #expect(throws: ConfigurationError.self) { try MachineConfiguration(qemu: QEMUArguments(net: ["user"])) }
+    }
+
+    @Test func rngObjectsLinkToVirtioRNG() throws {
+        let ok = try MachineConfiguration(qemu: QEMUArguments(device: ["virtio-rng-pci,rng=r0"], object: ["rng-random,id=r0,filename=/dev/urandom"]))
+        #expect(ok.devices == [.virtioRNGPCI])
+        #expect(throws: ConfigurationError.self) { try MachineConfiguration(qemu: QEMUArguments(device: ["virtio-rng-pci,rng=r1"])) }
+        #expect(throws: ConfigurationError.self) { try MachineConfiguration(qemu: QEMUArguments(object: ["memory-backend-ram,id=m,size=1G"])) }
+    }
+
+    @Test func noACPIAndIgnoredFlags() throws {
+        let c = try MachineConfiguration(qemu: QEMUArguments(vga: "std", noACPI: true, ignored: [("-rtc", "base=utc")]))
+        #expect(c.acpi == false)
+        #expect(c.warnings.contains("-rtc base=utc: ignored") && c.warnings.contains { $0.hasPrefix("-vga std") })
+    }
+}

@@ -20,6 +20,8 @@ public struct MachineConfiguration: Sendable, Equatable {
     public var serial: SerialBackendSpec = .stdio
     /// Devices requested with `-device`.
     public var devices: [DeviceSpec] = []
+    /// ACPI tables for the guest (`-no-acpi` turns them off).
+    public var acpi = true
     /// Disk images from `-drive`.
     public var drives: [DriveSpec] = []
     /// `-no-reboot`: a guest reset ends the VM instead of restarting it.

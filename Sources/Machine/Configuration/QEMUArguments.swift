@@ -20,13 +20,22 @@ public struct QEMUArguments: Sendable {
     public var global: [String] = []
     public var monitor: String?
     public var drive: [String] = []
+    /// `-net` / `-nic` values (only "none" is accepted).
+    public var net: [String] = []
+    public var vga: String?
+    public var noACPI = false
+    public var object: [String] = []
+    /// Flags accepted and ignored with a warning: (flag, value).
+    public var ignored: [(String, String)] = []
 
     public init(
         kernel: String? = nil, append: String? = nil, initrd: String? = nil, memory: String? = nil,
         smp: String? = nil, device: [String] = [], serial: String? = nil, machine: [String] = [],
         accel: [String] = [], enableKVM: Bool = false, cpu: String? = nil, name: String? = nil,
         nodefaults: Bool = false, nographic: Bool = false, display: String? = nil, vnc: String? = nil,
-        noReboot: Bool = false, global: [String] = [], monitor: String? = nil, drive: [String] = []
+        noReboot: Bool = false, global: [String] = [], monitor: String? = nil, drive: [String] = [],
+        net: [String] = [], vga: String? = nil, noACPI: Bool = false, object: [String] = [],
+        ignored: [(String, String)] = []
     ) {
         self.kernel = kernel; self.append = append; self.initrd = initrd; self.memory = memory
         self.smp = smp; self.device = device; self.serial = serial; self.machine = machine
@@ -34,6 +43,7 @@ public struct QEMUArguments: Sendable {
         self.nodefaults = nodefaults; self.nographic = nographic; self.display = display; self.vnc = vnc
         self.noReboot = noReboot; self.global = global; self.monitor = monitor
         self.drive = drive
+        self.net = net; self.vga = vga; self.noACPI = noACPI; self.object = object; self.ignored = ignored
     }
 }
 
@@ -46,6 +56,22 @@ extension MachineConfiguration {
         c.initrd = a.initrd
         if let m = a.memory { c.memorySize = try QEMUValueParsing.memorySize(m) }
         if let s = a.smp { (c.cpuCount, c.maxCPUs) = try QEMUValueParsing.smp(s) }
+        for n in a.net where n != "none" {
+            throw ConfigurationError("-net/-nic: '\(n)' is not supported (only none: there are no network devices)")
+        }
+        if let v = a.vga, v != "none" { c.warnings.append("-vga \(v): there is no VGA device here") }
+        c.acpi = !a.noACPI
+        for (flag, value) in a.ignored { c.warnings.append("\(flag)\(value.isEmpty ? "" : " " + value): ignored") }
+        var rngObjects = Set<String>()
+        for o in a.object {
+            let kv = QEMUValueParsing.keyValues(o, impliedKey: "qom-type")
+            let type = kv.first { $0.key == "qom-type" }?.value ?? ""
+            guard type == "rng-random" || type == "rng-builtin" else {
+                throw ConfigurationError("-object: '\(type)' is not supported (rng-random, rng-builtin)")
+            }
+            guard let id = kv.first(where: { $0.key == "id" })?.value else { throw ConfigurationError("-object \(type): missing id=") }
+            rngObjects.insert(id)
+        }
         for d in a.drive {
             let drive = try QEMUValueParsing.drive(d, index: c.drives.count)
             guard !c.drives.contains(where: { $0.id == drive.id }) else {
@@ -54,7 +80,14 @@ extension MachineConfiguration {
             c.drives.append(drive)
             if drive.interface == .virtio { c.devices.append(.virtioBlockPCI(drive: drive.id)) }
         }
-        for d in a.device { c.devices.append(try QEMUValueParsing.device(d)) }
+        for d in a.device {
+            let spec = try QEMUValueParsing.device(d)
+            if case .virtioRNGPCI = spec, let rng = QEMUValueParsing.keyValues(d, impliedKey: "driver").first(where: { $0.key == "rng" })?.value,
+               !rngObjects.contains(rng) {
+                throw ConfigurationError("-device virtio-rng-pci: rng '\(rng)' not found (add -object rng-random,id=\(rng))")
+            }
+            c.devices.append(spec)
+        }
         var used = Set<String>()
         for case .virtioBlockPCI(let id, _) in c.devices {
             guard c.drives.contains(where: { $0.id == id }) else {

@@ -187,7 +187,7 @@ public enum QEMUValueParsing {
             if let p = props.first(where: { !["id", "addr", "bus", "drive", "disable-legacy", "disable-modern", "serial"].contains($0.key) }) { throw reject(p) }
             return .virtioBlockPCI(drive: drive, serial: props.last(where: { $0.key == "serial" })?.value ?? "")
         case "virtio-rng-pci":
-            if let p = props.first(where: { !["id", "addr", "bus", "disable-legacy", "disable-modern"].contains($0.key) }) { throw reject(p) }
+            if let p = props.first(where: { !["id", "addr", "bus", "disable-legacy", "disable-modern", "rng"].contains($0.key) }) { throw reject(p) }
             return .virtioRNGPCI
         default:
             throw ConfigurationError("-device: '\(driver)' is not a supported device (try -device help)")

@@ -72,7 +72,7 @@ public final class PCMachine: Sendable {
         // Firmware's work: ACPI tables in the BIOS area, the kernel and its boot information.
         let guest = memory.guestMemory
         let acpiConfiguration = ACPIConfiguration(cpuCount: configuration.cpuCount)
-        let acpi = try ACPITables.write(acpiConfiguration, into: guest)
+        let acpi = configuration.acpi ? try ACPITables.write(acpiConfiguration, into: guest) : nil
         try Self.addFirmwareFiles(devices.fwCfg, guest: guest, acpi: acpi, tablesStart: acpiConfiguration.tablesAddress,
                                   e820: layout.qemuE820Table(amdHost: amdHost), logger: logger)
         // Like QEMU, which copies ELF segments into whatever RAM or ROM backs their address,
@@ -102,19 +102,18 @@ public final class PCMachine: Sendable {
 
     /// The fw_cfg files QEMU's pc offers firmware: the e820 map, the ACPI tables and RSDP,
     /// the boot-fail wait. QEMU: `fw_cfg_add_file()` calls in pc.c and acpi-build.c.
-    static func addFirmwareFiles(_ fwCfg: FwCfg, guest: GuestMemory, acpi: ACPITableAddresses, tablesStart: UInt64,
+    static func addFirmwareFiles(_ fwCfg: FwCfg, guest: GuestMemory, acpi: ACPITableAddresses?, tablesStart: UInt64,
                                  e820 table: [PCMemoryLayout.MapEntry], logger: Logger) throws {
         var e820: [UInt8] = []
         for e in table {
             for v in [e.base, e.length] { for b in 0..<8 { e820.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(b)))) } }
             for b in 0..<4 { e820.append(UInt8(truncatingIfNeeded: e.kind.rawValue >> (8 * UInt32(b)))) }
         }
-        let files: [(String, [UInt8])] = [
-            ("etc/e820", e820),
-            ("etc/acpi/rsdp", try guest.read(at: acpi.rsdp, count: 36)),
-            ("etc/acpi/tables", try guest.read(at: tablesStart, count: Int(acpi.tablesEnd - tablesStart))),
-            ("etc/boot-fail-wait", [0xff, 0xff, 0xff, 0xff]),
-        ]
+        var files: [(String, [UInt8])] = [("etc/e820", e820), ("etc/boot-fail-wait", [0xff, 0xff, 0xff, 0xff])]
+        if let acpi {
+            files.append(("etc/acpi/rsdp", try guest.read(at: acpi.rsdp, count: 36)))
+            files.append(("etc/acpi/tables", try guest.read(at: tablesStart, count: Int(acpi.tablesEnd - tablesStart))))
+        }
         for (name, data) in files {
             do { try fwCfg.addFile(name: name, data: data) } catch { logger.warning("fw_cfg \(name): \(error)") }
         }
