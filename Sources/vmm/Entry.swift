@@ -11,6 +11,9 @@ enum Entry {
     /// Runs the command; any user error becomes one line on stderr and exit status 1
     /// (QEMU's convention), never a trap or a usage dump.
     static func main() {
+        // A closed output pipe must not kill the VMM (QEMU ignores SIGPIPE too); writes then
+        // just fail.
+        signal(SIGPIPE, SIG_IGN)
         // Logs go to stderr; VMM_LOG=debug|info|warning|error sets the level (default warning,
         // so a normal run prints only the guest's serial output, as QEMU does).
         let level = ProcessInfo.processInfo.environment["VMM_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
