@@ -31,6 +31,8 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
     private let fastMMIO: Bool
     private let logger: Logger
     private let msixCapabilityOffset = Atomic<Int>(0)
+    private let queueErrors = Atomic<Int>(0)
+    static let loggedQueueErrors = 10
 
     struct QueueConfig {
         var size: UInt16
@@ -275,7 +277,12 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
         do {
             interrupt = try device.process(queue: index, queues[index], memory: dma)
         } catch {
-            logger.error("virtio-pci queue \(index): \(error); device needs reset")
+            // A guest can repeat this at will (reset, bad ring, kick): log the first few only.
+            let n = queueErrors.add(1, ordering: .relaxed).newValue
+            if n <= Self.loggedQueueErrors {
+                let more = n == Self.loggedQueueErrors ? " (further queue errors are not logged)" : ""
+                logger.error("virtio-pci queue \(index): \(error); device needs reset\(more)")
+            }
             state.withLock { $0.status |= Self.statusNeedsReset }
             return
         }
