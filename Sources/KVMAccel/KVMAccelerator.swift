@@ -23,6 +23,8 @@ public final class KVMAccelerator: Sendable {
     let ioeventfdStats = Mutex<IoeventfdStats>(IoeventfdStats())
     private let listeners = Mutex<[any MemoryListener]>([])
     let routing: IRQRouting
+    private let warningCount = Atomic<Int>(0)
+    static let loggedWarnings = 20
 
     /// Counts of what the eventfd listeners asked of the kernel.
     public struct IoeventfdStats: Sendable, Equatable {
@@ -74,7 +76,7 @@ public final class KVMAccelerator: Sendable {
             return
         }
         if fd.size == 0 && !anyLengthIoeventfds {
-            logger.warning("ioeventfd \(fd) in \(space.name): zero-length ioeventfds need KVM_CAP_IOEVENTFD_ANY_LENGTH; userspace will signal it")
+            logLimited("ioeventfd \(fd) in \(space.name): zero-length ioeventfds need KVM_CAP_IOEVENTFD_ANY_LENGTH; userspace will signal it")
             refuse(fd, in: space)
             return
         }
@@ -91,6 +93,15 @@ public final class KVMAccelerator: Sendable {
                 logger.error("\(error)")
             }
         }
+    }
+
+    /// Logs a warning a guest may provoke over and over (by moving BARs onto each other, say):
+    /// the first `loggedWarnings` only.
+    private func logLimited(_ message: String) {
+        let n = warningCount.add(1, ordering: .relaxed).newValue
+        guard n <= Self.loggedWarnings else { return }
+        let more = n == Self.loggedWarnings ? " (further ioeventfd warnings are not logged)" : ""
+        logger.warning("\(message)\(more)")
     }
 
     private func refuse(_ fd: MemoryRegionIoeventfd, in space: AddressSpace) {
