@@ -17,6 +17,12 @@ public protocol VirtIODevice: AnyObject, Sendable {
     func process(queue index: Int, _ queue: VirtQueue, memory: GuestMemory) throws(VirtQueueError) -> Bool
     /// Back to the initial state (the driver wrote status 0).
     func reset()
+    /// The features the driver accepted (known once it enables a queue).
+    func featuresNegotiated(_ features: UInt64)
+}
+
+extension VirtIODevice {
+    public func featuresNegotiated(_ features: UInt64) {}
 }
 
 /// The virtio entropy device: fills every device-writable buffer it is given with random

@@ -16,6 +16,10 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
     public static let notifyMultiplier: UInt32 = 4
     static let noVector: UInt16 = 0xffff
     static let versionOne: UInt64 = 1 << 32
+    static let eventIdx: UInt64 = 1 << 29
+    /// Offered for every device, as QEMU's transport does: VERSION_1, RING_INDIRECT_DESC,
+    /// RING_EVENT_IDX.
+    static let transportFeatures: UInt64 = versionOne | 1 << 28 | eventIdx
     static let statusDriverOK: UInt8 = 4, statusNeedsReset: UInt8 = 0x40
 
     public let device: any VirtIODevice
@@ -132,7 +136,7 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
         state.withLock { s in
             let q = Int(s.queueSelect)
             let queue = s.queues.indices.contains(q) ? s.queues[q] : nil
-            let features = device.features | Self.versionOne
+            let features = device.features | Self.transportFeatures
             switch offset {
             case 0x00: return UInt64(s.deviceFeatureSelect)
             case 0x04: return s.deviceFeatureSelect < 2 ? (features >> (32 * UInt64(s.deviceFeatureSelect))) & 0xffff_ffff : 0
@@ -173,7 +177,7 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
             case 0x0c:
                 if s.driverFeatureSelect < 2 {
                     let shift = 32 * UInt64(s.driverFeatureSelect)
-                    let offered = device.features | Self.versionOne
+                    let offered = device.features | Self.transportFeatures
                     s.driverFeatures = (s.driverFeatures & ~(0xffff_ffff << shift)) | ((v32 << shift) & offered)
                 }
             case 0x10: s.configVector = vectorOrNone(value)
@@ -193,7 +197,9 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
             case 0x1c where has && value & 1 == 1 && !s.queues[q].enabled:
                 let c = s.queues[q]
                 s.queues[q].enabled = true
-                queues[q].configure(size: c.size, desc: c.desc, avail: c.driver, used: c.device)
+                queues[q].configure(size: c.size, desc: c.desc, avail: c.driver, used: c.device,
+                                    eventIdx: s.driverFeatures & Self.eventIdx != 0)
+                device.featuresNegotiated(s.driverFeatures)
             case 0x20 where has: setHalf(&s.queues[q].desc, high: false)
             case 0x24 where has: setHalf(&s.queues[q].desc, high: true)
             case 0x28 where has: setHalf(&s.queues[q].driver, high: false)

@@ -49,6 +49,8 @@ public final class VirtQueue: Sendable {
         var avail: UInt64 = 0
         var used: UInt64 = 0
         var ready = false
+        /// VIRTIO_F_EVENT_IDX negotiated: used_event/avail_event suppress interrupts/kicks.
+        var eventIdx = false
     }
 
     private let state = Mutex<(layout: Layout, lastAvail: UInt16, usedIdx: UInt16)>((Layout(), 0, 0))
@@ -58,9 +60,9 @@ public final class VirtQueue: Sendable {
     public init(maxSize: UInt16) { self.maxSize = maxSize }
 
     /// Configures the rings (the driver's queue_size/desc/driver/device writes) and enables it.
-    public func configure(size: UInt16, desc: UInt64, avail: UInt64, used: UInt64) {
+    public func configure(size: UInt16, desc: UInt64, avail: UInt64, used: UInt64, eventIdx: Bool = false) {
         state.withLock { s in
-            s.layout = Layout(size: size, desc: desc, avail: avail, used: used, ready: true)
+            s.layout = Layout(size: size, desc: desc, avail: avail, used: used, ready: true, eventIdx: eventIdx)
             s.lastAvail = 0
             s.usedIdx = 0
         }
@@ -78,6 +80,12 @@ public final class VirtQueue: Sendable {
     public func pop(_ memory: GuestMemory) throws(VirtQueueError) -> DescriptorChain? {
         let (layout, last) = state.withLock { ($0.layout, $0.lastAvail) }
         guard layout.ready, layout.size > 0 else { return nil }
+        if layout.eventIdx {
+            // avail_event: "kick me for anything after what I have taken", published before the
+            // index is read so a driver adding an entry meanwhile still kicks. (§2.7.10)
+            try store(last, memory, layout.used + 4 + 8 * UInt64(layout.size))
+            atomicMemoryFence(ordering: .sequentiallyConsistent)
+        }
         let published = try load(UInt16.self, memory, layout.avail + 2)
         guard published != last else { return nil }
         guard published &- last <= layout.size else {
@@ -137,6 +145,13 @@ public final class VirtQueue: Sendable {
         try store(idx &+ 1, memory, layout.used + 2)
         state.withLock { $0.usedIdx = idx &+ 1 }
         atomicMemoryFence(ordering: .sequentiallyConsistent)
+        if layout.eventIdx {
+            // used_event: interrupt only when the used index passes the driver's mark.
+            // QEMU: vring_need_event().
+            let event = try load(UInt16.self, memory, layout.avail + 4 + 2 * UInt64(layout.size))
+            let new = idx &+ 1
+            return new &- event &- 1 < new &- idx
+        }
         let flags = try load(UInt16.self, memory, layout.avail)
         return flags & Self.availNoInterrupt == 0
     }

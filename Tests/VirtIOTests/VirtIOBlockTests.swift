@@ -61,4 +61,32 @@ import Testing
         #expect(try request(h, dev, type: 1, sector: 0, dataLength: 512, dataWritable: false).status == 1)
         #expect(throws: VirtIOError.self) { try VirtIOBlock(path: "/nonexistent/x.img", readOnly: false) }
     }
+
+    @Test func writeZeroesDiscardAndWritethrough() throws {
+        let path = try image(sectors: 8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let dev = try VirtIOBlock(path: path, readOnly: false)
+        #expect(dev.features & (1 << 13 | 1 << 14 | 1 << 11) == (1 << 13 | 1 << 14 | 1 << 11))
+        let h = try QueueHarness()
+        func segment(_ sector: UInt64, _ count: UInt32) throws {
+            try h.memory.store(sector, at: 0x8000)
+            try h.memory.store(count, at: 0x8008)
+            try h.memory.store(UInt32(0), at: 0x800c)
+        }
+        try segment(2, 2)
+        #expect(try request(h, dev, type: 13, sector: 0, dataLength: 16, dataWritable: false).status == 0)
+        #expect(try request(h, dev, type: 0, sector: 1, dataLength: 2048, dataWritable: true).status == 0)
+        let back = try h.memory.read(at: 0x8000, count: 2048)
+        #expect(back[0] == 1 && back[512..<1536].allSatisfy { $0 == 0 } && back[1536] == 4)
+        try segment(7, 2)                                                  // runs past the end
+        #expect(try request(h, dev, type: 13, sector: 0, dataLength: 16, dataWritable: false).status == 1)
+        try segment(0, 8)
+        #expect(try request(h, dev, type: 11, sector: 0, dataLength: 16, dataWritable: false).status == 0)
+        #expect(try request(h, dev, type: 11, sector: 0, dataLength: 32, dataWritable: false).status == 1)   // two segments
+        // CONFIG_WCE: the driver can turn the cache to writethrough.
+        #expect(dev.readConfig(offset: 32, size: 1) == 1)
+        dev.writeConfig(offset: 32, value: 0, size: 1)
+        #expect(dev.readConfig(offset: 32, size: 1) == 0)
+    }
 }
+

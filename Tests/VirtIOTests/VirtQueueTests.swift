@@ -108,4 +108,22 @@ final class QueueHarness {
         #expect(try h.memory.read(at: 0x5000, count: 4) == [0, 0, 0, 0])
         #expect(try h.memory.read(at: 0x6000, count: 256).contains { $0 != 0 })
     }
+
+    /// VIRTIO_F_EVENT_IDX: the device publishes avail_event when it looks for work and
+    /// interrupts only when the used index passes the driver's used_event.
+    @Test func eventIndexSuppression() throws {
+        let h = try QueueHarness()
+        h.queue.configure(size: h.size, desc: h.desc, avail: h.avail, used: h.used, eventIdx: true)
+        try h.setDescriptor(0, addr: 0x5000, len: 8, flags: 2)
+        let usedEvent = h.avail + 4 + 2 * UInt64(h.size), availEvent = h.used + 4 + 8 * UInt64(h.size)
+        try h.memory.store(UInt16(1), at: usedEvent)          // "interrupt me when used idx passes 1"
+        for i in 0..<3 {
+            try h.publish(0)
+            _ = try #require(try h.queue.pop(h.memory))
+            #expect(try h.memory.load(UInt16.self, at: availEvent) == UInt16(i))
+            let interrupt = try h.queue.push(head: 0, length: 8, h.memory)
+            #expect(interrupt == (i == 1), "push \(i)")      // only the 0 -> 1 -> 2 step crossing 1
+        }
+    }
 }
+
