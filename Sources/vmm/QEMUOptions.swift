@@ -64,6 +64,10 @@ struct QEMUOptions: ParsableArguments {
     var boot: String?
     @Flag(name: qemuName("no-shutdown"), help: "Accepted; ignored with a warning.")
     var noShutdown = false
+    @Option(name: qemuName("overcommit"), help: "Accepted; ignored with a warning.")
+    var overcommit: String?
+    @Option(name: qemuName("msg"), help: "Accepted; ignored with a warning.")
+    var msg: String?
     @Option(name: .customShort("d"), help: "QEMU log items: accepted, ignored with a warning (use VMM_LOG).")
     var logItems: String?
     @Option(name: .customShort("D"), help: "QEMU log file: accepted, ignored with a warning.")
@@ -80,7 +84,8 @@ struct QEMUOptions: ParsableArguments {
             global: global, monitor: monitor, drive: drive, net: net + nic, vga: vga, noACPI: noACPI,
             object: object,
             ignored: [("-rtc", rtc), ("-boot", boot),
-                      ("-no-shutdown", noShutdown ? "" : nil), ("-d", logItems), ("-D", logFile)]
+                      ("-no-shutdown", noShutdown ? "" : nil), ("-d", logItems), ("-D", logFile),
+                      ("-overcommit", overcommit), ("-msg", msg)]
                 .compactMap { flag, value in value.map { (flag, $0) } })
     }
 }

@@ -64,3 +64,23 @@ import VMMSys
         for name in ["\"isa-debug-exit\"", "\"pc-testdev\"", "\"pci-testdev\""] { #expect(run.output.contains("name \(name)")) }
     }
 }
+
+/// A command line in the shape kvm-unit-tests' x86 runner builds (its flag order, a -cpu model
+/// with feature flags, -global, kernel_irqchip): accepted, with warnings for what has no
+/// meaning here, and the kernel runs as under QEMU.
+@Suite(.enabled(if: Harness.kvmAvailable && GuestKernels.toolchainAvailable, "requires /dev/kvm and gcc"))
+struct UnitTestRunnerCommandLineTests {
+    @Test func kvmUnitTestsShape() throws {
+        let kernel = try GuestKernels.path("hello")
+        let flags = ["-nodefaults", "-device", "pc-testdev", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4",
+                     "-vnc", "none", "-serial", "stdio", "-device", "pci-testdev", "-machine", "accel=kvm,kernel_irqchip=split",
+                     "-kernel", kernel, "-smp", "2", "-cpu", "qemu64,+x2apic,+tsc-deadline",
+                     "-global", "kvm-pit.lost_tick_policy=discard", "-m", "256", "-append", "x=1"]
+        let v = try Harness.vmm(flags)
+        #expect(v.status == 1, "\(v.output)")
+        #expect(v.output.contains("vmm: warning: -machine: property 'kernel_irqchip=split' ignored"))
+        guard let q = try Harness.qemu(flags) else { return }
+        #expect(q.status == v.status)
+        #expect(Harness.serialLines(q.output) == Harness.serialLines(v.output))
+    }
+}
