@@ -111,6 +111,11 @@ public final class PCIHost: Sendable {
         return slot
     }
 
+    /// Every function on the bus, in slot/function order.
+    public var functions: [(slot: Int, function: Int, device: PCIDevice)] {
+        devices.withLock { d in d.keys.sorted().map { (slot: $0 >> 3, function: $0 & 7, device: d[$0]!) } }
+    }
+
     /// The function at 00:`slot`.0.
     public func device(slot: Int) -> PCIDevice? {
         guard (0..<32).contains(slot) else { return nil }

@@ -23,7 +23,8 @@ enum MachineRunner {
             memoryTree: { flat in flat ? MemoryTreeDump.flat(system) : MemoryTreeDump.tree(system) },
             ioeventfds: { MemoryTreeDump.ioeventfds(system) },
             status: { "VM status: running\n" },
-            quit: { machine.requestExit(status: 0, reason: "monitor quit") }))
+            quit: { machine.requestExit(status: 0, reason: "monitor quit") },
+            pci: { machine.devices.pci.info() }))
         let thread = Thread {
             writeOut(HumanMonitor.banner + "\n")
             while true {

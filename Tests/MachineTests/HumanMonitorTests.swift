@@ -26,9 +26,9 @@ import Testing
 
     @Test func errorsAreAnswersNotCrashes() {
         let m = monitor(Calls())
-        #expect(m.execute("info") == .output("info: missing argument (mtree, ioeventfds, status)\n"))
+        #expect(m.execute("info") == .output("info: missing argument (mtree, ioeventfds, pci, status)\n"))
         #expect(m.execute("info mtree -x") == .output("info mtree: unsupported option '-x' (only -f)\n"))
-        #expect(m.execute("info bogus") == .output("info: unknown item 'bogus' (mtree, ioeventfds, status)\n"))
+        #expect(m.execute("info bogus") == .output("info: unknown item 'bogus' (mtree, ioeventfds, pci, status)\n"))
         #expect(m.execute("frobnicate") == .output("unknown command: 'frobnicate'\n"))
     }
 

@@ -10,7 +10,7 @@ struct MonitorTests {
     @Test func infoMtreeIoeventfdsAndQuit() throws {
         let kernel = try HostileGuestTests.kernel.get()   // runs for as long as we let it
         let input = FileManager.default.temporaryDirectory.appendingPathComponent("monitor-\(getpid()).txt")
-        try "info mtree\ninfo mtree -f\ninfo ioeventfds\ninfo status\nquit\n".write(to: input, atomically: true, encoding: .utf8)
+        try "info mtree\ninfo mtree -f\ninfo ioeventfds\ninfo pci\ninfo status\nquit\n".write(to: input, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: input) }
         guard let vmm = Harness.vmmPath else { throw HarnessError("vmm not built") }
         let run = try ChildProcess.run(
@@ -26,5 +26,7 @@ struct MonitorTests {
         #expect(run.output.contains("FlatView #0\n AS \"memory\", root: system"))
         #expect(run.output.contains("address-space: I/O ("))
         #expect(run.output.contains("VM status: running"))
+        #expect(run.output.contains("  Bus  0, device   2, function 0:\n    Class 0255: PCI device 1b36:0005\n"))
+        #expect(run.output.contains("      BAR1: I/O at 0xc000 [0xc0ff].\n"))
     }
 }

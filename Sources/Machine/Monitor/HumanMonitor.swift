@@ -13,13 +13,17 @@ public struct HumanMonitor: Sendable {
         public var status: @Sendable () -> String
         /// `quit`: stop the VM.
         public var quit: @Sendable () -> Void
+        /// `info pci`.
+        public var pci: @Sendable () -> String
 
         public init(
             memoryTree: @escaping @Sendable (Bool) -> String,
             ioeventfds: @escaping @Sendable () -> String,
             status: @escaping @Sendable () -> String,
-            quit: @escaping @Sendable () -> Void
+            quit: @escaping @Sendable () -> Void,
+            pci: @escaping @Sendable () -> String = { "" }
         ) {
+            self.pci = pci
             self.memoryTree = memoryTree
             self.ioeventfds = ioeventfds
             self.status = status
@@ -51,6 +55,7 @@ public struct HumanMonitor: Sendable {
         help|?                 -- show this help
         info mtree [-f]        -- show the memory tree (-f: each address space's flat view)
         info ioeventfds        -- show ioeventfds: address, flags, kernel or userspace, hits
+        info pci               -- show the PCI functions, their BARs and interrupt pins
         info status            -- show the VM status
         quit|q                 -- quit the emulator
 
@@ -68,7 +73,7 @@ public struct HumanMonitor: Sendable {
             return .quit
         case "info", "i":
             guard words.count >= 2 else {
-                return .output("info: missing argument (mtree, ioeventfds, status)\n")
+                return .output("info: missing argument (mtree, ioeventfds, pci, status)\n")
             }
             switch words[1] {
             case "mtree":
@@ -81,8 +86,10 @@ public struct HumanMonitor: Sendable {
                 return .output(providers.ioeventfds())
             case "status":
                 return .output(providers.status())
+            case "pci":
+                return .output(providers.pci())
             default:
-                return .output("info: unknown item '\(words[1])' (mtree, ioeventfds, status)\n")
+                return .output("info: unknown item '\(words[1])' (mtree, ioeventfds, pci, status)\n")
             }
         default:
             return .output("unknown command: '\(command)'\n")

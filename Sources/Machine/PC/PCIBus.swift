@@ -33,4 +33,39 @@ public final class PCIBus: Sendable {
         }
         assignments = host.assignBARs(mmioTop: PCMemoryLayout.ioapicBase, ioBase: 0xc000)
     }
+
+    /// `info pci` in QEMU's shape: each function's class, ids, BARs and interrupt pin.
+    /// QEMU: hmp_info_pci().
+    public func info() -> String {
+        let classNames: [UInt32: String] = [0x0600: "Host bridge", 0x0601: "ISA bridge", 0x0101: "IDE controller",
+                                            0x0680: "Bridge", 0x0100: "SCSI controller"]
+        var out = ""
+        for (slot, function, d) in host.functions {
+            let ids = d.configRead(offset: 0, size: 4), sub = d.configRead(offset: 0x2c, size: 4)
+            let cls = d.configRead(offset: 0x0a, size: 2)
+            func hex(_ v: UInt32, _ w: Int) -> String {
+                let s = String(v, radix: 16)
+                return String(repeating: "0", count: max(0, w - s.count)) + s
+            }
+            // QEMU prints an unnamed class in decimal ("Class 0255" for 0x00ff).
+            let decimal = String(cls)
+            let name = classNames[cls] ?? "Class \(String(repeating: "0", count: max(0, 4 - decimal.count)))\(decimal)"
+            out += "  Bus  0, device \(String(repeating: " ", count: slot < 10 ? 2 : 1))\(slot), function \(function):\n"
+            out += "    \(name): PCI device \(hex(ids & 0xffff, 4)):\(hex(ids >> 16, 4))\n"
+            out += "      PCI subsystem \(hex(sub & 0xffff, 4)):\(hex(sub >> 16, 4))\n"
+            let pin = d.configRead(offset: 0x3d, size: 1)
+            if pin != 0 {
+                out += "      IRQ \(d.configRead(offset: 0x3c, size: 1)), pin \(Character(UnicodeScalar(UInt8(64 + min(pin, 4)))))\n"
+            }
+            for (i, bar) in d.bars.enumerated() {
+                guard let bar else { continue }
+                let at = d.barAddress(i)
+                let range = at.map { "0x\(String($0, radix: 16)) [0x\(String($0 + bar.size - 1, radix: 16))]" } ?? "unmapped"
+                out += bar.kind == .io ? "      BAR\(i): I/O at \(range).\n" : "      BAR\(i): 32 bit memory at \(range).\n"
+            }
+            out += "      id \"\"\n"
+        }
+        return out
+    }
 }
+
