@@ -70,11 +70,8 @@ public final class KVMAccelerator: Sendable {
     /// arguments and errno, and leaves the ioeventfd to userspace signalling.
     /// QEMU: `kvm_set_ioeventfd_mmio()` / `kvm_set_ioeventfd_pio()`.
     func setIoeventfd(_ fd: MemoryRegionIoeventfd, in space: AddressSpace, pio: Bool, assign: Bool) {
-        if !assign, space.refusedIoeventfds.contains(where: { $0.start == fd.start && $0.size == fd.size && $0.matchData == fd.matchData && $0.data == fd.data && $0.notifier === fd.notifier }) {
-            // Never reached the kernel: just forget the refusal.
-            space.ioeventfdAccepted(fd)
-            return
-        }
+        // A refused one never reached the kernel: deleting it just forgets the refusal.
+        if !assign, space.ioeventfdAccepted(fd) { return }
         if fd.size == 0 && !anyLengthIoeventfds {
             logLimited("ioeventfd \(fd) in \(space.name): zero-length ioeventfds need KVM_CAP_IOEVENTFD_ANY_LENGTH; userspace will signal it")
             refuse(fd, in: space)

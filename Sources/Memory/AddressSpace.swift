@@ -40,14 +40,6 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
         updateIoeventfds()
     }
 
-    /// Leaves the memory system (listeners must be unregistered first). QEMU: `address_space_destroy()`.
-    public func destroy() {
-        system.lock.lock()
-        defer { system.lock.unlock() }
-        for l in listeners { unregister(l) }
-        system.addressSpaces.removeAll { $0 === self }
-    }
-
     public var description: String { "AddressSpace(\(name))" }
 
     /// The current flat view: an immutable snapshot, safe to use from any thread.
@@ -245,10 +237,14 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// The accelerator took (or dropped) `ioeventfd` after all: forget an earlier refusal.
-    public func ioeventfdAccepted(_ ioeventfd: MemoryRegionIoeventfd) {
+    /// Returns whether it had been refused (then the kernel never had it).
+    @discardableResult
+    public func ioeventfdAccepted(_ ioeventfd: MemoryRegionIoeventfd) -> Bool {
         refusedList.withLock { list in
-            if let i = list.firstIndex(where: { $0.isSameEntry(ioeventfd) }) { list.remove(at: i) }
-            refusedCount.store(list.count, ordering: .releasing)
+            defer { refusedCount.store(list.count, ordering: .releasing) }
+            guard let i = list.firstIndex(where: { $0.isSameEntry(ioeventfd) }) else { return false }
+            list.remove(at: i)
+            return true
         }
     }
 

@@ -23,14 +23,12 @@ extension MemoryRegion {
         }
     }
 
-    func changeTopology(_ body: () -> Bool) { change(.topology, body) }
-
     /// Maps `subregion` at `offset` inside this region with `priority`. Among overlapping
     /// siblings the higher priority wins; at equal priority the one added last wins.
     /// QEMU: `memory_region_add_subregion_overlap()` (priority 0: `memory_region_add_subregion()`).
     public func addSubregion(_ subregion: MemoryRegion, at offset: UInt64, priority: Int32 = 0) {
         if let system { subregion.bind(to: system) } else if let s = subregion.system { bind(to: s) }
-        changeTopology {
+        change(.topology) {
             guard subregion.containerStorage == nil, subregion !== self else {
                 memoryLogger.error("memory region '\(subregion.name)' is already mapped; not added to '\(name)'")
                 return false
@@ -51,7 +49,7 @@ extension MemoryRegion {
 
     /// Unmaps `subregion`. QEMU: `memory_region_del_subregion()`.
     public func removeSubregion(_ subregion: MemoryRegion) {
-        changeTopology {
+        change(.topology) {
             guard subregion.containerStorage === self,
                   let i = subregionList.firstIndex(where: { $0 === subregion }) else {
                 memoryLogger.error("memory region '\(subregion.name)' is not a subregion of '\(name)'")
@@ -65,7 +63,7 @@ extension MemoryRegion {
 
     /// Shows or hides the region (and its subtree). QEMU: `memory_region_set_enabled()`.
     public func setEnabled(_ enabled: Bool) {
-        changeTopology {
+        change(.topology) {
             guard enabled != enabledStorage else { return false }
             enabledStorage = enabled
             return true
@@ -75,7 +73,7 @@ extension MemoryRegion {
     /// Moves the region within its container; it is re-inserted as the newest among siblings
     /// of its priority. QEMU: `memory_region_set_address()`.
     public func setAddress(_ address: UInt64) {
-        changeTopology {
+        change(.topology) {
             guard address != addressStorage else { return false }
             return reinsert { addressStorage = address }
         }
@@ -83,7 +81,7 @@ extension MemoryRegion {
 
     /// Changes the region's priority among its siblings (re-inserting it as QEMU re-adds).
     public func setPriority(_ priority: Int32) {
-        changeTopology {
+        change(.topology) {
             guard priority != priorityStorage else { return false }
             return reinsert { priorityStorage = priority }
         }
@@ -102,7 +100,7 @@ extension MemoryRegion {
 
     /// Resizes the region. QEMU: `memory_region_set_size()`.
     public func setSize(_ size: UInt128) {
-        changeTopology {
+        change(.topology) {
             guard size != sizeStorage else { return false }
             sizeStorage = size
             return true
@@ -111,7 +109,7 @@ extension MemoryRegion {
 
     /// Moves an alias's window within its target. QEMU: `memory_region_set_alias_offset()`.
     public func setAliasOffset(_ offset: UInt64) {
-        changeTopology {
+        change(.topology) {
             guard offset != aliasOffsetStorage else { return false }
             aliasOffsetStorage = offset
             return enabledStorage
@@ -120,7 +118,7 @@ extension MemoryRegion {
 
     /// Makes the region read-only to the guest (or writable again). QEMU: `memory_region_set_readonly()`.
     public func setReadOnly(_ readOnly: Bool) {
-        changeTopology {
+        change(.topology) {
             guard readOnly != readOnlyStorage else { return false }
             readOnlyStorage = readOnly
             return enabledStorage
@@ -130,7 +128,7 @@ extension MemoryRegion {
     /// Turns dirty logging for `client` bits on or off (listeners get log start/stop).
     /// QEMU: `memory_region_set_log()`.
     public func setDirtyLogging(_ on: Bool, clientMask: UInt8 = 1) {
-        changeTopology {
+        change(.topology) {
             let new = on ? dirtyLogMaskStorage | clientMask : dirtyLogMaskStorage & ~clientMask
             guard new != dirtyLogMaskStorage else { return false }
             dirtyLogMaskStorage = new

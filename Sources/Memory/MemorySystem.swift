@@ -46,13 +46,6 @@ public final class MemorySystem: @unchecked Sendable {
             ioeventfdUpdatePending = false
         }
     }
-
-    /// Every address space, in creation order.
-    public var allAddressSpaces: [AddressSpace] {
-        lock.lock()
-        defer { lock.unlock() }
-        return addressSpaces
-    }
 }
 
 /// Runs `body` as one transaction of the shared memory system. QEMU:

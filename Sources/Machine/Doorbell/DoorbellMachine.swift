@@ -90,23 +90,10 @@ public final class DoorbellMachine: Sendable {
         for id in 0..<vcpus {
             let vcpu = try vm.createVCPU(id: UInt32(id))
             try vcpu.setCPUID(try kvm.supportedCPUID())
-            if irqchip { try Self.enableVirtualWire(vcpu) }
+            if irqchip { try VCPUSetup.resetLocalAPIC(vcpu, bsp: id == 0, softwareEnable: true) }
             runners.append(VCPURunner(vcpu: vcpu, memory: memory, io: io))
         }
         self.runners = runners
-    }
-
-    /// Sets the local APIC's LINT0 to ExtINT so the PIC's interrupts reach the vCPU, as a
-    /// BSP's firmware leaves it. QEMU: `apic_reset_common()` for the BSP.
-    static func enableVirtualWire(_ vcpu: VCPU) throws {
-        var lapic = try vcpu.getLAPIC()
-        func put(_ offset: Int, _ value: UInt32) {
-            for b in 0..<4 { lapic[offset + b] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(b))) }
-        }
-        put(0xf0, 0x1ff)      // spurious vector register: APIC software-enabled
-        put(0x350, 0x700)     // LVT LINT0: ExtINT
-        put(0x360, 0x400)     // LVT LINT1: NMI
-        try vcpu.setLAPIC(lapic)
     }
 
     /// Puts vCPU `index` in long mode at `routine` with the given argument registers.

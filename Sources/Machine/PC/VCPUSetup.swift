@@ -38,12 +38,14 @@ enum VCPUSetup {
     }
 
     /// LINT0 as ExtINT on the BSP (the 8259 "virtual wire") and LINT1 as NMI on every CPU, as
-    /// QEMU's `apic_reset_common()` leaves them.
-    static func resetLocalAPIC(_ vcpu: VCPU, bsp: Bool) throws {
+    /// QEMU's `apic_reset_common()` leaves them; `softwareEnable` also sets the spurious
+    /// vector register's enable bit (what a guest's own APIC setup would do).
+    static func resetLocalAPIC(_ vcpu: VCPU, bsp: Bool, softwareEnable: Bool = false) throws {
         var lapic = try vcpu.getLAPIC()
         func put(_ offset: Int, _ value: UInt32) {
             for b in 0..<4 { lapic[offset + b] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(b))) }
         }
+        if softwareEnable { put(0xf0, 0x1ff) }
         if bsp { put(0x350, 0x700) }
         put(0x360, 0x400)
         try vcpu.setLAPIC(lapic)

@@ -37,7 +37,7 @@ struct DoorbellBenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        let vmmPath = try currentExecutable()
+        let vmmPath = try BundledKernels.vmmExecutable()
         var bench = kernel, startup = startupKernel
         if bench == nil || startup == nil {
             let dir = try BundledKernels.build()
@@ -49,11 +49,6 @@ struct DoorbellBenchCommand: ParsableCommand {
             log: { if !json { printError("bench: \($0)") } })
         print(json ? report.json : report.table)
     }
-
-    private func currentExecutable() throws -> String {
-        let path = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-        return path
-    }
 }
 
 /// The test kernels kept as source in the repository, built with the system's gcc/as/ld.
@@ -62,6 +57,11 @@ enum BundledKernels {
     static var guestsDirectory: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Guests").path
+    }
+
+    /// This executable's path (the benchmarks run it as a child, side by side with QEMU).
+    static func vmmExecutable() throws -> String {
+        try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
     }
 
     /// Builds every kernel into a fresh temporary directory and returns it.

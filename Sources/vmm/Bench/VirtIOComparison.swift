@@ -26,7 +26,7 @@ struct VirtIOBenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        let vmmPath = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        let vmmPath = try BundledKernels.vmmExecutable()
         let kernelPath = try kernel ?? (BundledKernels.build() + "/virtiorng.elf")
         let flags = ["-machine", "accel=kvm", "-nodefaults", "-display", "none", "-serial", "stdio",
                      "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4", "-device", "virtio-rng-pci",
