@@ -1,20 +1,23 @@
 import Memory
 
 /// What a virtio device type provides; the transport (`VirtIOPCI`) does the rest. Queue work
-/// runs on the I/O thread. QEMU: `VirtioDeviceClass`.
+/// runs on the I/O thread, one budgeted turn at a time. QEMU: `VirtioDeviceClass`.
 public protocol VirtIODevice: AnyObject, Sendable {
-    /// The virtio device ID (4 = entropy source).
+    /// The virtio device ID (2 = block, 4 = entropy source).
     var deviceType: UInt16 { get }
-    /// Feature bits beyond VIRTIO_F_VERSION_1, which the transport adds.
+    /// Feature bits beyond the transport's (VERSION_1, INDIRECT_DESC, EVENT_IDX).
     var features: UInt64 { get }
     /// Maximum size of each queue; the count is the number of queues.
     var queueSizes: [UInt16] { get }
     /// Device-specific configuration space.
     func readConfig(offset: UInt64, size: Int) -> UInt64
     func writeConfig(offset: UInt64, value: UInt64, size: Int)
-    /// Serves the chains available on queue `index`; returns whether the driver should be
-    /// interrupted. Throws when the queue is unusable.
-    func process(queue index: Int, _ queue: VirtQueue, memory: GuestMemory) throws(VirtQueueError) -> Bool
+    /// Serves chains available on queue `index`, charging each to `budget` and stopping when it
+    /// is exhausted (the transport comes back on the next round). Throws when the queue or a
+    /// request is malformed in a way QEMU treats as `virtio_error()`: the transport then marks
+    /// the device broken until the driver resets it.
+    func process(queue index: Int, _ queue: VirtQueue, memory: GuestMemory,
+                 budget: inout VirtQueueBudget) throws(VirtQueueError) -> VirtQueueProgress
     /// Back to the initial state (the driver wrote status 0).
     func reset()
     /// The features the driver accepted (known once it enables a queue).
@@ -25,34 +28,29 @@ extension VirtIODevice {
     public func featuresNegotiated(_ features: UInt64) {}
 }
 
-/// The virtio entropy device: fills every device-writable buffer it is given with random
-/// bytes. QEMU: virtio-rng (hw/virtio/virtio-rng.c) with the default random backend.
-public final class VirtIORNG: VirtIODevice {
-    public init() {}
-    public var deviceType: UInt16 { 4 }
-    public var features: UInt64 { 0 }
-    public var queueSizes: [UInt16] { [8] }          // QEMU: virtio_add_queue(vdev, 8, …)
-    public func readConfig(offset: UInt64, size: Int) -> UInt64 { 0 }
-    public func writeConfig(offset: UInt64, value: UInt64, size: Int) {}
-    public func reset() {}
+/// What one turn on a queue achieved.
+public struct VirtQueueProgress: Sendable, Equatable {
+    /// Chains were completed that the driver wants an interrupt for.
+    public var interrupt = false
+    /// The device holds work back until this instant (a rate limit); the transport serves the
+    /// queue again then, without a kick.
+    public var resumeAt: ContinuousClock.Instant?
 
-    public func process(queue index: Int, _ queue: VirtQueue, memory: GuestMemory) throws(VirtQueueError) -> Bool {
-        var interrupt = false
-        var rng = SystemRandomNumberGenerator()
-        while let chain = try queue.pop(memory) {
-            var written: UInt32 = 0
-            for b in chain.buffers where b.writable {
-                let n = Int(min(b.length, 65536))        // a guest-given length: capped per buffer
-                var bytes = [UInt8](repeating: 0, count: n)
-                for i in stride(from: 0, to: n, by: 8) {
-                    let r = rng.next()
-                    for j in 0..<min(8, n - i) { bytes[i + j] = UInt8(truncatingIfNeeded: r >> (8 * UInt64(j))) }
-                }
-                do { try memory.write(bytes, at: b.address) } catch { throw .guestMemory(error.description) }
-                written &+= UInt32(n)
-            }
-            if try queue.push(head: chain.head, length: written, memory) { interrupt = true }
-        }
-        return interrupt
+    public init(interrupt: Bool = false, resumeAt: ContinuousClock.Instant? = nil) {
+        self.interrupt = interrupt
+        self.resumeAt = resumeAt
+    }
+}
+
+extension GuestMemory {
+    /// Writes a device's bytes into a chain buffer; a buffer outside guest RAM is the guest's
+    /// error (QEMU refuses it at pop: "bogus descriptor").
+    func write(_ bytes: ArraySlice<UInt8>, into buffer: VirtQueueBuffer) throws(VirtQueueError) {
+        do { try write(bytes, at: buffer.address) } catch { throw .bogusBuffer(address: buffer.address, length: buffer.length) }
+    }
+
+    /// Reads `count` bytes of a chain buffer.
+    func read(_ buffer: VirtQueueBuffer, count: Int) throws(VirtQueueError) -> [UInt8] {
+        do { return try read(at: buffer.address, count: count) } catch { throw .bogusBuffer(address: buffer.address, length: buffer.length) }
     }
 }

@@ -21,6 +21,8 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
     /// RING_EVENT_IDX.
     static let transportFeatures: UInt64 = versionOne | 1 << 28 | eventIdx
     static let statusDriverOK: UInt8 = 4, statusNeedsReset: UInt8 = 0x40
+    /// ISR bits: a used buffer (bit 0), a configuration change (bit 1).
+    static let isrQueue: UInt8 = 1, isrConfig: UInt8 = 2
 
     public let device: any VirtIODevice
     public let queues: [VirtQueue]
@@ -35,8 +37,13 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
     private let fastMMIO: Bool
     private let logger: Logger
     private let msixCapabilityOffset = Atomic<Int>(0)
-    private let queueErrors = Atomic<Int>(0)
-    static let loggedQueueErrors = 10
+    /// Guest-provoked errors (broken rings, bad requests) are logged through this, rate-limited.
+    private let errorLog = LogLimiter()
+    /// The device lock: the I/O thread's turn on a queue (pop, device work, push), device
+    /// reset, queue enable and DRIVER_OK each hold it, so a reset can never race a pop that is
+    /// still writing the old rings. Lock order: `processing`, then `state`. QEMU: the BQL /
+    /// the AioContext lock around virtio_queue_notify_vq() and virtio_reset().
+    private let processing = Mutex<Void>(())
 
     struct QueueConfig {
         var size: UInt16
@@ -55,6 +62,8 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
         var queues: [QueueConfig]
         var isr: UInt8 = 0
         var ioeventfdsStarted = false
+        /// virtio_error() happened: nothing is processed until the driver resets the device.
+        var broken = false
     }
 
     private let state: Mutex<State>
@@ -115,7 +124,7 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
         msixCapabilityOffset.store(addCapability(msixBytes, writeMask: msixMask) ?? 0, ordering: .releasing)
         ref.set(self)
         for (i, n) in notifiers.enumerated() {
-            try ioThread.watch(n) { [weak self] in self?.serve(queue: i) }
+            try ioThread.watch(n) { [weak self] in self?.serve(queue: i) ?? .idle }
         }
     }
 
@@ -163,54 +172,67 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
     }
 
     private func writeCommon(_ offset: UInt64, _ value: UInt64, _ size: Int) {
-        var startIoeventfds = false, reset = false
-        state.withLock { s in
-            let q = Int(s.queueSelect)
-            let has = s.queues.indices.contains(q)
-            let v32 = value & 0xffff_ffff
-            func setHalf(_ field: inout UInt64, high: Bool) {
-                field = high ? (field & 0xffff_ffff) | v32 << 32 : (field & ~0xffff_ffff) | v32
-            }
-            switch offset {
-            case 0x00: s.deviceFeatureSelect = UInt32(v32)
-            case 0x08: s.driverFeatureSelect = UInt32(v32)
-            case 0x0c:
-                if s.driverFeatureSelect < 2 {
-                    let shift = 32 * UInt64(s.driverFeatureSelect)
-                    let offered = device.features | Self.transportFeatures
-                    s.driverFeatures = (s.driverFeatures & ~(0xffff_ffff << shift)) | ((v32 << shift) & offered)
+        // Status and queue-enable writes change what the I/O thread may touch: serialize all
+        // common-config writes with it (they are rare: driver setup and reset).
+        processing.withLock { _ in
+            var startIoeventfds = false, reset = false
+            var enable: (queue: Int, config: QueueConfig, eventIdx: Bool)?
+            state.withLock { s in
+                let q = Int(s.queueSelect)
+                let has = s.queues.indices.contains(q)
+                let v32 = value & 0xffff_ffff
+                func setHalf(_ field: inout UInt64, high: Bool) {
+                    field = high ? (field & 0xffff_ffff) | v32 << 32 : (field & ~0xffff_ffff) | v32
                 }
-            case 0x10: s.configVector = vectorOrNone(value)
-            case 0x14:
-                let status = UInt8(truncatingIfNeeded: value)
-                if status == 0 {
-                    reset = true
-                } else {
-                    if status & Self.statusDriverOK != 0, s.status & Self.statusDriverOK == 0 { startIoeventfds = true }
-                    s.status = status
+                switch offset {
+                case 0x00: s.deviceFeatureSelect = UInt32(v32)
+                case 0x08: s.driverFeatureSelect = UInt32(v32)
+                case 0x0c:
+                    if s.driverFeatureSelect < 2 {
+                        let shift = 32 * UInt64(s.driverFeatureSelect)
+                        let offered = device.features | Self.transportFeatures
+                        s.driverFeatures = (s.driverFeatures & ~(0xffff_ffff << shift)) | ((v32 << shift) & offered)
+                    }
+                case 0x10: s.configVector = vectorOrNone(value)
+                case 0x14:
+                    let status = UInt8(truncatingIfNeeded: value)
+                    if status == 0 {
+                        reset = true
+                    } else {
+                        if status & Self.statusDriverOK != 0, s.status & Self.statusDriverOK == 0, !s.broken { startIoeventfds = true }
+                        s.status = status
+                    }
+                case 0x16: s.queueSelect = UInt16(truncatingIfNeeded: value)
+                case 0x18 where has && !s.queues[q].enabled:
+                    let n = UInt16(truncatingIfNeeded: value)
+                    if queues[q].accepts(size: n) { s.queues[q].size = n }
+                case 0x1a where has: s.queues[q].vector = vectorOrNone(value)
+                case 0x1c where has && value & 1 == 1 && !s.queues[q].enabled:
+                    s.queues[q].enabled = true
+                    enable = (q, s.queues[q], s.driverFeatures & Self.eventIdx != 0)
+                case 0x20 where has: setHalf(&s.queues[q].desc, high: false)
+                case 0x24 where has: setHalf(&s.queues[q].desc, high: true)
+                case 0x28 where has: setHalf(&s.queues[q].driver, high: false)
+                case 0x2c where has: setHalf(&s.queues[q].driver, high: true)
+                case 0x30 where has: setHalf(&s.queues[q].device, high: false)
+                case 0x34 where has: setHalf(&s.queues[q].device, high: true)
+                default: break
                 }
-            case 0x16: s.queueSelect = UInt16(truncatingIfNeeded: value)
-            case 0x18 where has && !s.queues[q].enabled:
-                let n = UInt16(truncatingIfNeeded: value)
-                if queues[q].accepts(size: n) { s.queues[q].size = n }
-            case 0x1a where has: s.queues[q].vector = vectorOrNone(value)
-            case 0x1c where has && value & 1 == 1 && !s.queues[q].enabled:
-                let c = s.queues[q]
-                s.queues[q].enabled = true
-                queues[q].configure(size: c.size, desc: c.desc, avail: c.driver, used: c.device,
-                                    eventIdx: s.driverFeatures & Self.eventIdx != 0)
-                device.featuresNegotiated(s.driverFeatures)
-            case 0x20 where has: setHalf(&s.queues[q].desc, high: false)
-            case 0x24 where has: setHalf(&s.queues[q].desc, high: true)
-            case 0x28 where has: setHalf(&s.queues[q].driver, high: false)
-            case 0x2c where has: setHalf(&s.queues[q].driver, high: true)
-            case 0x30 where has: setHalf(&s.queues[q].device, high: false)
-            case 0x34 where has: setHalf(&s.queues[q].device, high: true)
-            default: break
             }
+            if reset { resetDevice() }
+            if let e = enable {
+                // The rings must lie in guest RAM. QEMU: virtio_queue_set_rings() →
+                // virtio_init_region_cache(), "Cannot map desc/used/avail".
+                do {
+                    try queues[e.queue].configure(size: e.config.size, desc: e.config.desc, avail: e.config.driver,
+                                                  used: e.config.device, eventIdx: e.eventIdx, memory: dma)
+                } catch {
+                    virtioError("queue \(e.queue): \(error)")
+                }
+                device.featuresNegotiated(state.withLock { $0.driverFeatures })
+            }
+            if startIoeventfds { setIoeventfds(true) }
         }
-        if reset { resetDevice() }
-        if startIoeventfds { setIoeventfds(true) }
     }
 
     /// A vector number the driver chose, or NO_VECTOR when there is no such vector.
@@ -219,7 +241,8 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
         return Int(v) < msix.vectorCount ? v : Self.noVector
     }
 
-    /// Status 0: everything back to the initial state. QEMU: virtio_pci_reset().
+    /// Status 0: everything back to the initial state, the error state included. Called with
+    /// the device lock held. QEMU: virtio_pci_reset() → virtio_reset().
     private func resetDevice() {
         setIoeventfds(false)
         state.withLock { s in
@@ -229,6 +252,36 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
         device.reset()
         intx.lower()
     }
+
+    /// The device is broken (a hostile or buggy driver): DEVICE_NEEDS_RESET, a config-change
+    /// interrupt once the driver is running, nothing processed until reset, one rate-limited
+    /// log line. Called with the device lock held. QEMU: virtio_error() → virtio_notify_config().
+    private func virtioError(_ message: String) {
+        errorLog.log(logger, "virtio-pci \(name): \(message); device needs reset")
+        let configVector = state.withLock { s -> UInt16? in
+            s.broken = true
+            s.status |= Self.statusNeedsReset
+            guard s.status & Self.statusDriverOK != 0 else { return nil }
+            s.isr |= Self.isrConfig
+            s.configGeneration &+= 1
+            return s.configVector
+        }
+        if let configVector { notify(vector: configVector) }
+    }
+
+    /// Interrupts the driver: the MSI-X vector when MSI-X is on (none for NO_VECTOR), else
+    /// INTx at the level of ISR bit 0 — QEMU's quirk: a config change alone raises no INTx.
+    /// QEMU: virtio_pci_notify().
+    private func notify(vector: UInt16) {
+        if msix.isEnabled {
+            if vector != Self.noVector { msix.notify(Int(vector)) }
+        } else if state.withLock({ $0.isr & Self.isrQueue != 0 }) {
+            intx.raise()
+        }
+    }
+
+    /// Name for log lines: the device type.
+    private var name: String { "device \(device.deviceType)" }
 
     /// Adds (driver ready) or removes (reset) the queues' ioeventfds in one transaction.
     /// QEMU: virtio_pci_start/stop_ioeventfd() → virtio_pci_ioeventfd_assign().
@@ -273,31 +326,30 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
 
     // MARK: The I/O thread's side
 
-    /// Serves queue `index` and interrupts the driver if it asked. Runs on the I/O thread.
-    private func serve(queue index: Int) {
-        let (ready, vector) = state.withLock { s in
-            (s.status & Self.statusDriverOK != 0 && s.status & Self.statusNeedsReset == 0, s.queues[index].vector)
-        }
-        guard ready, queues[index].isReady else { return }
-        let interrupt: Bool
-        do {
-            interrupt = try device.process(queue: index, queues[index], memory: dma)
-        } catch {
-            // A guest can repeat this at will (reset, bad ring, kick): log the first few only.
-            let n = queueErrors.add(1, ordering: .relaxed).newValue
-            if n <= Self.loggedQueueErrors {
-                let more = n == Self.loggedQueueErrors ? " (further queue errors are not logged)" : ""
-                logger.error("virtio-pci queue \(index): \(error); device needs reset\(more)")
+    /// One budgeted turn on queue `index`: serves what the driver published, interrupts it if
+    /// it asked, and tells the I/O thread whether to come back. Runs on the I/O thread.
+    /// QEMU: virtio_queue_notify_vq() → the device's handle_output → virtio_notify().
+    private func serve(queue index: Int) -> IOThread.Next {
+        processing.withLock { _ -> IOThread.Next in
+            let (ready, vector) = state.withLock { s in
+                (s.status & Self.statusDriverOK != 0 && !s.broken, s.queues[index].vector)
             }
-            state.withLock { $0.status |= Self.statusNeedsReset }
-            return
-        }
-        guard interrupt else { return }
-        if msix.isEnabled {
-            if vector != Self.noVector { msix.notify(Int(vector)) }
-        } else {
-            state.withLock { $0.isr |= 1 }
-            intx.raise()
+            guard ready, queues[index].isReady else { return .idle }
+            var budget = VirtQueueBudget.perWakeUp
+            let progress: VirtQueueProgress
+            do {
+                progress = try device.process(queue: index, queues[index], memory: dma, budget: &budget)
+            } catch {
+                virtioError("queue \(index): \(error)")
+                return .idle
+            }
+            if progress.interrupt {
+                if !msix.isEnabled { state.withLock { $0.isr |= Self.isrQueue } }
+                notify(vector: vector)
+            }
+            if budget.isExhausted { return .again }
+            if let resume = progress.resumeAt { return .at(resume) }
+            return .idle
         }
     }
 }

@@ -16,7 +16,7 @@ final class QueueHarness {
         root.addSubregion(try MemoryRegion.ram(name: "ram", size: 0x10000), at: 0)
         memory = AddressSpace(root: root, name: "memory", system: system).guestMemory
         queue = VirtQueue(maxSize: 256)
-        queue.configure(size: size, desc: desc, avail: avail, used: used)
+        try queue.configure(size: size, desc: desc, avail: avail, used: used, memory: memory)
     }
 
     func setDescriptor(_ i: UInt16, addr: UInt64, len: UInt32, flags: UInt16, next: UInt16 = 0, table: UInt64? = nil) throws {
@@ -103,7 +103,8 @@ final class QueueHarness {
         try h.setDescriptor(1, addr: 0x6000, len: 256, flags: 2)
         try h.publish(0)
         let rng = VirtIORNG()
-        #expect(try rng.process(queue: 0, h.queue, memory: h.memory))
+        var budget = VirtQueueBudget.perWakeUp
+        #expect(try rng.process(queue: 0, h.queue, memory: h.memory, budget: &budget).interrupt)
         #expect(try h.memory.load(UInt32.self, at: h.used + 8) == 256)
         #expect(try h.memory.read(at: 0x5000, count: 4) == [0, 0, 0, 0])
         #expect(try h.memory.read(at: 0x6000, count: 256).contains { $0 != 0 })
@@ -113,7 +114,7 @@ final class QueueHarness {
     /// interrupts only when the used index passes the driver's used_event.
     @Test func eventIndexSuppression() throws {
         let h = try QueueHarness()
-        h.queue.configure(size: h.size, desc: h.desc, avail: h.avail, used: h.used, eventIdx: true)
+        try h.queue.configure(size: h.size, desc: h.desc, avail: h.avail, used: h.used, eventIdx: true, memory: h.memory)
         try h.setDescriptor(0, addr: 0x5000, len: 8, flags: 2)
         let usedEvent = h.avail + 4 + 2 * UInt64(h.size), availEvent = h.used + 4 + 8 * UInt64(h.size)
         try h.memory.store(UInt16(1), at: usedEvent)          // "interrupt me when used idx passes 1"

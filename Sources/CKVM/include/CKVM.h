@@ -14,6 +14,19 @@
 #include <signal.h>
 #include <pthread.h>
 #include <asm/bootparam.h>
+#include <sys/random.h>
+#include <sys/types.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <linux/falloc.h>
+
+/// fallocate(2) is declared by <fcntl.h> only under _GNU_SOURCE; the prototype is glibc's.
+extern int fallocate(int fd, int mode, off_t offset, off_t len);
+static inline int ckvm_fallocate(int fd, int mode, int64_t offset, int64_t length) {
+    return fallocate(fd, mode, (off_t)offset, (off_t)length);
+}
+static const int CKVM_FALLOC_FL_KEEP_SIZE = FALLOC_FL_KEEP_SIZE;
+static const int CKVM_FALLOC_FL_PUNCH_HOLE = FALLOC_FL_PUNCH_HOLE;
 
 /// ioctl with no argument: the kernel still wants an explicit third argument (0).
 static inline int ckvm_ioctl_none(int fd, unsigned long request) {
