@@ -200,7 +200,10 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
                         reset = true
                     } else {
                         if status & Self.statusDriverOK != 0, s.status & Self.statusDriverOK == 0, !s.broken { startIoeventfds = true }
-                        s.status = status
+                        // Deliberate difference: NEEDS_RESET stays set while the device is
+                        // broken, whatever the driver writes (QEMU lets a write clear the bit
+                        // while the device stays broken).
+                        s.status = status | (s.broken ? Self.statusNeedsReset : 0)
                     }
                 case 0x16: s.queueSelect = UInt16(truncatingIfNeeded: value)
                 case 0x18 where has && !s.queues[q].enabled:

@@ -92,3 +92,107 @@ import Testing
     }
 }
 
+
+/// What the device advertises bounds what it accepts; zeroing frees space where asked.
+@Suite struct VirtIOBlockLimitTests {
+    func image(bytes: Int) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("blk-limit-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).img").path
+        try Data(repeating: 0xab, count: bytes).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    func process(_ dev: VirtIOBlock, _ h: QueueHarness) throws {
+        var budget = VirtQueueBudget.perWakeUp
+        _ = try dev.process(queue: 0, h.queue, memory: h.memory, budget: &budget)
+    }
+
+    /// A read with more data segments than seg_max (254) is IOERR; seg_max itself is fine.
+    @Test(arguments: [(254, UInt8(0)), (255, UInt8(1))])
+    func segmentsBeyondSegMaxAreRefused(segments: Int, status: UInt8) throws {
+        let path = try image(bytes: 1 << 20)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let dev = try VirtIOBlock(path: path, readOnly: false)
+        #expect(dev.readConfig(offset: 12, size: 4) == 254)
+        let h = try QueueHarness(ramSize: 0x100000)
+        try h.memory.store(UInt32(0), at: 0x5000)                       // IN, sector 0
+        try h.memory.store(UInt64(0), at: 0x5008)
+        let table: UInt64 = 0x10000
+        var entries: [(UInt64, UInt32, UInt16)] = [(0x5000, 16, 1)]
+        for i in 0..<segments { entries.append((0x20000 + UInt64(i) * 512, 512, 2 | 1)) }
+        entries.append((0x7000, 1, 2))
+        for (i, e) in entries.enumerated() {
+            try h.setDescriptor(UInt16(i), addr: e.0, len: e.1, flags: i == entries.count - 1 ? e.2 : e.2 | 1,
+                                next: UInt16(i + 1), table: table)
+        }
+        try h.setDescriptor(0, addr: table, len: UInt32(entries.count * 16), flags: 4)
+        try h.publish(0)
+        try process(dev, h)
+        #expect(try h.memory.load(UInt8.self, at: 0x7000) == status)
+    }
+
+    /// write-zeroes with UNMAP punches a hole (fewer blocks allocated); without it the range
+    /// reads zero and stays allocated. Discard is accepted and ignored, as QEMU's default
+    /// discard=ignore. QEMU: virtio_blk_handle_discard_write_zeroes().
+    @Test func writeZeroesUnmapPunchesAHole() throws {
+        let path = try image(bytes: 4 << 20)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let dev = try VirtIOBlock(path: path, readOnly: false)
+        func blocks() throws -> Int64 {
+            var st = stat()
+            #expect(stat(path, &st) == 0)
+            return Int64(st.st_blocks)
+        }
+        let h = try QueueHarness()
+        func zero(_ sector: UInt64, _ count: UInt32, flags: UInt32) throws -> UInt8 {
+            try h.memory.store(UInt32(13), at: 0x5000)
+            try h.memory.store(UInt64(0), at: 0x5008)
+            try h.memory.store(sector, at: 0x8000)
+            try h.memory.store(count, at: 0x8008)
+            try h.memory.store(flags, at: 0x800c)
+            try h.setDescriptor(0, addr: 0x5000, len: 16, flags: 1, next: 1)
+            try h.setDescriptor(1, addr: 0x8000, len: 16, flags: 1, next: 2)
+            try h.setDescriptor(2, addr: 0x7000, len: 1, flags: 2)
+            try h.publish(0)
+            try process(dev, h)
+            return try h.memory.load(UInt8.self, at: 0x7000)
+        }
+        let before = try blocks()
+        #expect(try zero(0, 2048, flags: 1) == 0)                      // first MiB, UNMAP
+        #expect(try blocks() < before)
+        let afterHole = try blocks()
+        #expect(try zero(2048, 2048, flags: 0) == 0)                   // second MiB, keep allocated
+        #expect(try blocks() == afterHole)
+        #expect(try zero(0, 8, flags: 2) == 2)                         // unknown flag: UNSUPP
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(data[0..<(2 << 20)].allSatisfy { $0 == 0 })
+        #expect(data[(2 << 20)...].allSatisfy { $0 == 0xab })
+    }
+
+    /// GET_ID writes the serial and its NUL, no more (QEMU: VIRTIO_BLK_T_GET_ID).
+    @Test func getIDWritesSerialAndNul() throws {
+        let path = try image(bytes: 4096)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let dev = try VirtIOBlock(path: path, readOnly: false, serial: "disk7")
+        let h = try QueueHarness()
+        try h.memory.write([UInt8](repeating: 0xee, count: 20), at: 0x8000)
+        try h.memory.store(UInt32(8), at: 0x5000)
+        try h.setDescriptor(0, addr: 0x5000, len: 16, flags: 1, next: 1)
+        try h.setDescriptor(1, addr: 0x8000, len: 20, flags: 2 | 1, next: 2)
+        try h.setDescriptor(2, addr: 0x7000, len: 1, flags: 2)
+        try h.publish(0)
+        try process(dev, h)
+        #expect(try h.memory.read(at: 0x8000, count: 8) == Array("disk7".utf8) + [0, 0xee, 0xee])
+        #expect(try h.memory.load(UInt8.self, at: 0x7000) == 0)
+    }
+
+    /// A chain with no readable header breaks the device (QEMU: "virtio-blk missing headers").
+    @Test func missingHeadersBreakTheDevice() throws {
+        let path = try image(bytes: 4096)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let dev = try VirtIOBlock(path: path, readOnly: false)
+        let h = try QueueHarness()
+        try h.setDescriptor(0, addr: 0x7000, len: 1, flags: 2)
+        try h.publish(0)
+        #expect(throws: VirtQueueError.malformedRequest(head: 0, "virtio-blk missing headers")) { try process(dev, h) }
+    }
+}

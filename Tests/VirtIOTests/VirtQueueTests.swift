@@ -10,10 +10,10 @@ final class QueueHarness {
     let desc: UInt64 = 0x1000, avail: UInt64 = 0x2000, used: UInt64 = 0x3000
     var availIdx: UInt16 = 0
 
-    init() throws {
+    init(ramSize: UInt64 = 0x10000) throws {
         let system = MemorySystem()
         let root = MemoryRegion.container(name: "root", size: UInt128(1) << 64)
-        root.addSubregion(try MemoryRegion.ram(name: "ram", size: 0x10000), at: 0)
+        root.addSubregion(try MemoryRegion.ram(name: "ram", size: ramSize), at: 0)
         memory = AddressSpace(root: root, name: "memory", system: system).guestMemory
         queue = VirtQueue(maxSize: 256)
         try queue.configure(size: size, desc: desc, avail: avail, used: used, memory: memory)

@@ -1,0 +1,50 @@
+import Foundation
+import Synchronization
+import Testing
+import VMMSys
+@testable import VirtIO
+
+/// The I/O thread's rounds: a handler that always has more work cannot starve another.
+@Suite struct IOThreadTests {
+    @Test func aFloodingHandlerDelaysAnotherByOneRoundAtMost() throws {
+        let thread = try IOThread()
+        let flood = try EventNotifier(), other = try EventNotifier()
+        let floodTurns = Atomic<Int>(0)
+        let seenAt = Mutex<Int?>(nil)
+        try thread.watch(flood) {
+            floodTurns.add(1, ordering: .relaxed)
+            return .again                                       // always more work
+        }
+        try thread.watch(other) {
+            seenAt.withLock { $0 = floodTurns.load(ordering: .relaxed) }
+            return .idle
+        }
+        thread.start()
+        defer { thread.stop() }
+        flood.set()
+        let deadline = Date().addingTimeInterval(10)
+        while floodTurns.load(ordering: .relaxed) < 1000 && Date() < deadline { sched_yield() }
+        let kickedAt = floodTurns.load(ordering: .relaxed)
+        other.set()
+        while seenAt.withLock({ $0 }) == nil && Date() < deadline { sched_yield() }
+        let served = try #require(seenAt.withLock { $0 }, "the other handler never ran")
+        // Kicked between flood turns k and k+1: it runs in the round after that at the latest.
+        #expect(served - kickedAt <= 2)
+    }
+
+    @Test func laterTurnsRunWithoutAKick() throws {
+        let thread = try IOThread()
+        let n = try EventNotifier()
+        let turns = Atomic<Int>(0)
+        try thread.watch(n) {
+            let t = turns.add(1, ordering: .relaxed).newValue
+            return t < 3 ? .at(.now + .milliseconds(5)) : .idle
+        }
+        thread.start()
+        defer { thread.stop() }
+        n.set()
+        let deadline = Date().addingTimeInterval(10)
+        while turns.load(ordering: .relaxed) < 3 && Date() < deadline { sched_yield() }
+        #expect(turns.load(ordering: .relaxed) == 3)
+    }
+}
