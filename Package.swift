@@ -47,6 +47,8 @@ let package = Package(
             swiftSettings: strict),
         // Boot loaders (Multiboot, Linux boot protocol) and firmware tables (ACPI).
         .target(name: "Loader", dependencies: ["Memory"], swiftSettings: strict),
+        // QMP, QEMU's machine protocol: JSON, the protocol state machine, commands and events.
+        .target(name: "QMP", swiftSettings: strict),
         // The PC machine.
         .target(
             name: "Machine",
@@ -63,6 +65,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
+        .testTarget(name: "QMPTests", dependencies: ["QMP"], swiftSettings: strict),
         .testTarget(name: "VMMSysTests", dependencies: ["VMMSys"], swiftSettings: strict),
         .testTarget(name: "MemoryTests", dependencies: ["Memory", "VMMSys"], swiftSettings: strict),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "VMMSys"], swiftSettings: strict),
