@@ -48,7 +48,7 @@ let package = Package(
         // Boot loaders (Multiboot, Linux boot protocol) and firmware tables (ACPI).
         .target(name: "Loader", dependencies: ["Memory"], swiftSettings: strict),
         // QMP, QEMU's machine protocol: JSON, the protocol state machine, commands and events.
-        .target(name: "QMP", swiftSettings: strict),
+        .target(name: "QMP", dependencies: ["VMMSys"], swiftSettings: strict),
         // The PC machine.
         .target(
             name: "Machine",
@@ -65,7 +65,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
-        .testTarget(name: "QMPTests", dependencies: ["QMP"], swiftSettings: strict),
+        .testTarget(name: "QMPTests", dependencies: ["QMP", "VMMSys"], swiftSettings: strict),
         .testTarget(name: "VMMSysTests", dependencies: ["VMMSys"], swiftSettings: strict),
         .testTarget(name: "MemoryTests", dependencies: ["Memory", "VMMSys"], swiftSettings: strict),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "VMMSys"], swiftSettings: strict),

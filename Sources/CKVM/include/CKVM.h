@@ -25,6 +25,12 @@ extern int fallocate(int fd, int mode, off_t offset, off_t len);
 static inline int ckvm_fallocate(int fd, int mode, int64_t offset, int64_t length) {
     return fallocate(fd, mode, (off_t)offset, (off_t)length);
 }
+/// accept4(2) and pthread_setname_np(3) are GNU extensions, declared only under _GNU_SOURCE.
+#include <sys/socket.h>
+extern int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+extern int pthread_setname_np(pthread_t thread, const char *name);
+static inline int ckvm_accept4(int fd, int flags) { return accept4(fd, 0, 0, flags); }
+static inline int ckvm_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
 static const int CKVM_FALLOC_FL_KEEP_SIZE = FALLOC_FL_KEEP_SIZE;
 static const int CKVM_FALLOC_FL_PUNCH_HOLE = FALLOC_FL_PUNCH_HOLE;
 

@@ -1,0 +1,71 @@
+import Synchronization
+import VMMSys
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A QMP monitor on a listening socket: clients connect one after another (as to QEMU's
+/// socket chardev in server mode), each gets the greeting, negotiates, and sends commands;
+/// events go to the connected client once it has negotiated. Commands run on the connection's
+/// thread, one at a time across all clients. QEMU: monitor/qmp.c over a socket chardev.
+public final class QMPServer: Sendable {
+    public let listener: SocketListener
+    private let commands: [QMPCommand]
+    private let greeting: QMPSession.Greeting
+    /// The connected client and whether it negotiated (events wait for that).
+    private let client = Mutex<(connection: SocketConnection?, negotiated: Bool)>((nil, false))
+    /// One command at a time, whichever client sent it.
+    private let execution = Mutex<Void>(())
+    private let stopped = Atomic<Bool>(false)
+
+    public init(listener: SocketListener, commands: [QMPCommand], greeting: QMPSession.Greeting = .init()) {
+        self.listener = listener
+        self.commands = commands
+        self.greeting = greeting
+    }
+
+    /// Starts accepting clients on a thread of its own.
+    public func start() throws(SystemError) {
+        try HostThread.start(name: "qmp") { [self] in
+            while !stopped.load(ordering: .acquiring) {
+                guard let connection = try? listener.accept() else { continue }
+                serve(connection)
+            }
+        }
+    }
+
+    /// Stops serving: the current client is disconnected.
+    public func stop() {
+        stopped.store(true, ordering: .releasing)
+        client.withLock { $0.connection?.shutdown() }
+    }
+
+    /// Sends an event to the client if it has negotiated. QEMU: monitor_qapi_event_emit().
+    public func emit(_ event: String, data: JSONValue? = nil) {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let message = QMPSession.event(event, data: data, seconds: Int64(now.tv_sec), microseconds: Int64(now.tv_nsec / 1000))
+        client.withLock { c in
+            guard c.negotiated, let connection = c.connection else { return }
+            connection.write(Array((message.serialized + "\r\n").utf8))
+        }
+    }
+
+    private func serve(_ connection: SocketConnection) {
+        var session = QMPSession(commands: commands, greeting: greeting)
+        client.withLock { $0 = (connection, false) }
+        defer { client.withLock { $0 = (nil, false) } }
+        send(session.greetingMessage, connection)
+        while !stopped.load(ordering: .acquiring) {
+            guard let bytes = try? connection.read(maxBytes: 65536), !bytes.isEmpty else { return }
+            let replies = execution.withLock { _ in session.receive(bytes) }
+            if session.negotiated { client.withLock { $0.negotiated = true } }
+            for r in replies { send(r, connection) }
+        }
+    }
+
+    private func send(_ message: JSONValue, _ connection: SocketConnection) {
+        // Replies and events must not interleave mid-line.
+        client.withLock { _ in connection.write(Array((message.serialized + "\r\n").utf8)) }
+    }
+}
