@@ -44,6 +44,18 @@ import VMMSys
         try expectOneLineError(["-m", size, "-kernel", "/nonexistent"], mentioning: ["-m"])
     }
 
+    /// Numbers that overflow (or are out of range) from the real executable: one line, status 1.
+    @Test(arguments: [
+        (["-m", "99999999999T"], "-m"), (["-m", "0xffffffffffffffffM"], "-m"),
+        (["-smp", "sockets=4294967296,cores=4294967296,threads=4294967296"], "-smp"), (["-smp", "100000"], "-smp"),
+        (["-smp", "sockets=-1,cores=-1"], "-smp"),
+        (["-device", "isa-debug-exit,iobase=0xffffffffffffffff"], "iobase"),
+        (["-device", "isa-debug-exit,iosize=0xffffffffffffffff"], "iosize"),
+    ])
+    func overflowingNumbers(_ args: [String], _ word: String) throws {
+        try expectOneLineError(args + ["-kernel", "/nonexistent"], mentioning: [word])
+    }
+
     @Test func unknownDevice() throws {
         try expectOneLineError(["-device", "virtio-gpu"], mentioning: ["virtio-gpu"])
     }

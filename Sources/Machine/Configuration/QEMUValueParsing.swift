@@ -72,7 +72,7 @@ public enum QEMUValueParsing {
         var maxCPUs: Int?
         var topology: [String: Int] = [:]
         for (i, part) in text.split(separator: ",", omittingEmptySubsequences: false).enumerated() {
-            let kv = part.split(separator: "=", maxSplits: 1).map(String.init)
+            let kv = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             if kv.count == 1 && i == 0 {
                 guard let n = Int(kv[0]) else { throw ConfigurationError("-smp: invalid CPU count '\(kv[0])'") }
                 cpus = n
