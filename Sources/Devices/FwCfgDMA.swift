@@ -11,9 +11,10 @@ import VMMSys
 ///
 /// As QEMU: a descriptor that cannot be read gets the error bit stored into its control word
 /// (if that word itself is RAM); READ wins over WRITE, WRITE over SKIP, and a control with none
-/// of them transfers nothing; WRITE always fails (no item is writable here, as no item on QEMU's
-/// `pc` is writable by DMA) after consuming the bytes it covered; a READ past the item's end
-/// gives zeros; the high half of the descriptor address is cleared after each transfer.
+/// of them transfers nothing; WRITE always fails after consuming the bytes it covered (no item
+/// is writable here; QEMU's writable ones belong to devices this machine lacks, e.g. vmgenid);
+/// a READ past the item's end gives zeros; the high half of the descriptor address is cleared
+/// after each transfer.
 ///
 /// Deliberately different from QEMU, so that one request cannot keep the vCPU busy for
 /// seconds or wrap around the address space:
