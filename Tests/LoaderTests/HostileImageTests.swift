@@ -194,3 +194,17 @@ struct SplitMix: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+/// Host files that are not images: a device or pipe would be read until memory runs out.
+@Suite struct HostFileTests {
+    @Test(arguments: ["/dev/zero", "/dev/urandom", "/dev/null", "/tmp"])
+    func nonRegularFilesAreRefused(_ path: String) {
+        let e = #expect(throws: LoaderError.self) { _ = try MultibootLoader.readFile(path, what: "initrd") }
+        #expect(e?.description == "\(path): cannot read initrd file: not a regular file")
+    }
+
+    @Test func missingFileStillSaysWhy() {
+        let e = #expect(throws: LoaderError.self) { _ = try MultibootLoader.readFile("/nonexistent/k", what: "kernel") }
+        #expect(e?.description.hasPrefix("/nonexistent/k: cannot read kernel file") == true)
+    }
+}

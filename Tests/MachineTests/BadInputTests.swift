@@ -35,6 +35,12 @@ import VMMSys
         try expectOneLineError(["-kernel", path], mentioning: [path, "outside the file"])
     }
 
+    /// A device as the kernel or initrd: refused at once (it used to be read until memory ran out).
+    @Test(.enabled(if: Harness.kvmAvailable, "requires /dev/kvm"))
+    func deviceAsKernel() throws {
+        try expectOneLineError(["-kernel", "/dev/zero"], mentioning: ["/dev/zero", "not a regular file"])
+    }
+
     @Test func unknownFlag() throws {
         try expectOneLineError(["-frobnicate"], mentioning: ["-frobnicate"])
     }
