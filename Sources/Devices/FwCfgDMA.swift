@@ -1,22 +1,47 @@
 import Memory
 import Synchronization
+import VMMSys
 
 /// fw_cfg's DMA interface at I/O 0x514: the guest writes the (big-endian) guest-physical
 /// address of an `FWCfgDmaAccess` {be32 control, be32 length, be64 address} — high half at
-/// 0x514, low half at 0x518, which starts the transfer — and the device selects, reads or
-/// skips item bytes straight into guest memory, then writes the control word back (0, or the
-/// error bit). Reading the port returns the signature "QEMU CFG". Every guest-given address
-/// and length goes through the bounds-checked `GuestMemory`. QEMU: `fw_cfg_dma_transfer()`.
+/// 0x514, low half at 0x518, which starts the transfer (an 8-byte write at 0x514 does both) —
+/// and the device selects, reads or skips item bytes straight into guest memory, then writes
+/// the control word back (0, or the error bit). Reading the port returns the signature
+/// "QEMU CFG". QEMU: `fw_cfg_dma_mem_write()`, `fw_cfg_dma_transfer()`.
+///
+/// As QEMU: a descriptor that cannot be read gets the error bit stored into its control word
+/// (if that word itself is RAM); READ wins over WRITE, WRITE over SKIP, and a control with none
+/// of them transfers nothing; WRITE always fails after consuming the bytes it covered (no item
+/// is writable here; QEMU's writable ones belong to devices this machine lacks, e.g. vmgenid);
+/// a READ past the item's end gives zeros; the high half of the descriptor address is cleared
+/// after each transfer.
+///
+/// Deliberately different from QEMU, so that one request cannot keep the vCPU busy for
+/// seconds or wrap around the address space:
+/// - a READ whose destination `[address, address + length)` wraps past 2^64 fails before any
+///   byte is written (QEMU's `dma.address += len` wraps to 0 and carries on);
+/// - a READ needing more than `zeroFillLimit` zero bytes past the item's end writes no zeros
+///   and fails (QEMU's `dma_memory_set()` fills up to 4 GiB, ~seconds; no firmware reads past
+///   an item's end: SeaBIOS, OVMF and Linux's fw_cfg driver all read at most the item's size);
+/// - a SKIP past the item's end is O(1) (QEMU loops once).
+/// Every guest-given address and length goes through the bounds-checked `GuestMemory`; each
+/// failure also logs one rate-limited warning (QEMU logs none).
 public final class FwCfgDMA: Sendable {
     public static let defaultPort: UInt64 = 0x514
     static let controlError: UInt32 = 0x01, controlRead: UInt32 = 0x02, controlSkip: UInt32 = 0x04
     static let controlSelect: UInt32 = 0x08, controlWrite: UInt32 = 0x10
     static let signature: UInt64 = 0x5145_4d55_2043_4647       // "QEMU CFG"
+    /// Most zero bytes one READ writes past the end of an item (see the type's comment).
+    public static let zeroFillLimit = 0x10000
+    /// Item bytes are copied in pieces of this size (bounds each temporary buffer).
+    static let chunkSize = 0x10000
 
     public let region: MemoryRegion
     private let fwCfg: FwCfg
     private let memory: GuestMemory
     private let addressHigh = Atomic<UInt32>(0)
+    private let errorLog = RateLimitedLog()
+    private let failures = Atomic<UInt64>(0)
 
     /// Adds DMA to `fwCfg` (and announces it in the feature bitmap, bit 1).
     public init(fwCfg: FwCfg, memory: GuestMemory) {
@@ -40,43 +65,94 @@ public final class FwCfgDMA: Sendable {
         io.addSubregion(region, at: port)
     }
 
+    /// Transfers that ended with the error bit (each logged, rate-limited).
+    public var failedTransfers: UInt64 { failures.load(ordering: .relaxed) }
+
     private func write(_ offset: UInt64, _ value: UInt64, _ size: Int) {
         if size == 8 && offset == 0 {
+            addressHigh.store(0, ordering: .relaxed)
             transfer(at: value)
         } else if size == 4 && offset == 0 {
             addressHigh.store(UInt32(truncatingIfNeeded: value), ordering: .relaxed)
         } else if size == 4 && offset == 4 {
-            transfer(at: UInt64(addressHigh.load(ordering: .relaxed)) << 32 | (value & 0xffff_ffff))
+            // QEMU resets the latched address before each transfer.
+            let high = addressHigh.exchange(0, ordering: .relaxed)
+            transfer(at: UInt64(high) << 32 | (value & 0xffff_ffff))
         }
     }
 
-    private func be32(_ b: [UInt8], _ at: Int) -> UInt32 { b[at..<at + 4].reduce(0) { $0 << 8 | UInt32($1) } }
+    private static func be32(_ b: [UInt8], _ at: Int) -> UInt32 {
+        guard at >= 0, at <= b.count - 4 else { return 0 }
+        return b[at..<at + 4].reduce(0) { $0 << 8 | UInt32($1) }
+    }
 
     /// One FWCfgDmaAccess. QEMU: `fw_cfg_dma_transfer()`.
     func transfer(at descriptor: UInt64) {
-        guard let header = try? memory.read(at: descriptor, count: 16) else { return }
-        let control = be32(header, 0)
-        var length = be32(header, 4)
-        var address = UInt64(be32(header, 8)) << 32 | UInt64(be32(header, 12))
-        if control & Self.controlSelect != 0 { fwCfg.select(UInt16(truncatingIfNeeded: control >> 16)) }
-        let read = control & Self.controlRead != 0, write = control & Self.controlWrite != 0
-        var failed = false
-        if read || write || control & Self.controlSkip != 0 {
-            while length > 0 && !failed {
-                let (chunk, bytes) = fwCfg.take(upTo: Int(min(length, 65536)))
-                if write { failed = true; break }                   // items are read-only, as QEMU's
-                if read {
-                    do { try memory.write(bytes ?? [UInt8](repeating: 0, count: chunk), at: address) } catch { failed = true }
-                }
-                let (next, wrapped) = address.addingReportingOverflow(UInt64(chunk))
-                if wrapped { failed = true }
-                address = next
-                length -= UInt32(chunk)
-            }
+        guard let header = try? memory.read(at: descriptor, count: 16) else {
+            fail(descriptor, "descriptor at 0x\(String(descriptor, radix: 16)) is not in RAM")
+            return
         }
-        let status: UInt32 = failed ? Self.controlError : 0
-        try? memory.write([UInt8((status >> 24) & 0xff), UInt8((status >> 16) & 0xff), UInt8((status >> 8) & 0xff), UInt8(status & 0xff)],
-                          at: descriptor)
+        let control = Self.be32(header, 0)
+        let address = UInt64(Self.be32(header, 8)) << 32 | UInt64(Self.be32(header, 12))
+        if control & Self.controlSelect != 0 { fwCfg.select(UInt16(truncatingIfNeeded: control >> 16)) }
+        let read = control & Self.controlRead != 0
+        let write = !read && control & Self.controlWrite != 0
+        let skip = !read && !write && control & Self.controlSkip != 0
+        let length = read || write || skip ? UInt64(Self.be32(header, 4)) : 0
+        let problem: String?
+        if read {
+            problem = copyOut(length: length, to: address)
+        } else if write {
+            _ = fwCfg.advance(by: length)
+            problem = length == 0 ? nil : "write of \(length) bytes refused (fw_cfg items are read-only)"
+        } else {
+            _ = fwCfg.advance(by: length)
+            problem = nil
+        }
+        if let problem {
+            fail(descriptor, problem)
+        } else {
+            try? memory.write([0, 0, 0, 0], at: descriptor)
+        }
+    }
+
+    /// A READ of `length` bytes to `address`: the item's bytes, then zeros. Returns why it
+    /// failed, or nil.
+    private func copyOut(length: UInt64, to address: UInt64) -> String? {
+        guard length > 0 else { return nil }
+        guard address.addingReportingOverflow(length - 1).overflow == false else {
+            return "read of \(length) bytes to 0x\(String(address, radix: 16)) wraps past 2^64"
+        }
+        var done: UInt64 = 0
+        while done < length {
+            let want = Int(min(length - done, UInt64(Self.chunkSize)))
+            guard let bytes = fwCfg.take(upTo: want) else { break }        // past the item's end
+            do {
+                try memory.write(bytes, at: address + done)
+            } catch {
+                return "read to guest memory failed: \(error)"
+            }
+            done += UInt64(bytes.count)
+        }
+        let zeros = length - done
+        guard zeros > 0 else { return nil }
+        guard zeros <= UInt64(Self.zeroFillLimit) else {
+            return "read of \(zeros) bytes past the item's end refused (at most \(Self.zeroFillLimit))"
+        }
+        do {
+            try memory.write([UInt8](repeating: 0, count: Int(zeros)), at: address + done)
+        } catch {
+            return "read to guest memory failed: \(error)"
+        }
+        return nil
+    }
+
+    /// Stores the error bit in the descriptor's control word (QEMU does even when the
+    /// descriptor could not be read) and logs, rate-limited.
+    private func fail(_ descriptor: UInt64, _ problem: String) {
+        failures.add(1, ordering: .relaxed)
+        try? memory.write([0, 0, 0, UInt8(Self.controlError)], at: descriptor)
+        errorLog.log({ devicesLogger.warning("\($0)") }) { "fw_cfg DMA: \(problem)" }
     }
 }
 
@@ -90,14 +166,27 @@ extension FwCfg {
         }
     }
 
-    /// Consumes up to `count` bytes of the current item: how many the transfer advances, and
-    /// the item's bytes (nil once past its end: the guest gets zeros, as QEMU gives).
-    func take(upTo count: Int) -> (Int, [UInt8]?) {
+    /// Consumes up to `count` (≥ 1) bytes of the current item; nil once past its end (where
+    /// the guest gets zeros, as on QEMU).
+    func take(upTo count: Int) -> [UInt8]? {
         state.withLock { s in
-            guard s.offset < s.current.count else { return (count, nil) }
+            guard count > 0, s.offset < s.current.count else { return nil }
             let n = min(count, s.current.count - s.offset)
             defer { s.offset += n }
-            return (n, Array(s.current[s.offset..<s.offset + n]))
+            return Array(s.current[s.offset..<s.offset + n])
+        }
+    }
+
+    /// Moves the current offset forward by up to `count` bytes (not past the item's end);
+    /// returns how many item bytes were passed. O(1) whatever `count`.
+    @discardableResult
+    func advance(by count: UInt64) -> Int {
+        state.withLock { s in
+            guard s.offset < s.current.count else { return 0 }
+            let left = s.current.count - s.offset
+            let n = count < UInt64(left) ? Int(count) : left
+            s.offset += n
+            return n
         }
     }
 }

@@ -58,6 +58,9 @@ public final class PCITestDev: PCIDevice, @unchecked Sendable {
     }
 
     private let state = Mutex(State())
+    /// The guest starts and stops tests at will, so a failing ioeventfd change is logged
+    /// rate-limited.
+    private let errorLog = RateLimitedLog()
 
     /// - Parameter fastMMIO: whether the accelerator supports any-length ioeventfds (QEMU:
     ///   `kvm_ioeventfd_any_length_enabled()`); the wildcard MMIO test then uses size 0.
@@ -164,7 +167,7 @@ public final class PCITestDev: PCIDevice, @unchecked Sendable {
                 try region(of: t).addEventfd(offset: UInt64(t.offset), size: t.eventfdSize,
                                              matchData: t.matchData, data: UInt64(t.data), notifier: n)
             } catch {
-                devicesLogger.error("pci-testdev: cannot start \(t.name): \(error)")
+                errorLog.log({ devicesLogger.error("\($0)") }) { "pci-testdev: cannot start \(t.name): \(error)" }
                 return
             }
         }
@@ -181,7 +184,7 @@ public final class PCITestDev: PCIDevice, @unchecked Sendable {
             try region(of: t).delEventfd(offset: UInt64(t.offset), size: t.eventfdSize,
                                          matchData: t.matchData, data: UInt64(t.data), notifier: n)
         } catch {
-            devicesLogger.error("pci-testdev: cannot stop \(t.name): \(error)")
+            errorLog.log({ devicesLogger.error("\($0)") }) { "pci-testdev: cannot stop \(t.name): \(error)" }
         }
     }
 }

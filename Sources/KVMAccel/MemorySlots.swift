@@ -2,6 +2,7 @@ import KVM
 import Logging
 import Memory
 import Synchronization
+import VMMSys
 
 /// The KVM memory slots backing guest RAM and ROM, keyed by guest address.
 /// QEMU: `KVMSlot` and `kvm_set_phys_mem()`.
@@ -18,6 +19,9 @@ public final class MemorySlots: Sendable {
     private let vm: VirtualMachine
     private let logger: Logger
     private let state: Mutex<(slots: [Slot], free: [UInt32])>
+    /// A guest that moves a BAR over RAM splits RAM sections and so adds and removes slots;
+    /// doing that in a loop must not flood the log.
+    private let errorLog = RateLimitedLog()
 
     init(vm: VirtualMachine, count: Int, logger: Logger) {
         self.vm = vm
@@ -44,11 +48,11 @@ public final class MemorySlots: Sendable {
         guard let block = section.region.ramBlock, let (gpa, size, delta) = Self.align(section) else { return }
         let offset = section.offsetWithinRegion &+ delta
         guard offset <= block.size, size <= block.size - offset else {
-            logger.error("section of \(section.region.name) exceeds its RAM block; not mapped")
+            errorLog.log({ logger.error("\($0)") }) { "section of \(section.region.name) exceeds its RAM block; not mapped" }
             return
         }
         guard let slot = state.withLock({ $0.free.popLast() }) else {
-            logger.error("no free KVM memory slot for \(section.region.name) at 0x\(String(gpa, radix: 16))")
+            errorLog.log({ logger.error("\($0)") }) { "no free KVM memory slot for \(section.region.name) at 0x\(String(gpa, radix: 16))" }
             return
         }
         let s = Slot(slot: slot, guestAddress: gpa, size: size, hostAddress: block.hostAddress + offset, readOnly: readOnly)
@@ -57,7 +61,7 @@ public final class MemorySlots: Sendable {
                                        size: size, hostAddress: s.hostAddress)
             state.withLock { $0.slots.append(s) }
         } catch {
-            logger.error("\(error)")
+            errorLog.log({ logger.error("\($0)") }) { "\(error)" }
             state.withLock { $0.free.append(slot) }
         }
     }
@@ -72,7 +76,7 @@ public final class MemorySlots: Sendable {
         do {
             try vm.setUserMemoryRegion(slot: s.slot, guestPhysicalAddress: gpa, size: 0, hostAddress: s.hostAddress)
         } catch {
-            logger.error("\(error)")
+            errorLog.log({ logger.error("\($0)") }) { "\(error)" }
         }
         state.withLock { $0.free.append(s.slot) }
     }

@@ -1,3 +1,5 @@
+import VMMSys
+
 /// Changing the tree. Each method is one transaction (nested inside any open one), and marks
 /// the topology dirty only when the change can be visible, exactly as QEMU does.
 extension MemoryRegion {
@@ -30,7 +32,7 @@ extension MemoryRegion {
         if let system { subregion.bind(to: system) } else if let s = subregion.system { bind(to: s) }
         change(.topology) {
             guard subregion.containerStorage == nil, subregion !== self else {
-                memoryLogger.error("memory region '\(subregion.name)' is already mapped; not added to '\(name)'")
+                topologyMisuseLog.log({ memoryLogger.error("\($0)") }) { "memory region '\(subregion.name)' is already mapped; not added to '\(name)'" }
                 return false
             }
             subregion.containerStorage = self
@@ -52,7 +54,7 @@ extension MemoryRegion {
         change(.topology) {
             guard subregion.containerStorage === self,
                   let i = subregionList.firstIndex(where: { $0 === subregion }) else {
-                memoryLogger.error("memory region '\(subregion.name)' is not a subregion of '\(name)'")
+                topologyMisuseLog.log({ memoryLogger.error("\($0)") }) { "memory region '\(subregion.name)' is not a subregion of '\(name)'" }
                 return false
             }
             subregionList.remove(at: i)
@@ -136,3 +138,8 @@ extension MemoryRegion {
         }
     }
 }
+
+/// Topology misuse is a device-model bug (QEMU asserts), but device code runs on guest
+/// register writes (a BAR moved, a test started), so a bug there must not let a guest flood
+/// the log: these lines are rate-limited.
+private let topologyMisuseLog = RateLimitedLog()

@@ -67,4 +67,53 @@ struct ExitDecodingTests {
             #expect(vcpu.decodeExit() == .unknown(UInt32(KVM_EXIT_MMIO)))
         }
     }
+
+    /// The largest string I/O the mapping can hold decodes and completes; every completion for
+    /// an exit whose geometry is wrong, or that is not the pending kind, throws EINVAL instead
+    /// of writing. (QEMU trusts kvm_run: `kvm_handle_io()` walks `count * size` bytes from
+    /// `data_offset` unchecked.)
+    @Test func completionsRefuseHostileGeometry() throws {
+        let vm = try KVMSystem().createVM()
+        let vcpu = try vm.createVCPU(id: 0)
+        let size = UInt64(vcpu.runSize)
+        let first = UInt64(CKVM_RUN_SIZE)
+        let inDirection = UInt8(KVM_EXIT_IO_IN)
+
+        // A string `ins` filling everything after the kvm_run header, byte by byte.
+        let count = UInt32(size - first)
+        plantIO(vcpu, direction: inDirection, size: 1, port: 0x3f8, count: count, offset: first)
+        #expect(vcpu.decodeExit() == .ioInString(port: 0x3f8, size: 1, count: Int(count)))
+        try vcpu.completeIoIn(bytes: [UInt8](repeating: 0x5a, count: Int(count)))
+        #expect(vcpu.runBase.load(fromByteOffset: Int(size) - 1, as: UInt8.self) == 0x5a)
+        #expect(throws: SystemError.self) { try vcpu.completeIoIn(bytes: [UInt8](repeating: 0, count: Int(count) + 1)) }
+        #expect(throws: SystemError.self) { try vcpu.completeIoIn(value: 1) }     // not a single in
+
+        // One more item than fits; sizes 0, 3, 8, 255; an `out` pending: all refused.
+        plantIO(vcpu, direction: inDirection, size: 1, port: 0x3f8, count: count + 1, offset: first)
+        #expect(throws: SystemError.self) { try vcpu.completeIoIn(bytes: [UInt8](repeating: 0, count: Int(count) + 1)) }
+        for bad: UInt8 in [0, 3, 8, 255] {
+            plantIO(vcpu, direction: inDirection, size: bad, port: 0x70, count: 1, offset: first)
+            #expect(throws: SystemError.self, "size \(bad)") { try vcpu.completeIoIn(value: 0) }
+        }
+        plantIO(vcpu, direction: UInt8(KVM_EXIT_IO_OUT), size: 1, port: 0x70, count: 1, offset: first)
+        #expect(throws: SystemError.self) { try vcpu.completeIoIn(value: 0) }
+        #expect(throws: SystemError.self) { try vcpu.completeMmioRead(value: 0) }
+
+        // MMIO: a read completion needs a pending read of 1...8 bytes.
+        let base = vcpu.runBase
+        base.storeBytes(of: UInt32(KVM_EXIT_MMIO), toByteOffset: CKVM_RUN_EXIT_REASON, as: UInt32.self)
+        base.storeBytes(of: UInt8(0), toByteOffset: CKVM_RUN_MMIO_IS_WRITE, as: UInt8.self)
+        for bad: UInt32 in [0, 9, 4096, .max] {
+            base.storeBytes(of: bad, toByteOffset: CKVM_RUN_MMIO_LEN, as: UInt32.self)
+            #expect(throws: SystemError.self, "len \(bad)") { try vcpu.completeMmioRead(value: 0) }
+        }
+        base.storeBytes(of: UInt32(8), toByteOffset: CKVM_RUN_MMIO_LEN, as: UInt32.self)
+        try vcpu.completeMmioRead(value: 0x0102_0304_0506_0708)
+        #expect(base.load(fromByteOffset: CKVM_RUN_MMIO_DATA, as: UInt64.self) == 0x0102_0304_0506_0708)
+        base.storeBytes(of: UInt8(1), toByteOffset: CKVM_RUN_MMIO_IS_WRITE, as: UInt8.self)
+        #expect(throws: SystemError.self) { try vcpu.completeMmioRead(value: 0) }
+        base.storeBytes(of: UInt32(KVM_EXIT_HLT), toByteOffset: CKVM_RUN_EXIT_REASON, as: UInt32.self)
+        #expect(throws: SystemError.self) { try vcpu.completeMmioRead(value: 0) }
+        #expect(throws: SystemError.self) { try vcpu.completeIoIn(value: 0) }
+    }
 }

@@ -35,6 +35,12 @@ import VMMSys
         try expectOneLineError(["-kernel", path], mentioning: [path, "outside the file"])
     }
 
+    /// A device as the kernel or initrd: refused at once (it used to be read until memory ran out).
+    @Test(.enabled(if: Harness.kvmAvailable, "requires /dev/kvm"))
+    func deviceAsKernel() throws {
+        try expectOneLineError(["-kernel", "/dev/zero"], mentioning: ["/dev/zero", "not a regular file"])
+    }
+
     @Test func unknownFlag() throws {
         try expectOneLineError(["-frobnicate"], mentioning: ["-frobnicate"])
     }
@@ -42,6 +48,18 @@ import VMMSys
     @Test(arguments: ["12X", "0", "-5", "99999999G"])
     func badMemorySize(_ size: String) throws {
         try expectOneLineError(["-m", size, "-kernel", "/nonexistent"], mentioning: ["-m"])
+    }
+
+    /// Numbers that overflow (or are out of range) from the real executable: one line, status 1.
+    @Test(arguments: [
+        (["-m", "99999999999T"], "-m"), (["-m", "0xffffffffffffffffM"], "-m"),
+        (["-smp", "sockets=4294967296,cores=4294967296,threads=4294967296"], "-smp"), (["-smp", "100000"], "-smp"),
+        (["-smp", "sockets=-1,cores=-1"], "-smp"),
+        (["-device", "isa-debug-exit,iobase=0xffffffffffffffff"], "iobase"),
+        (["-device", "isa-debug-exit,iosize=0xffffffffffffffff"], "iosize"),
+    ])
+    func overflowingNumbers(_ args: [String], _ word: String) throws {
+        try expectOneLineError(args + ["-kernel", "/nonexistent"], mentioning: [word])
     }
 
     @Test func unknownDevice() throws {

@@ -29,6 +29,36 @@ import Testing
         #expect(throws: ConfigurationError.self) { try QEMUValueParsing.smp("2,bogus=1") }
     }
 
+    /// Values that overflow or make no sense: one `ConfigurationError`, never a trap (the
+    /// topology product used to multiply unchecked).
+    @Test(arguments: ["sockets=4294967296,cores=4294967296,threads=4294967296", "sockets=9223372036854775807,cores=2",
+                      "sockets=-1,cores=-1", "cpus=0", "2,maxcpus=0", "4,sockets=0", "-1", "100000",
+                      "99999999999999999999", "maxcpus=9223372036854775807", "cpus=", "=4", ",", ""])
+    func hostileSMP(_ text: String) {
+        #expect(throws: ConfigurationError.self, "\(text)") { try QEMUValueParsing.smp(text) }
+    }
+
+    @Test func smpErrorsNameTheParameter() {
+        let e = #expect(throws: ConfigurationError.self) { try QEMUValueParsing.smp("8,sockets=0") }
+        #expect(e?.message == "-smp: sockets=0: CPU topology parameters must be greater than zero")
+        let big = #expect(throws: ConfigurationError.self) { try QEMUValueParsing.smp("sockets=65536,cores=65536,threads=65536,dies=65536,clusters=65536") }
+        #expect(big?.message.hasPrefix("-smp: CPU count") == true, "\(big?.message ?? "")")
+    }
+
+    @Test(arguments: ["99999999999T", "16E", "15E", "1.9999E", "0xffffffffffffffffM", "0x10000000000000000",
+                      "18446744073709551615", "18446744073709551616", "1.5E", ".", "0x", "1..5G", "+-1", "1G,size=", "size"])
+    func hostileMemorySizes(_ text: String) {
+        #expect(throws: ConfigurationError.self, "\(text)") { try QEMUValueParsing.memorySize(text) }
+    }
+
+    @Test(arguments: ["isa-debug-exit,iobase=0xffffffffffffffff", "isa-debug-exit,iobase=18446744073709551616",
+                      "isa-debug-exit,iosize=0xffffffffffffffff", "isa-debug-exit,iosize=4294967296",
+                      "isa-debug-exit,iobase=0x", "isa-debug-exit,iobase=09", "isa-debug-exit,iobase=0xffff,iosize=2",
+                      "isa-debug-exit,iobase=-1"])
+    func hostileDeviceProperties(_ text: String) {
+        #expect(throws: ConfigurationError.self, "\(text)") { try QEMUValueParsing.device(text) }
+    }
+
     @Test func keyValuesHonourDoubledCommas() {
         let kv = QEMUValueParsing.keyValues("pc,accel=kvm,name=a,,b,flag", impliedKey: "type")
         #expect(kv.map(\.key) == ["type", "accel", "name", "flag"])

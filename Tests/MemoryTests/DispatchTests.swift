@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 import VMMSys
 @testable import Memory
@@ -169,4 +170,127 @@ import VMMSys
         #expect(n.testAndClear() == 0)
         #expect(dev.dispatchCounts.writes == 3)
     }
+}
+
+/// Guest-chosen addresses and sizes at the edges: the top of the 64-bit space, sizes outside
+/// 1...8, devices whose callbacks are wider than the access. Dispatch answers (ones, dropped
+/// writes, decode errors) and never traps. QEMU: `flatview_read_continue()` /
+/// `flatview_write_continue()`, `address_space_translate()` clamping to the section's end.
+@Suite struct HostileDispatchTests {
+    let system = MemorySystem()
+
+    /// Ops over byte storage that wrap their own offsets (a region may end at 2^64).
+    final class Bytes: Sendable {
+        let calls = Mutex<[String]>([])
+        var all: [String] { calls.withLock { $0 } }
+        func ops(valid: AccessConstraints, impl: AccessConstraints, endianness: Endianness = .little) -> MemoryRegionOps {
+            MemoryRegionOps(
+                read: { [self] off, size in
+                    calls.withLock { $0.append("r \(hx(off)) \(size)") }
+                    var v: UInt64 = 0
+                    for i in 0..<min(max(size, 0), 8) { v |= UInt64(UInt8(truncatingIfNeeded: off &+ UInt64(i))) << (8 * UInt64(i)) }
+                    return v
+                },
+                write: { [self] off, value, size in calls.withLock { $0.append("w \(hx(off)) \(size) \(hx(value))") } },
+                endianness: endianness, valid: valid, implementation: impl)
+        }
+    }
+
+    func space(_ regions: [(MemoryRegion, UInt64)]) -> AddressSpace {
+        let root = MemoryRegion.container(name: "root", size: UInt128(1) << 64)
+        for (r, at) in regions { root.addSubregion(r, at: at) }
+        return AddressSpace(root: root, name: "hostile", system: system)
+    }
+
+    @Test func deviceEndingAt2To64() {
+        let dev = Bytes()
+        let s = space([(MemoryRegion.io(name: "top", size: 0x10, ops: dev.ops(valid: .init(minAccessSize: 1, maxAccessSize: 8),
+                                                                          impl: .init(minAccessSize: 1, maxAccessSize: 8))), UInt64.max - 0xf)])
+        let (v, r) = s.read(UInt64.max, size: 8)
+        #expect(v == 0xffff_ffff_ffff_ff0f)                 // the device's byte at offset 0xf, then ones
+        #expect(r == .decodeError)
+        #expect(s.write(UInt64.max, value: 0x1122_3344_5566_7788, size: 8) == .decodeError)
+        #expect(s.write(UInt64.max - 1, value: 0xaabb, size: 2) == .ok)
+        #expect(dev.all == ["r 0xf 1", "w 0xf 1 0x88", "w 0xe 2 0xaabb"])
+        #expect(s.counters.unassignedReads == 1 && s.counters.unassignedWrites == 1)
+    }
+
+    @Test func ramEndingAt2To64() throws {
+        let ram = try MemoryRegion.ram(name: "top-ram", size: 0x1000)
+        let s = space([(ram, UInt64.max - 0xfff)])
+        #expect(s.write(UInt64.max - 3, value: 0x1122_3344_5566_7788, size: 8) == .decodeError)
+        let (v, r) = s.read(UInt64.max - 3, size: 8)
+        #expect(v == 0xffff_ffff_5566_7788 && r == .decodeError)
+        #expect(try s.guestMemory.read(at: UInt64.max - 3, count: 4) == [0x88, 0x77, 0x66, 0x55])
+        #expect(throws: GuestMemoryError.self) { try s.guestMemory.read(at: UInt64.max - 3, count: 5) }
+    }
+
+    @Test(arguments: [0, -1, 9, 16, Int.max, Int.min])
+    func sizesOutsideOneToEight(_ size: Int) {
+        let dev = Bytes()
+        let s = space([(MemoryRegion.io(name: "d", size: 0x100, ops: dev.ops(valid: .init(), impl: .init())), 0)])
+        #expect(s.read(0, size: size) == (UInt64.max, .decodeError))
+        #expect(s.write(0, value: 1, size: size) == .decodeError)
+        #expect(s.read(UInt64.max, size: size).result == .decodeError)
+        #expect(dev.all.isEmpty)
+    }
+
+    /// A device implementing only 8-byte accesses at the top of the space: a 1-byte access at
+    /// the last address is widened at an offset that wraps; big-endian too.
+    @Test(arguments: [Endianness.little, .big])
+    func widenedAccessAtTheTop(_ endianness: Endianness) {
+        let dev = Bytes()
+        let s = space([(MemoryRegion.io(name: "w", size: 0x10, ops: dev.ops(valid: .init(minAccessSize: 1, maxAccessSize: 8, unaligned: true),
+                                                                        impl: .init(minAccessSize: 8, maxAccessSize: 8),
+                                                                        endianness: endianness)), UInt64.max - 0xf)])
+        #expect(s.read(UInt64.max, size: 1).result == .ok)
+        #expect(s.write(UInt64.max, value: 0x5a, size: 1) == .ok)
+        #expect(s.read(UInt64.max - 2, size: 3).result == .ok)
+        // The 3-byte read is split (2 + 1) by the valid rules, then each piece widened to 8.
+        #expect(dev.all.count == 4 && dev.all.allSatisfy { $0.hasSuffix(" 8") || $0.contains(" 8 ") }, "\(dev.all)")
+    }
+
+    /// Seeded random accesses, biased to edges, over RAM, ROM and devices of every constraint
+    /// kind: reads of unassigned bytes are ones, nothing traps.
+    @Test func randomEdgeAccessesNeverTrap() throws {
+        var rng = SeededGenerator(seed: 0x5eed_d15b)
+        let ram = try MemoryRegion.ram(name: "ram", size: 0x2000)
+        let rom = try MemoryRegion.rom(name: "rom", size: 0x1000)
+        let dev = Bytes()
+        var regions: [(MemoryRegion, UInt64)] = [(ram, 0), (rom, 0x3000), (ram.aliasOfTop(), UInt64.max - 0x7ff)]
+        let constraints: [(AccessConstraints, AccessConstraints, Endianness)] = [
+            (.init(minAccessSize: 1, maxAccessSize: 4), .init(minAccessSize: 1, maxAccessSize: 4), .little),
+            (.init(minAccessSize: 4, maxAccessSize: 8), .init(minAccessSize: 4, maxAccessSize: 8), .big),
+            (.init(minAccessSize: 1, maxAccessSize: 8, unaligned: true), .init(minAccessSize: 4, maxAccessSize: 4), .little),
+            (.init(minAccessSize: 1, maxAccessSize: 0), .init(minAccessSize: 0, maxAccessSize: 0), .big),
+            (.init(minAccessSize: 2, maxAccessSize: 2), .init(minAccessSize: 1, maxAccessSize: 1), .little),
+        ]
+        for (i, c) in constraints.enumerated() {
+            regions.append((MemoryRegion.io(name: "dev\(i)", size: 0x13, ops: dev.ops(valid: c.0, impl: c.1, endianness: c.2)),
+                            0x10000 + UInt64(i) * 0x20))
+        }
+        regions.append((MemoryRegion.io(name: "top", size: 0x13, ops: dev.ops(valid: constraints[2].0, impl: constraints[2].1)),
+                        UInt64.max - 0x12))
+        let s = space(regions)
+        let edges: [UInt64] = [0, 0x1ffd, 0x2000, 0x2ffe, 0x3000, 0x3ffd, 0x10000, 0x10011, 0x10020, 0x10093,
+                               UInt64.max - 0x7ff, UInt64.max - 0x13, UInt64.max - 0x12, UInt64.max - 3, UInt64.max]
+        for _ in 0..<20_000 {
+            let base = edges.randomElement(using: &rng)!
+            let address = Bool.random(using: &rng) ? base &+ UInt64.random(in: 0...9, using: &rng)
+                                                    : base &- UInt64.random(in: 0...9, using: &rng)
+            let size = Int.random(in: -1...10, using: &rng)
+            if Bool.random(using: &rng) {
+                _ = s.write(address, value: rng.next(), size: size)
+            } else {
+                let (v, r) = s.read(address, size: size)
+                if size < 1 || size > 8 { #expect(v == .max && r == .decodeError) }
+            }
+        }
+        #expect(s.read(0x8000, size: 8).value == .max)
+    }
+}
+
+private extension MemoryRegion {
+    /// A second window on the same RAM, for mapping it at the top of the space.
+    func aliasOfTop() -> MemoryRegion { MemoryRegion.alias(name: "\(name)-top", target: self, offset: 0, size: 0x800) }
 }

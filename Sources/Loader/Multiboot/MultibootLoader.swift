@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Memory
 
 /// Loads a Multiboot v1 kernel into guest RAM, as QEMU's `-kernel` does for Multiboot images.
@@ -95,8 +98,24 @@ public enum MultibootLoader {
         (address + pageSize - 1) & ~(pageSize - 1)
     }
 
+    /// Largest kernel, module or initrd file accepted: everything is placed below 4 GiB.
+    public static let maximumFileSize: UInt64 = 1 << 32
+
     /// Reads a host file; errors name the file and say what it was meant to be.
+    ///
+    /// Only regular files up to `maximumFileSize` are read: a device or pipe (`/dev/zero`,
+    /// `/dev/stdin`) would otherwise be read until memory runs out. QEMU refuses those too
+    /// (`get_image_size()` cannot seek them: "could not load kernel").
     public static func readFile(_ path: String, what: String) throws(LoaderError) -> [UInt8] {
+        var st = stat()
+        if stat(path, &st) == 0 {
+            guard st.st_mode & S_IFMT == S_IFREG else {
+                throw LoaderError(path, "cannot read \(what) file: not a regular file")
+            }
+            guard UInt64(clamping: st.st_size) <= maximumFileSize else {
+                throw LoaderError(path, "cannot read \(what) file: \(st.st_size) bytes is more than fits below 4 GiB")
+            }
+        }
         do {
             return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         } catch {

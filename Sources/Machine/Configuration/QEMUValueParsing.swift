@@ -72,7 +72,7 @@ public enum QEMUValueParsing {
         var maxCPUs: Int?
         var topology: [String: Int] = [:]
         for (i, part) in text.split(separator: ",", omittingEmptySubsequences: false).enumerated() {
-            let kv = part.split(separator: "=", maxSplits: 1).map(String.init)
+            let kv = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             if kv.count == 1 && i == 0 {
                 guard let n = Int(kv[0]) else { throw ConfigurationError("-smp: invalid CPU count '\(kv[0])'") }
                 cpus = n
@@ -88,7 +88,18 @@ public enum QEMUValueParsing {
             default: throw ConfigurationError("-smp: unknown option '\(kv[0])'")
             }
         }
-        let product = topology.values.reduce(1, *)
+        // Every given value must be positive (QEMU 7.2 `machine_parse_smp_config()` warns that
+        // zero is deprecated, QEMU 9.0 refuses it; negative values never parse there). The
+        // topology's product saturates instead of overflowing: the range checks below refuse it.
+        for (key, value) in [("cpus", cpus), ("maxcpus", maxCPUs)] + topology.sorted(by: { $0.key < $1.key }).map({ ($0.key, Optional($0.value)) }) {
+            if let value, value <= 0 {
+                throw ConfigurationError("-smp: \(key)=\(value): CPU topology parameters must be greater than zero")
+            }
+        }
+        let product = topology.values.reduce(1) { p, v in
+            let (r, o) = p.multipliedReportingOverflow(by: v)
+            return o ? Int.max : r
+        }
         let n = cpus ?? (topology.isEmpty ? 1 : product)
         let m = maxCPUs ?? n
         guard (1...255).contains(n) else { throw ConfigurationError("-smp: CPU count \(n) out of range 1..255") }
