@@ -41,7 +41,7 @@ public final class VirtIOBlock: VirtIODevice {
     public let serial: String
     private let image: RawImageFile
     private let logger: Logger
-    private let hostErrors = LogLimiter()
+    private let hostErrors = RateLimitedLog()
     /// CONFIG_WCE's writeback byte: 0 (writethrough) makes every write flush.
     private let writeback = Atomic<UInt8>(1)
     private let wceNegotiated = Atomic<Bool>(false)
@@ -201,7 +201,7 @@ public final class VirtIOBlock: VirtIODevice {
                 while inBuffer < UInt64(b.length) {
                     let n = Int(min(UInt64(b.length) - inBuffer, UInt64(chunk.count)))
                     do { try image.read(into: &chunk, count: n, at: offset + done) } catch {
-                        hostErrors.log(logger, "virtio-blk \(path): \(error)")
+                        hostErrors.log({ logger.warning("\($0)") }) { "virtio-blk \(path): \(error)" }
                         return Self.statusIOErr
                     }
                     let part = VirtQueueBuffer(address: b.address + inBuffer, length: UInt32(n), writable: true)
@@ -227,7 +227,7 @@ public final class VirtIOBlock: VirtIODevice {
                 let n = Int(min(UInt64(b.length) - at, UInt64(Self.chunkBytes)))
                 let data = try memory.read(VirtQueueBuffer(address: b.address + at, length: UInt32(n), writable: false), count: n)
                 do { try image.write(data[...], at: offset + done) } catch {
-                    hostErrors.log(logger, "virtio-blk \(path): \(error)")
+                    hostErrors.log({ logger.warning("\($0)") }) { "virtio-blk \(path): \(error)" }
                     return Self.statusIOErr
                 }
                 at += UInt64(n)
@@ -243,7 +243,7 @@ public final class VirtIOBlock: VirtIODevice {
     /// Runs a host operation; a failure is IOERR for the guest and a rate-limited log line.
     private func host(_ what: String, _ body: () throws(SystemError) -> Void) -> UInt8 {
         do { try body() } catch {
-            hostErrors.log(logger, "virtio-blk \(path) \(what): \(error)")
+            hostErrors.log({ logger.warning("\($0)") }) { "virtio-blk \(path) \(what): \(error)" }
             return Self.statusIOErr
         }
         return Self.statusOK

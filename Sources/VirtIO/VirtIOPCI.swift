@@ -38,7 +38,7 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
     private let logger: Logger
     private let msixCapabilityOffset = Atomic<Int>(0)
     /// Guest-provoked errors (broken rings, bad requests) are logged through this, rate-limited.
-    private let errorLog = LogLimiter()
+    private let errorLog = RateLimitedLog()
     /// The device lock: the I/O thread's turn on a queue (pop, device work, push), device
     /// reset, queue enable and DRIVER_OK each hold it, so a reset can never race a pop that is
     /// still writing the old rings. Lock order: `processing`, then `state`. QEMU: the BQL /
@@ -260,7 +260,7 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
     /// interrupt once the driver is running, nothing processed until reset, one rate-limited
     /// log line. Called with the device lock held. QEMU: virtio_error() → virtio_notify_config().
     private func virtioError(_ message: String) {
-        errorLog.log(logger, "virtio-pci \(name): \(message); device needs reset")
+        errorLog.log({ logger.error("\($0)") }) { "virtio-pci \(name): \(message); device needs reset" }
         let configVector = state.withLock { s -> UInt16? in
             s.broken = true
             s.status |= Self.statusNeedsReset
