@@ -171,6 +171,7 @@ struct PCIPlatformTests {
         guard let q = try Harness.qemu(flags) else { return }
         let ql = Harness.serialLines(q.output)
         #expect(ql.contains("FAIL pcibar: configuration space lost"), "QEMU kept configuration space now? \(q.output)")
+        #expect(q.status == 3)
     }
 
     /// `bar64=1`: virtio-pci's 64-bit prefetchable BAR 4, sized, reprogrammed, over RAM and
