@@ -134,8 +134,8 @@ public final class PCIHost: Sendable {
     /// three lists — I/O, memory, prefetchable memory — each sorted by alignment then size,
     /// largest first (ties in bus order); a memory BAR takes at least 4 KiB. The I/O list goes
     /// up from 0xc000 (from 0x1000 when it needs 16 KiB or more). The two memory lists sit at
-    /// the top of the 32-bit window `[mmioBottom, mmioTop)`, the one with the larger alignment
-    /// highest. 64-bit BARs stay in that window too — QEMU 7.2's SeaBIOS puts virtio-pci's
+    /// the top of the 32-bit window `[mmioBottom, mmioTop)`: prefetchable highest, unless memory's
+    /// alignment is the smaller, then memory highest. 64-bit BARs stay in that window too — QEMU 7.2's SeaBIOS puts virtio-pci's
     /// 64-bit BAR 4 at 0xfebf8000, with 128 MiB or 5 GiB of RAM alike — unless it is full:
     /// then they move to a 64-bit window from `above4GEnd` (the end of RAM above 4 GiB) rounded
     /// up to 1 GiB. Where SeaBIOS panics (no room at all), the BARs stay unassigned and one
