@@ -5,23 +5,59 @@ import Synchronization
 /// per-byte write masks, up to six BARs backed by `MemoryRegion`s, and the command register's
 /// I/O and memory decode bits.
 ///
-/// BAR sizing works as on hardware: writing all ones reads back ~(size-1) with the type bits.
-/// Whenever a config write touches the command register or a BAR, the BARs are re-evaluated
-/// and each whose effective address changed is unmapped from / mapped into the bus's I/O or
-/// memory container (priority 1, as QEMU overlaps BARs) in one memory transaction, so any
-/// ioeventfds inside a BAR follow it in a single add/del diff. A BAR is unmapped while its
-/// decode bit is clear, when it is 0, or when it would wrap 32 bits.
+/// BAR sizing works as on hardware: writing all ones reads back ~(size-1) with the type bits;
+/// a 64-bit BAR takes two registers, the upper one writable too. Whenever a config write
+/// touches the command register or a BAR, the BARs are re-evaluated and each whose effective
+/// address changed is unmapped from / mapped into the bus's I/O or memory container (priority
+/// 1, as QEMU overlaps BARs) in one memory transaction, so any ioeventfds inside a BAR follow
+/// it in a single add/del diff. Any value may be written to any BAR register (or the ROM BAR):
+/// a BAR that would decode at 0, wrap, or (32-bit) reach 4 GiB is simply unmapped, as QEMU's
+/// `pci_bar_address()` decides.
+///
+/// Deliberate difference from QEMU: an I/O BAR that would overlap the host bridge's
+/// configuration ports (0xcf8-0xcff) is left unmapped. QEMU 7.2 maps it over them (BARs sit at
+/// priority 1 above `pci-conf-idx`/`pci-conf-data`), after which every configuration access
+/// reaches the device instead and the guest can never move the BAR away again (checked with
+/// `Guests/tests/pcibar.c`); on a real i440FX the host bridge claims those ports first.
 ///
 /// Subclasses add behaviour by overriding `configRead`/`configWrite` (calling super). All
 /// state is behind a `Mutex`; the class is `@unchecked Sendable` only because Swift requires
 /// that spelling for open classes — every stored property is a `let` of a Sendable type.
 /// QEMU: PCIDevice (hw/pci/pci.c: pci_default_read/write_config, pci_update_mappings).
 open class PCIDevice: @unchecked Sendable {
+    /// What a BAR decodes and how it is programmed. QEMU: the `type` argument of
+    /// `pci_register_bar()` (`PCI_BASE_ADDRESS_SPACE_IO`, `PCI_BASE_ADDRESS_MEM_TYPE_64`,
+    /// `PCI_BASE_ADDRESS_MEM_PREFETCH`).
     public enum BARKind: Sendable, Equatable {
+        /// I/O ports (type bits 0b01).
+        case io
         /// 32-bit, non-prefetchable memory (type bits 0b0000).
         case memory32
-        /// I/O ports (bit 0 set).
-        case io
+        /// 32-bit prefetchable memory (type bits 0b1000).
+        case memory32Prefetchable
+        /// 64-bit non-prefetchable memory: this register and the next (type bits 0b0100).
+        case memory64
+        /// 64-bit prefetchable memory: this register and the next (type bits 0b1100), as
+        /// QEMU's virtio-pci BAR 4.
+        case memory64Prefetchable
+
+        /// Whether the BAR decodes I/O ports.
+        public var isIO: Bool { self == .io }
+        /// Whether the BAR takes two registers (a 64-bit address).
+        public var is64Bit: Bool { self == .memory64 || self == .memory64Prefetchable }
+        /// Whether the BAR is prefetchable memory.
+        public var isPrefetchable: Bool { self == .memory32Prefetchable || self == .memory64Prefetchable }
+
+        /// The read-only low bits of the BAR register. QEMU: pci_register_bar().
+        var typeBits: UInt32 {
+            switch self {
+            case .io: return 0x1
+            case .memory32: return 0x0
+            case .memory32Prefetchable: return 0x8
+            case .memory64: return 0x4
+            case .memory64Prefetchable: return 0xc
+            }
+        }
     }
 
     /// Config-space register offsets. QEMU: include/hw/pci/pci_regs.h.
@@ -50,9 +86,13 @@ open class PCIDevice: @unchecked Sendable {
         var bytes = [UInt8](repeating: 0, count: 256)
         var wmask = [UInt8](repeating: 0, count: 256)
         var bars = [BAR?](repeating: nil, count: 6)
+        /// Registers holding the upper half of the 64-bit BAR below them.
+        var upperHalf = [Bool](repeating: false, count: 6)
         /// Where BARs map; set when the device is plugged into a host bridge.
         var ioSpace: MemoryRegion?
         var memorySpace: MemoryRegion?
+        /// I/O ports no I/O BAR may cover (the host bridge's configuration ports).
+        var protectedIO: Range<UInt64>?
         /// Where the next capability goes (capabilities live from 0x40 up).
         var nextCapability = 0x40
         var lastCapability: Int?
@@ -92,24 +132,38 @@ open class PCIDevice: @unchecked Sendable {
         state.withLock { $0.bytes[Register.headerType] = on ? 0x80 : 0 }
     }
 
-    /// Declares BAR `index` (0-5) backed by `region`, whose size must be a power of two (at
-    /// least 16 bytes for memory, 4 for I/O). Call before the device is plugged in.
-    /// QEMU: pci_register_bar().
+    /// Declares BAR `index` backed by `region`, whose size must be a power of two (at least 16
+    /// bytes for memory, 4 for I/O; below 4 GiB unless 64-bit). A 64-bit BAR (`.memory64`,
+    /// `.memory64Prefetchable`) also takes register `index + 1` for the upper half of its
+    /// address, so `index` is 0-4 for it (0-5 otherwise). Call before the device is plugged
+    /// in; a bad declaration is a programming error and traps. QEMU: pci_register_bar().
     public func registerBAR(_ index: Int, region: MemoryRegion, kind: BARKind) {
         let size128 = region.size
-        precondition((0..<6).contains(index), "BAR index \(index) out of range")
-        precondition(size128 <= UInt128(UInt32.max) && size128 & (size128 &- 1) == 0,
-                     "BAR size must be a power of two below 4 GiB")
+        let registers = kind.is64Bit ? 2 : 1
+        precondition(index >= 0 && index + registers <= 6, "BAR index \(index) out of range for \(kind)")
+        let limit: UInt128 = kind.is64Bit ? UInt128(1) << 63 : UInt128(1) << 31
+        precondition(size128 > 0 && size128 <= limit && size128 & (size128 &- 1) == 0,
+                     "BAR size must be a power of two of at most \(limit) bytes")
         let size = UInt64(size128)
         precondition(size >= (kind == .io ? 4 : 16), "BAR too small")
         state.withLock { s in
+            for r in index..<(index + registers) {
+                precondition(s.bars[r] == nil && !s.upperHalf[r], "BAR register \(r) already in use")
+            }
             s.bars[index] = BAR(region: region, kind: kind, size: size, mappedAt: nil)
+            // Writable address bits: ~(size - 1), over 64 bits for a 64-bit BAR.
+            let mask = ~(size - 1)
             let at = Register.bar0 + 4 * index
-            let type: UInt32 = kind == .io ? 0x1 : 0x0
-            let mask = ~UInt32(size - 1)
             for i in 0..<4 {
-                s.bytes[at + i] = UInt8(truncatingIfNeeded: type >> (8 * UInt32(i)))
-                s.wmask[at + i] = UInt8(truncatingIfNeeded: mask >> (8 * UInt32(i)))
+                s.bytes[at + i] = UInt8(truncatingIfNeeded: kind.typeBits >> (8 * UInt32(i)))
+                s.wmask[at + i] = UInt8(truncatingIfNeeded: mask >> (8 * UInt64(i)))
+            }
+            if kind.is64Bit {
+                s.upperHalf[index + 1] = true
+                for i in 0..<4 {
+                    s.bytes[at + 4 + i] = 0
+                    s.wmask[at + 4 + i] = UInt8(truncatingIfNeeded: mask >> (32 + 8 * UInt64(i)))
+                }
             }
         }
     }
@@ -134,11 +188,13 @@ open class PCIDevice: @unchecked Sendable {
         }
     }
 
-    /// Connects the device to the containers its BARs map into (done by the host bridge).
-    func attach(ioSpace: MemoryRegion, memorySpace: MemoryRegion) {
+    /// Connects the device to the containers its BARs map into (done by the host bridge);
+    /// no I/O BAR maps over `protectedIO`.
+    func attach(ioSpace: MemoryRegion, memorySpace: MemoryRegion, protectedIO: Range<UInt64>? = nil) {
         state.withLock { s in
             s.ioSpace = ioSpace
             s.memorySpace = memorySpace
+            s.protectedIO = protectedIO
             updateMappings(&s)
         }
     }
@@ -187,29 +243,34 @@ open class PCIDevice: @unchecked Sendable {
         return state.withLock { $0.bars[index]?.mappedAt }
     }
 
-    /// Size and kind of each declared BAR (nil where none).
+    /// Size and kind of each declared BAR, by register index (nil where none, and at the
+    /// register holding a 64-bit BAR's upper half).
     public var bars: [(kind: BARKind, size: UInt64)?] {
         state.withLock { s in s.bars.map { b in b.map { ($0.kind, $0.size) } } }
     }
 
     // MARK: Mapping (lock held)
 
-    /// The address BAR `index` decodes at now, or nil. QEMU: pci_bar_address().
+    /// The address BAR `index` decodes at now, or nil when unmapped. QEMU: pci_bar_address()
+    /// (i440FX: no BAR decodes at address 0), plus the protected configuration ports.
     private func effectiveAddress(_ s: State, _ index: Int) -> UInt64? {
         guard let bar = s.bars[index] else { return nil }
         let cmd = UInt16(s.bytes[Register.command]) | UInt16(s.bytes[Register.command + 1]) << 8
-        let at = Register.bar0 + 4 * index
-        var raw: UInt64 = 0
-        for i in 0..<4 { raw |= UInt64(s.bytes[at + i]) << (8 * UInt64(i)) }
-        switch bar.kind {
-        case .io:
-            guard cmd & PCIDevice.commandIO != 0 else { return nil }
-        case .memory32:
-            guard cmd & PCIDevice.commandMemory != 0 else { return nil }
+        func register(_ at: Int) -> UInt64 {
+            var v: UInt64 = 0
+            for i in 0..<4 { v |= UInt64(s.bytes[at + i]) << (8 * UInt64(i)) }
+            return v
         }
-        let base = raw & ~(bar.size - 1) & 0xffff_ffff
-        let last = base + bar.size - 1          // cannot overflow: both below 2^32
-        guard base != 0, last > base, last < 0xffff_ffff else { return nil }
+        let at = Register.bar0 + 4 * index
+        var raw = register(at)
+        if bar.kind.is64Bit { raw |= register(at + 4) << 32 }
+        guard cmd & (bar.kind.isIO ? PCIDevice.commandIO : PCIDevice.commandMemory) != 0 else { return nil }
+        let base = raw & ~(bar.size - 1)
+        let (last, wraps) = base.addingReportingOverflow(bar.size - 1)
+        guard base != 0, !wraps, last > base, last != UInt64.max else { return nil }
+        // A 32-bit BAR (memory or I/O) may not reach the last byte below 4 GiB.
+        if !bar.kind.is64Bit && last >= 0xffff_ffff { return nil }
+        if bar.kind.isIO, let p = s.protectedIO, base < p.upperBound, last >= p.lowerBound { return nil }
         return base
     }
 
@@ -227,7 +288,7 @@ open class PCIDevice: @unchecked Sendable {
         memory.withTransaction {
             for c in changes {
                 guard let bar = s.bars[c.index] else { continue }
-                let container = bar.kind == .io ? io : memory
+                let container = bar.kind.isIO ? io : memory
                 if c.old != nil { container.removeSubregion(bar.region) }
                 if let new = c.new { container.addSubregion(bar.region, at: new, priority: 1) }
                 s.bars[c.index]?.mappedAt = c.new

@@ -38,10 +38,12 @@ public final class I440FXBridge: PCIDevice, @unchecked Sendable {
 /// (another bus included), the window reads all ones and ignores writes. Writes to the address
 /// register other than a full dword at 0xcf8 are ignored, as QEMU does.
 ///
-/// Devices plug in at 00:0N.0 (`register`); their BARs map into `ioSpace` and `memorySpace`.
-/// With no firmware to program BARs, `assignBARs` does what SeaBIOS would: memory BARs
-/// top-down from the top of the PCI hole, I/O BARs up from 0xc000, each aligned to its size,
-/// largest first, then enables decoding. QEMU: i440FX-pcihost + pci_host (hw/pci/pci_host.c).
+/// Devices plug in at 00:0N.0 (`register`); their BARs map into `ioSpace` and `memorySpace`
+/// (on the pc machine: the "io" root and the "pci" memory container that system memory shows
+/// below RAM, so a BAR moved over RAM is hidden by it). No I/O BAR maps over the
+/// configuration ports (`configPorts`, a deliberate difference: see `PCIDevice`).
+/// With no firmware to program BARs, `assignBARs` places them as SeaBIOS does, then enables
+/// decoding. QEMU: i440FX-pcihost + pci_host (hw/pci/pci_host.c).
 public final class PCIHost: Sendable {
     /// "pci-conf-idx", 4 ports at 0xcf8.
     public let addressRegion: MemoryRegion
@@ -53,6 +55,9 @@ public final class PCIHost: Sendable {
 
     public static let addressPort: UInt64 = 0xcf8
     public static let dataPort: UInt64 = 0xcfc
+    /// The ports of configuration mechanism #1 (and the PIIX3 reset register at 0xcf9 among
+    /// them), which no I/O BAR may take over.
+    public static let configPorts: Range<UInt64> = 0xcf8..<0xd00
 
     private let configAddress = Mutex<UInt32>(0)
     /// Functions by devfn (slot << 3 | function); only function 0 is used.
@@ -60,7 +65,7 @@ public final class PCIHost: Sendable {
 
     /// - Parameters:
     ///   - ioSpace: the I/O port container I/O BARs map into.
-    ///   - memorySpace: the container memory BARs map into (system memory, or a PCI window).
+    ///   - memorySpace: the container memory BARs map into (the machine's "pci" container).
     public init(ioSpace: MemoryRegion, memorySpace: MemoryRegion) {
         self.ioSpace = ioSpace
         self.memorySpace = memorySpace
@@ -82,7 +87,7 @@ public final class PCIHost: Sendable {
                 implementation: AccessConstraints(minAccessSize: 1, maxAccessSize: 4)))
         ref.set(self)
         devices.withLock { $0[0] = bridge }
-        bridge.attach(ioSpace: ioSpace, memorySpace: memorySpace)
+        bridge.attach(ioSpace: ioSpace, memorySpace: memorySpace, protectedIO: PCIHost.configPorts)
     }
 
     /// Maps the configuration ports at 0xcf8/0xcfc in `io`.
@@ -107,7 +112,7 @@ public final class PCIHost: Sendable {
             return .success(free)
         }
         let slot = try chosen.get()
-        device.attach(ioSpace: ioSpace, memorySpace: memorySpace)
+        device.attach(ioSpace: ioSpace, memorySpace: memorySpace, protectedIO: PCIHost.configPorts)
         return slot
     }
 
@@ -122,50 +127,68 @@ public final class PCIHost: Sendable {
         return devices.withLock { $0[slot << 3] }
     }
 
-    /// Programs every BAR as firmware would and enables decoding on devices with BARs.
-    /// Memory BARs go top-down below `mmioTop`, I/O BARs up from `ioBase`, each aligned to
-    /// its size, largest first; a BAR that does not fit is left unassigned (and logged).
+    /// Programs every BAR as SeaBIOS 1.16 does on QEMU's i440FX, then enables I/O, memory and
+    /// SERR on every function. Returns where each BAR went.
+    ///
+    /// SeaBIOS's rules (`pci_bios_check_devices()`, `pci_bios_map_devices()`): BARs are put in
+    /// three lists — I/O, memory, prefetchable memory — each sorted by alignment then size,
+    /// largest first (ties in bus order); a memory BAR takes at least 4 KiB. The I/O list goes
+    /// up from 0xc000 (from 0x1000 when it needs 16 KiB or more). The two memory lists sit at
+    /// the top of the 32-bit window `[mmioBottom, mmioTop)`: prefetchable highest, unless memory's
+    /// alignment is the smaller, then memory highest. 64-bit BARs stay in that window too — QEMU 7.2's SeaBIOS puts virtio-pci's
+    /// 64-bit BAR 4 at 0xfebf8000, with 128 MiB or 5 GiB of RAM alike — unless it is full:
+    /// then they move to a 64-bit window from `above4GEnd` (the end of RAM above 4 GiB) rounded
+    /// up to 1 GiB. Where SeaBIOS panics (no room at all), the BARs stay unassigned and one
+    /// error is logged.
+    /// - Parameters:
+    ///   - mmioTop: end of the 32-bit window (QEMU/SeaBIOS: the IOAPIC, 0xfec00000).
+    ///   - mmioBottom: its start (SeaBIOS's `pcimem_start`).
+    ///   - above4GEnd: where the 64-bit window may start (4 GiB + RAM above 4 GiB).
+    /// QEMU: SeaBIOS `pci_setup()` (src/fw/pciinit.c).
     @discardableResult
-    public func assignBARs(mmioTop: UInt64, ioBase: UInt64 = 0xc000) -> [PCIBARAssignment] {
+    public func assignBARs(mmioTop: UInt64, mmioBottom: UInt64 = 0, above4GEnd: UInt64 = 1 << 32) -> [PCIBARAssignment] {
         let plugged = devices.withLock { d in d.sorted { $0.key < $1.key }.map { ($0.key >> 3, $0.value) } }
             .filter { $0.1 !== bridge }
-        var wanted: [(slot: Int, device: PCIDevice, bar: Int, kind: PCIDevice.BARKind, size: UInt64)] = []
+        var io = BARList(), mem = BARList(), pref = BARList()
         for (slot, dev) in plugged {
             for (i, b) in dev.bars.enumerated() {
-                if let b { wanted.append((slot, dev, i, b.kind, b.size)) }
+                guard let b else { continue }
+                let entry = BARList.Entry(slot: slot, device: dev, bar: i, kind: b.kind, size: b.size,
+                                          span: b.kind.isIO ? b.size : max(b.size, 0x1000))
+                if b.kind.isIO { io.insert(entry) } else if b.kind.isPrefetchable { pref.insert(entry) } else { mem.insert(entry) }
             }
         }
-        // Largest first keeps natural alignment without holes (stable for equal sizes).
-        wanted = wanted.enumerated().sorted { l, r in
-            l.element.size != r.element.size ? l.element.size > r.element.size : l.offset < r.offset
-        }.map(\.element)
-        var mmioCursor = mmioTop
-        var ioCursor = ioBase
-        var out: [PCIBARAssignment] = []
+        var placed: [(BARList.Entry, UInt64)] = []
+        // I/O. QEMU: pci_bios_init_root_regions_io().
+        if let sum = io.sum, sum < 0x9000 {
+            placed += io.place(from: sum < 0x4000 ? 0xc000 : 0x1000)
+        } else {
+            devicesLogger.error("PCI: out of I/O address space; I/O BARs left unassigned")
+        }
+        // Memory below 4 GiB, 64-bit BARs above it if that does not fit.
+        // QEMU: pci_bios_init_root_regions_mem(), pci_region_migrate_64bit_entries().
+        if let bases = Self.topOfWindow(mem, pref, top: mmioTop, bottom: mmioBottom) {
+            placed += mem.place(from: bases.mem) + pref.place(from: bases.pref)
+        } else {
+            let mem64 = mem.removing64Bit(), pref64 = pref.removing64Bit()
+            if let bases = Self.topOfWindow(mem, pref, top: mmioTop, bottom: mmioBottom),
+               let high = Self.window64(mem64, pref64, from: above4GEnd) {
+                placed += mem64.place(from: high.mem) + pref64.place(from: high.pref)
+                placed += mem.place(from: bases.mem) + pref.place(from: bases.pref)
+            } else {
+                devicesLogger.error("PCI: out of 32-bit address space; memory BARs left unassigned")
+            }
+        }
         // No enclosing transaction: each config write makes its own, so the memory system's
         // lock is never held while a device's lock is taken (devices take them the other way).
-        for w in wanted {
-            var address: UInt64
-            switch w.kind {
-            case .memory32:
-                guard mmioCursor >= w.size else {
-                    devicesLogger.error("PCI 00:\(w.slot).0 BAR\(w.bar): no room for \(w.size) bytes of MMIO")
-                    continue
-                }
-                address = (mmioCursor - w.size) & ~(w.size - 1)
-                mmioCursor = address
-            case .io:
-                let (aligned, o1) = ioCursor.addingReportingOverflow(w.size - 1)
-                address = aligned & ~(w.size - 1)
-                let (end, o2) = address.addingReportingOverflow(w.size)
-                guard !o1, !o2, end <= 0x10000 else {
-                    devicesLogger.error("PCI 00:\(w.slot).0 BAR\(w.bar): no room for \(w.size) I/O ports")
-                    continue
-                }
-                ioCursor = end
+        var out: [PCIBARAssignment] = []
+        for (e, address) in placed {
+            let reg = PCIDevice.Register.bar0 + 4 * e.bar
+            e.device.configWrite(offset: reg, value: UInt32(truncatingIfNeeded: address), size: 4)
+            if e.kind.is64Bit {
+                e.device.configWrite(offset: reg + 4, value: UInt32(truncatingIfNeeded: address >> 32), size: 4)
             }
-            w.device.configWrite(offset: PCIDevice.Register.bar0 + 4 * w.bar, value: UInt32(truncatingIfNeeded: address), size: 4)
-            out.append(PCIBARAssignment(slot: w.slot, bar: w.bar, kind: w.kind, address: address, size: w.size))
+            out.append(PCIBARAssignment(slot: e.slot, bar: e.bar, kind: e.kind, address: address, size: e.size))
         }
         // As SeaBIOS's pci_bios_init_device: I/O, memory and SERR on for every function
         // (the write mask keeps what a function does not implement).
@@ -173,7 +196,38 @@ public final class PCIHost: Sendable {
             let cmd = dev.command | PCIDevice.commandIO | PCIDevice.commandMemory | PCIDevice.commandSERR
             dev.configWrite(offset: PCIDevice.Register.command, value: UInt32(cmd), size: 2)
         }
-        return out
+        return out.sorted { ($0.slot, $0.bar) < ($1.slot, $1.bar) }
+    }
+
+    /// Bases for the 64-bit window: memory from `start` aligned to its alignment and to 1 GiB,
+    /// prefetchable after it, aligned likewise; nil on overflow. QEMU: SeaBIOS
+    /// pci_bios_map_devices() (no "etc/reserved-memory-end" without memory hotplug).
+    static func window64(_ mem: BARList, _ pref: BARList, from start: UInt64) -> (mem: UInt64, pref: UInt64)? {
+        let gib: UInt64 = 1 << 30
+        guard let memSum = mem.sum, let prefSum = pref.sum,
+              let memBase = BARList.alignUp(start, mem.alignment).flatMap({ BARList.alignUp($0, gib) }) else { return nil }
+        let (prefStart, o1) = memBase.addingReportingOverflow(memSum)
+        guard !o1, let prefBase = BARList.alignUp(prefStart, pref.alignment).flatMap({ BARList.alignUp($0, gib) }),
+              !prefBase.addingReportingOverflow(prefSum).overflow else { return nil }
+        return (memBase, prefBase)
+    }
+
+    /// Bases for the two memory lists at the top of `[bottom, top)`, each aligned down to its
+    /// alignment: prefetchable highest and memory right below it, swapped when memory's
+    /// alignment is the smaller (so the larger-aligned list starts on its own alignment); nil
+    /// when they do not fit. QEMU: SeaBIOS pci_bios_init_root_regions_mem().
+    static func topOfWindow(_ mem: BARList, _ pref: BARList, top: UInt64, bottom: UInt64) -> (mem: UInt64, pref: UInt64)? {
+        let prefOnTop = !(mem.alignment < pref.alignment)
+        let (high, low) = prefOnTop ? (pref, mem) : (mem, pref)
+        guard let highSum = high.sum, let lowSum = low.sum else { return nil }
+        let (a, o1) = top.subtractingReportingOverflow(highSum)
+        guard !o1 else { return nil }
+        let highBase = a & ~(high.alignment - 1)
+        let (b, o2) = highBase.subtractingReportingOverflow(lowSum)
+        guard !o2 else { return nil }
+        let lowBase = b & ~(low.alignment - 1)
+        guard lowBase >= bottom, lowBase <= top else { return nil }
+        return prefOnTop ? (mem: lowBase, pref: highBase) : (mem: highBase, pref: lowBase)
     }
 
     // MARK: Mechanism #1
@@ -207,5 +261,68 @@ public final class PCIHost: Sendable {
     func writeData(_ offset: UInt64, _ value: UInt64, _ size: Int) {
         guard let (dev, reg) = target(offset) else { return }
         dev.configWrite(offset: reg, value: UInt32(truncatingIfNeeded: value), size: size)
+    }
+}
+
+/// One of SeaBIOS's BAR lists (I/O, memory or prefetchable memory of the root bus), kept
+/// sorted as `pci_region_create_entry()` keeps it. QEMU: SeaBIOS `struct pci_region`.
+struct BARList {
+    struct Entry {
+        let slot: Int
+        let device: PCIDevice
+        let bar: Int
+        let kind: PCIDevice.BARKind
+        /// The BAR's size.
+        let size: UInt64
+        /// What it takes in the window (and its alignment): memory BARs at least 4 KiB.
+        let span: UInt64
+    }
+
+    private(set) var entries: [Entry] = []
+
+    /// Inserts before the first entry with a smaller alignment, or the same alignment and a
+    /// smaller size, so equal entries stay in bus order.
+    mutating func insert(_ e: Entry) {
+        let at = entries.firstIndex { $0.span < e.span } ?? entries.count
+        entries.insert(e, at: at)
+    }
+
+    /// The largest alignment in the list (1 when empty). QEMU: pci_region_align().
+    var alignment: UInt64 { entries.first?.span ?? 1 }
+
+    /// Total span, or nil if it would overflow. QEMU: pci_region_sum().
+    var sum: UInt64? {
+        var total: UInt64 = 0
+        for e in entries {
+            let (t, o) = total.addingReportingOverflow(e.span)
+            guard !o else { return nil }
+            total = t
+        }
+        return total
+    }
+
+    /// Takes the 64-bit entries out, in order. QEMU: pci_region_migrate_64bit_entries().
+    @discardableResult
+    mutating func removing64Bit() -> BARList {
+        var out = BARList()
+        out.entries = entries.filter { $0.kind.is64Bit }
+        entries.removeAll { $0.kind.is64Bit }
+        return out
+    }
+
+    /// Addresses for every entry, one after another from `base` (the caller checked the sum
+    /// fits). QEMU: pci_region_map_entries().
+    func place(from base: UInt64) -> [(Entry, UInt64)] {
+        var at = base
+        return entries.map { e in
+            defer { at &+= e.span }
+            return (e, at)
+        }
+    }
+
+    /// `value` rounded up to `alignment` (a power of two), or nil on overflow.
+    static func alignUp(_ value: UInt64, _ alignment: UInt64) -> UInt64? {
+        let (v, o) = value.addingReportingOverflow(alignment - 1)
+        return o ? nil : v & ~(alignment - 1)
     }
 }

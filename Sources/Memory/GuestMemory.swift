@@ -4,54 +4,93 @@ public enum GuestMemoryError: Error, Equatable, CustomStringConvertible {
     case notRAM(address: UInt64)
     /// The range wraps past the end of the address space.
     case overflow(address: UInt64, count: Int)
+    /// A device's DMA write reached read-only memory (ROM, or RAM mapped read-only); nothing
+    /// was written. QEMU: `dma_memory_write()` returning `MEMTX_DECODE_ERROR` there.
+    case readOnly(address: UInt64)
 
     public var description: String {
         switch self {
         case .notRAM(let a): return "guest address 0x\(String(a, radix: 16)) is not RAM"
         case .overflow(let a, let n): return "guest range 0x\(String(a, radix: 16)) + \(n) wraps around"
+        case .readOnly(let a): return "guest address 0x\(String(a, radix: 16)) is read-only (ROM): DMA write dropped"
         }
     }
 }
 
-/// Bounds-checked access to guest RAM by guest-physical address, across RAM/ROM regions, for
-/// loaders and devices (virtqueues, DMA). It copies; it never hands out a pointer. Writes
-/// reach ROM too (a loader filling firmware); the guest itself cannot write ROM.
-/// QEMU: `address_space_read()`/`address_space_write_rom()` on RAM.
+/// Bounds-checked access to guest RAM and ROM by guest-physical address. It copies; it never
+/// hands out a pointer. Every access is checked whole before any byte moves, so a failing
+/// access changes nothing.
+///
+/// There are two kinds, and which one a caller holds decides whether writes reach ROM:
+/// - a **loader's** (`AddressSpace.guestMemory`, `romWrites: .fill`) fills ROM as well as RAM
+///   — the ACPI tables in the BIOS area, a kernel segment that lands there. QEMU:
+///   `address_space_write_rom()` / `rom_add_blob()`.
+/// - a **device's** (`AddressSpace.dmaMemory`, `romWrites: .refuse`) is what DMA goes
+///   through: reads see ROM, but a write touching ROM (or read-only RAM) throws
+///   `.readOnly` and writes nothing. QEMU's `dma_memory_write()` → `address_space_write()`
+///   finds a ROM section not directly writable, dispatches to its ops, which accept nothing,
+///   drops those bytes and returns `MEMTX_DECODE_ERROR` — so the ROM is left unchanged and the
+///   device is told it failed, as here. Deliberate difference: QEMU still writes the RAM
+///   part of a write that straddles RAM and ROM; here nothing is written (the same
+///   all-or-nothing rule as for a range that leaves RAM).
 public struct GuestMemory: Sendable {
+    /// What a write does where it meets read-only memory.
+    public enum ROMWrites: Sendable, Equatable {
+        /// Write it (a loader filling firmware). QEMU: `address_space_write_rom()`.
+        case fill
+        /// Refuse the whole write with `.readOnly` (device DMA). QEMU: `dma_memory_write()`.
+        case refuse
+    }
+
     public let addressSpace: AddressSpace
+    public let romWrites: ROMWrites
 
-    public init(_ addressSpace: AddressSpace) { self.addressSpace = addressSpace }
+    public init(_ addressSpace: AddressSpace, romWrites: ROMWrites = .fill) {
+        self.addressSpace = addressSpace
+        self.romWrites = romWrites
+    }
 
-    /// Visits each RAM piece of `[address, address + count)`.
-    private func forEachPiece(_ address: UInt64, _ count: Int,
+    /// Visits each RAM/ROM piece of `[address, address + count)` after checking all of them.
+    /// Every sum here is overflow-checked: `address` and `count` come from the guest.
+    private func forEachPiece(_ address: UInt64, _ count: Int, writing: Bool,
                               _ body: (RAMBlock, _ offset: UInt64, _ done: Int, _ length: Int) -> Void) throws(GuestMemoryError) {
         guard count >= 0 else { throw .overflow(address: address, count: count) }
         guard count > 0 else { return }
-        guard UInt64(count - 1) <= UInt64.max - address else { throw .overflow(address: address, count: count) }
+        // The last byte, address + (count - 1), must not pass 2^64 - 1.
+        let (_, wraps) = address.addingReportingOverflow(UInt64(count) &- 1)
+        guard !wraps else { throw .overflow(address: address, count: count) }
         let view = addressSpace.currentMap
         // Check the whole range first, so a failing access changes nothing.
         var pieces: [(RAMBlock, UInt64, Int, Int)] = []
         var done = 0
         while done < count {
-            let addr = address + UInt64(done)
-            guard let i = view.lookup(addr), let block = view.ranges[i].region.ramBlock else {
+            // Cannot wrap (checked above: done < count); stays checked all the same.
+            let (addr, o1) = address.addingReportingOverflow(UInt64(done))
+            guard !o1, let i = view.lookup(addr), let block = view.ranges[i].region.ramBlock else {
                 throw .notRAM(address: addr)
             }
             let fr = view.ranges[i]
-            let left = fr.end - UInt128(addr)
-            let l = left < UInt128(count - done) ? Int(left) : count - done
-            let offset = fr.offsetInRegion + (addr - fr.start)
-            guard block.contains(offset: offset, count: l) else { throw .notRAM(address: addr) }
+            if writing, romWrites == .refuse, fr.readOnly || !fr.region.isWritableRAM {
+                throw .readOnly(address: addr)
+            }
+            let left = fr.end - UInt128(addr)                 // > 0: the range contains addr
+            let rest = count - done
+            let l = left < UInt128(rest) ? Int(left) : rest
+            let (offset, o2) = fr.offsetInRegion.addingReportingOverflow(addr - fr.start)
+            guard !o2, block.contains(offset: offset, count: l) else { throw .notRAM(address: addr) }
             pieces.append((block, offset, done, l))
-            done += l
+            done += l                                         // l <= rest: done stays <= count
         }
         for p in pieces { body(p.0, p.1, p.2, p.3) }
     }
 
-    /// Copies `count` bytes starting at `address`.
+    /// Copies `count` bytes starting at `address` (ROM included).
     public func read(at address: UInt64, count: Int) throws(GuestMemoryError) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: max(count, 0))
-        try forEachPiece(address, count) { block, offset, done, length in
+        var pieces: [(RAMBlock, UInt64, Int, Int)] = []
+        try forEachPiece(address, count, writing: false) { pieces.append(($0, $1, $2, $3)) }
+        // Allocated only once the whole range is known to be guest memory.
+        var out = [UInt8](repeating: 0, count: count)
+        for (block, offset, done, length) in pieces {
             if let bytes = block.read(offset: offset, count: length) {
                 out.replaceSubrange(done..<(done + length), with: bytes)
             }
@@ -59,10 +98,11 @@ public struct GuestMemory: Sendable {
         return out
     }
 
-    /// Copies `bytes` to `address`; nothing is written if any part is not RAM.
+    /// Copies `bytes` to `address`; nothing is written if any part is not RAM (or, for a
+    /// device's accessor, is read-only).
     public func write(_ bytes: some Collection<UInt8>, at address: UInt64) throws(GuestMemoryError) {
         let array = Array(bytes)
-        try forEachPiece(address, array.count) { block, offset, done, length in
+        try forEachPiece(address, array.count, writing: true) { block, offset, done, length in
             block.write(array[done..<(done + length)], offset: offset)
         }
     }
@@ -83,7 +123,20 @@ public struct GuestMemory: Sendable {
     }
 }
 
+extension MemoryRegion {
+    /// RAM the guest may write (not ROM). QEMU: `memory_access_is_direct(mr, true)` for RAM.
+    var isWritableRAM: Bool {
+        if case .ram = kind { return true }
+        return false
+    }
+}
+
 extension AddressSpace {
-    /// Bounds-checked access to this space's RAM.
-    public var guestMemory: GuestMemory { GuestMemory(self) }
+    /// A loader's access to this space's RAM and ROM: writes fill ROM too (firmware tables,
+    /// kernel segments in the BIOS area). Devices use `dmaMemory`. QEMU: `address_space_write_rom()`.
+    public var guestMemory: GuestMemory { GuestMemory(self, romWrites: .fill) }
+
+    /// A device's DMA access to this space's RAM: ROM reads as ROM, a write reaching ROM is
+    /// refused whole (`GuestMemoryError.readOnly`). QEMU: `dma_memory_read/write()`.
+    public var dmaMemory: GuestMemory { GuestMemory(self, romWrites: .refuse) }
 }

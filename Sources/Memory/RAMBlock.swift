@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import VMMSys
 
 /// Host memory backing a RAM or ROM region: an anonymous page-aligned mapping the VMM owns.
@@ -9,9 +12,17 @@ public final class RAMBlock: Sendable {
     /// Usable size in bytes (the mapping may be rounded up to whole pages).
     public let size: UInt64
 
+    /// The largest block this accepts (2^52 bytes, 4 PiB): beyond any host's memory, and far
+    /// enough below `Int.max` that rounding the mapping up to whole huge pages cannot overflow.
+    public static let maximumSize: UInt64 = 1 << 52
+
     /// Allocates `size` bytes of zeroed memory (2 MiB aligned, huge pages advised, as QEMU).
+    /// - Throws: `SystemError` (ENOMEM) for a size above `maximumSize`, or the mmap failure.
     public init(size: UInt64) throws(SystemError) {
-        mapping = try MappedMemory(guestRAM: Int(clamping: size))
+        guard size <= Self.maximumSize else {
+            throw SystemError(operation: "mmap", arguments: "guest RAM size=\(size)", errno: ENOMEM)
+        }
+        mapping = try MappedMemory(guestRAM: Int(size))
         self.size = size
     }
 
@@ -27,7 +38,7 @@ public final class RAMBlock: Sendable {
     /// Copies `count` bytes out, or nil when the range leaves the block.
     public func read(offset: UInt64, count: Int) -> [UInt8]? {
         guard contains(offset: offset, count: count) else { return nil }
-        let base = mapping.base + Int(offset)
+        let base = mapping.base + Int(offset)          // offset <= size <= maximumSize
         return [UInt8](UnsafeRawBufferPointer(start: base, count: count))
     }
 

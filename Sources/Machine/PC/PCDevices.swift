@@ -23,7 +23,10 @@ public final class PCDevices: Sendable {
     /// Serves the virtio queues (started with the machine).
     public let ioThread: IOThread
 
-    init(configuration c: MachineConfiguration, layout: PCMemoryLayout, systemRoot: MemoryRegion, ioRoot: MemoryRegion,
+    /// - Parameters:
+    ///   - pciMemory: PCI memory space (BARs, pc-testdev's iomem), as QEMU's "pci" container.
+    ///   - dma: the devices' access to guest memory; it must not write ROM (`AddressSpace.dmaMemory`).
+    init(configuration c: MachineConfiguration, layout: PCMemoryLayout, pciMemory: MemoryRegion, ioRoot: MemoryRegion,
          dma: GuestMemory, accelerator: KVMAccelerator, serial serialOverride: (any SerialBackend)?, logger: Logger,
          requestExit: @escaping @Sendable (Int32, String) -> Void) throws {
         func isaIRQ(_ n: UInt32) -> IRQ { IRQ { level in accelerator.setIRQLine(n, level: level) } }
@@ -62,7 +65,7 @@ public final class PCDevices: Sendable {
                 debugExit = dev
             case .pcTestdev:
                 let dev = PCTestDev(irqLines: (0..<24).map { isaIRQ(UInt32($0)) })
-                dev.map(into: ioRoot, memory: systemRoot)
+                dev.map(into: ioRoot, memory: pciMemory)          // QEMU: in the ISA (= PCI) memory space
                 pcTestDev = dev
             case .pciTestdev:
                 wantPCITestDev = true
@@ -106,7 +109,7 @@ public final class PCDevices: Sendable {
             try VirtIOPCI(device: d, dma: dma, msiController: msi, intx: isaIRQ(11), ioThread: thread,
                           fastMMIO: accelerator.anyLengthIoeventfds, logger: logger)
         }
-        pci = try PCIBus(systemRoot: systemRoot, ioRoot: ioRoot, layout: layout, accelerator: accelerator,
+        pci = try PCIBus(pciMemory: pciMemory, ioRoot: ioRoot, layout: layout, accelerator: accelerator,
                          pciTestDev: wantPCITestDev, extraDevices: virtioDevices)
     }
 }

@@ -4,16 +4,18 @@ import Logging
 import Memory
 
 /// The pc machine's PCI bus 0: the i440FX host bridge on 0xcf8/0xcfc, the devices from the
-/// command line, and BARs assigned as SeaBIOS assigns them (MMIO down from the IOAPIC, I/O up
-/// from 0xc000) with decoding enabled, since no firmware runs. QEMU: `i440fx_init()` + SeaBIOS.
+/// command line, and BARs assigned as SeaBIOS assigns them (MMIO at the top of the 32-bit
+/// window below the IOAPIC, I/O up from 0xc000) with decoding enabled, since no firmware runs.
+/// Memory BARs map into the machine's "pci" container, I/O BARs into the "io" root.
+/// QEMU: `i440fx_init()` + SeaBIOS `pci_setup()`.
 public final class PCIBus: Sendable {
     public let host: PCIHost
     public let testDev: PCITestDev?
     public let assignments: [PCIBARAssignment]
 
-    init(systemRoot: MemoryRegion, ioRoot: MemoryRegion, layout: PCMemoryLayout, accelerator: KVMAccelerator,
+    init(pciMemory: MemoryRegion, ioRoot: MemoryRegion, layout: PCMemoryLayout, accelerator: KVMAccelerator,
          pciTestDev: Bool, extraDevices: [PCIDevice] = []) throws {
-        host = PCIHost(ioSpace: ioRoot, memorySpace: systemRoot)
+        host = PCIHost(ioSpace: ioRoot, memorySpace: pciMemory)
         host.map(into: ioRoot)
         // The PIIX3 at 00:01 as on QEMU's pc, so -device pci-testdev lands at 00:02.0 as there.
         _ = try host.register(PIIX3.isaBridge(), slot: 1, function: 0)
@@ -31,7 +33,16 @@ public final class PCIBus: Sendable {
             _ = try host.register(d)
             d.configWrite(offset: PCIDevice.Register.interruptLine, value: 11, size: 1)
         }
-        assignments = host.assignBARs(mmioTop: PCMemoryLayout.ioapicBase, ioBase: 0xc000)
+        assignments = host.assignBARs(mmioTop: PCMemoryLayout.ioapicBase, mmioBottom: Self.mmioWindowStart(layout),
+                                      above4GEnd: PCMemoryLayout.highMemoryBase + layout.above4G)
+    }
+
+    /// Where SeaBIOS lets the 32-bit PCI window start on i440FX: 2 GiB or 3 GiB when RAM below
+    /// 4 GiB ends below those, else the end of that RAM. QEMU: SeaBIOS i440fx_mem_addr_setup().
+    static func mmioWindowStart(_ layout: PCMemoryLayout) -> UInt64 {
+        if layout.below4G <= 0x8000_0000 { return 0x8000_0000 }
+        if layout.below4G <= 0xc000_0000 { return 0xc000_0000 }
+        return layout.below4G
     }
 
     /// `info pci` in QEMU's shape: each function's class, ids, BARs and interrupt pin.
@@ -59,13 +70,25 @@ public final class PCIBus: Sendable {
             }
             for (i, bar) in d.bars.enumerated() {
                 guard let bar else { continue }
-                let at = d.barAddress(i)
-                let range = at.map { "0x\(String($0, radix: 16)) [0x\(String($0 + bar.size - 1, radix: 16))]" } ?? "unmapped"
-                out += bar.kind == .io ? "      BAR\(i): I/O at \(range).\n" : "      BAR\(i): 32 bit memory at \(range).\n"
+                out += "      BAR\(i): \(Self.describe(bar.kind, at: d.barAddress(i), size: bar.size)).\n"
             }
             out += "      id \"\"\n"
         }
         return out
+    }
+
+    /// One BAR as QEMU's `info pci` prints it: "I/O at 0x%04x [0x%04x]" or "%d bit[
+    /// prefetchable] memory at 0x%08x [0x%08x]"; an unmapped BAR shows QEMU's
+    /// PCI_BAR_UNMAPPED (all ones) and the end that wraps to. QEMU: hmp_info_pci().
+    static func describe(_ kind: PCIDevice.BARKind, at address: UInt64?, size: UInt64) -> String {
+        let start = address ?? UInt64.max
+        let last = start &+ size &- 1
+        func hex(_ v: UInt64, _ width: Int) -> String {
+            let s = String(v, radix: 16)
+            return "0x" + String(repeating: "0", count: max(0, width - s.count)) + s
+        }
+        if kind.isIO { return "I/O at \(hex(start, 4)) [\(hex(last, 4))]" }
+        return "\(kind.is64Bit ? 64 : 32) bit\(kind.isPrefetchable ? " prefetchable" : "") memory at \(hex(start, 8)) [\(hex(last, 8))]"
     }
 }
 

@@ -24,6 +24,9 @@ public final class PCMachine: Sendable {
     public let io: AddressSpace
     public let runners: [VCPURunner]
     public let devices: PCDevices
+    /// PCI memory space ("pci"): BARs, the BIOS and pc-testdev's iomem; system memory shows it
+    /// wherever RAM and the chipset's own regions do not cover it.
+    public let pciMemory: MemoryRegion
     let logger: Logger
     private let outcome = Mutex<(status: Int32, reason: String)?>(nil)
     private let finished = DispatchSemaphore(value: 0)
@@ -47,7 +50,14 @@ public final class PCMachine: Sendable {
         try vm.createIrqchip()
         try vm.createPIT2()
 
-        // Memory: QEMU's "system" and "io" roots, pc.ram shown through two aliases, the BIOS area.
+        // Memory in QEMU's shape: the "system" and "io" roots; pc.ram shown through two aliases;
+        // PCI memory as one container below everything else in system memory (priority -1), so
+        // a BAR decodes only where no RAM is, wherever the guest moves it; the BIOS in PCI
+        // memory at the top of 4 GiB, its last 128 KiB also at 0xe0000 ("isa-bios"), which the
+        // i440FX's PAM windows for 0xe0000-0xfffff show over RAM as they do before firmware
+        // shadows the BIOS (QEMU's "pam-pci" aliases; 0xc0000-0xdffff stays RAM, as the guest
+        // finds it after SeaBIOS). QEMU: pc_memory_init(), i440fx_init() →
+        // pc_pci_as_mapping_init() and init_pam(), pc_system_firmware_init() → old_pc_system_rom_init().
         let systemRoot = MemoryRegion.container(name: "system", size: UInt128(1) << 64)
         let ioRoot = MemoryRegion.container(name: "io", size: 0x10000)
         let ram = try MemoryRegion.ram(name: "pc.ram", size: configuration.memorySize)
@@ -56,16 +66,26 @@ public final class PCMachine: Sendable {
             systemRoot.addSubregion(MemoryRegion.alias(name: "ram-above-4g", target: ram, offset: layout.below4G,
                                                        size: UInt128(layout.above4G)), at: PCMemoryLayout.highMemoryBase)
         }
-        let bios = try MemoryRegion.rom(name: "pc.bios", size: PCMemoryLayout.biosSize)
-        systemRoot.addSubregion(bios, at: PCMemoryLayout.biosBase, priority: 1)
+        pciMemory = MemoryRegion.container(name: "pci", size: UInt128(1) << 64)
+        systemRoot.addSubregion(pciMemory, at: 0, priority: -1)
+        let bios = try MemoryRegion.rom(name: "pc.bios", size: Self.biosSize)
+        pciMemory.addSubregion(bios, at: Self.biosAddress)
+        pciMemory.addSubregion(MemoryRegion.alias(name: "isa-bios", target: bios, offset: Self.biosSize - PCMemoryLayout.biosSize,
+                                                  size: UInt128(PCMemoryLayout.biosSize)),
+                               at: PCMemoryLayout.biosBase, priority: 1)
+        for (start, size) in Self.biosPAMWindows {
+            systemRoot.addSubregion(MemoryRegion.alias(name: "pam-pci", target: pciMemory, offset: start, size: UInt128(size)),
+                                    at: start, priority: 1)
+        }
         memory = AddressSpace(root: systemRoot, name: "memory", system: memorySystem)
         io = AddressSpace(root: ioRoot, name: "I/O", system: memorySystem)
         accelerator = KVMAccelerator(vm: vm, logger: logger)
 
         // Devices, before the accelerator attaches so their ioeventfds replay in one go.
         let exitBox = ExitBox()
-        devices = try PCDevices(configuration: configuration, layout: layout, systemRoot: systemRoot, ioRoot: ioRoot,
-                                dma: memory.guestMemory, accelerator: accelerator, serial: serial, logger: logger,
+        // Devices get the DMA accessor, which never writes ROM; loaders below keep the one that does.
+        devices = try PCDevices(configuration: configuration, layout: layout, pciMemory: pciMemory, ioRoot: ioRoot,
+                                dma: memory.dmaMemory, accelerator: accelerator, serial: serial, logger: logger,
                                 requestExit: { exitBox.request($0, reason: $1) })
         accelerator.attach(memory: memory, io: io)
 
@@ -99,6 +119,14 @@ public final class PCMachine: Sendable {
         self.runners = runners
         exitBox.machine.withLock { $0 = WeakMachine(self) }
     }
+
+    /// QEMU's pc.bios without a -bios file: SeaBIOS's 256 KiB, ending at 4 GiB.
+    static let biosSize: UInt64 = 0x4_0000
+    static let biosAddress: UInt64 = (1 << 32) - biosSize
+    /// The i440FX PAM segments over the BIOS area: four of 16 KiB from 0xe0000, one of 64 KiB
+    /// at 0xf0000. QEMU: init_pam() calls in i440fx_init().
+    static let biosPAMWindows: [(UInt64, UInt64)] = [(0xe_0000, 0x4000), (0xe_4000, 0x4000), (0xe_8000, 0x4000),
+                                                     (0xe_c000, 0x4000), (0xf_0000, 0x1_0000)]
 
     /// The fw_cfg files QEMU's pc offers firmware: the e820 map, the ACPI tables and RSDP,
     /// the boot-fail wait. QEMU: `fw_cfg_add_file()` calls in pc.c and acpi-build.c.
