@@ -109,7 +109,7 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
         super.init(vendorID: 0x1af4, deviceID: pciID, classCode: 0x00_ff_00, revision: 0, interruptPin: 1,
                    subsystemVendorID: 0x1af4, subsystemID: device.deviceType)
         registerBAR(1, region: msix.region, kind: .memory32)
-        registerBAR(4, region: modernRegion, kind: .memory32)
+        registerBAR(4, region: modernRegion, kind: .memory64Prefetchable)
         func cap(_ type: UInt8, _ offset: UInt64, _ extra: [UInt8] = []) -> [UInt8] {
             let len = UInt8(16 + extra.count)
             var b: [UInt8] = [0x09, 0, len, type, 4, 0, 0, 0]

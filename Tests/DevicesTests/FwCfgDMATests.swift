@@ -12,7 +12,7 @@ import Testing
         let memory = AddressSpace(root: memRoot, name: "memory", system: system)
         let fw = FwCfg(ramSize: 0x10000, cpus: 2)
         fw.map(into: io)
-        FwCfgDMA(fwCfg: fw, memory: memory.guestMemory).map(into: io)
+        FwCfgDMA(fwCfg: fw, memory: memory.dmaMemory).map(into: io)
         return (AddressSpace(root: io, name: "I/O", system: system), memory.guestMemory, fw)
     }
 

@@ -35,7 +35,7 @@ final class RecordingMSI: MSIController {
         thread.start()
         defer { thread.stop() }
         let msi = RecordingMSI()
-        let dev = try VirtIOPCI(device: VirtIORNG(), dma: memory.guestMemory, msiController: msi, intx: .disconnected(),
+        let dev = try VirtIOPCI(device: VirtIORNG(), dma: memory.dmaMemory, msiController: msi, intx: .disconnected(),
                                 ioThread: thread, fastMMIO: true)
         try host.register(dev, slot: 3)
         host.assignBARs(mmioTop: 0xfec0_0000)

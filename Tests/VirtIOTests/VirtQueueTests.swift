@@ -14,7 +14,7 @@ final class QueueHarness {
         let system = MemorySystem()
         let root = MemoryRegion.container(name: "root", size: UInt128(1) << 64)
         root.addSubregion(try MemoryRegion.ram(name: "ram", size: ramSize), at: 0)
-        memory = AddressSpace(root: root, name: "memory", system: system).guestMemory
+        memory = AddressSpace(root: root, name: "memory", system: system).dmaMemory
         queue = VirtQueue(maxSize: 256)
         try queue.configure(size: size, desc: desc, avail: avail, used: used, memory: memory)
     }

@@ -30,7 +30,7 @@ final class TransportHarness {
         host.map(into: ioRoot)
         thread = try IOThread()
         thread.start()
-        dev = try VirtIOPCI(device: device, dma: guest, msiController: msi, intx: intx.irq, ioThread: thread, fastMMIO: true)
+        dev = try VirtIOPCI(device: device, dma: memory.dmaMemory, msiController: msi, intx: intx.irq, ioThread: thread, fastMMIO: true)
         try host.register(dev, slot: 3)
         host.assignBARs(mmioTop: 0xfec0_0000)
         bar4 = try #require(dev.barAddress(4))
