@@ -47,10 +47,17 @@ public final class RAMBlock: Sendable {
     public func write(_ bytes: some Collection<UInt8>, offset: UInt64) -> Bool {
         guard contains(offset: offset, count: bytes.count) else { return false }
         let base = mapping.base + Int(offset)
-        var i = 0
-        for b in bytes {
-            base.storeBytes(of: b, toByteOffset: i, as: UInt8.self)
-            i += 1
+        // One bulk copy where the bytes are contiguous (arrays and their slices: every DMA
+        // and virtio transfer); byte by byte otherwise. Safe: the range was checked above.
+        let copied: Void? = bytes.withContiguousStorageIfAvailable { source in
+            if let from = source.baseAddress { base.copyMemory(from: from, byteCount: source.count) }
+        }
+        if copied == nil {
+            var i = 0
+            for b in bytes {
+                base.storeBytes(of: b, toByteOffset: i, as: UInt8.self)
+                i += 1
+            }
         }
         return true
     }
