@@ -117,6 +117,7 @@ struct IRQRoutingTests {
     /// A storm cannot run the table out: past `maxMSIRoutes` a route is refused (ENOSPC, the
     /// caller falls back to KVM_SIGNAL_MSI) and the kernel keeps the table it had.
     @Test func routeCountIsCapped() throws {
+        #expect(KVMAccelerator.maxMSIRoutes == IRQRouting.maxMSIRoutes)
         var gsis: [UInt32] = []
         for _ in 0..<IRQRouting.maxMSIRoutes { gsis.append(try accelerator.addMSIRoute(address: 0xfee0_0000, data: 0x40)) }
         #expect(gsis == Array(IRQRouting.firstMSIGSI..<(IRQRouting.firstMSIGSI + UInt32(IRQRouting.maxMSIRoutes))))

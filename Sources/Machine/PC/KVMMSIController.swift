@@ -9,10 +9,10 @@ import VMMSys
 /// KVM_SIGNAL_MSI when routing fails. QEMU: virtio-pci's `kvm_virtio_pci_vector_use()`.
 ///
 /// `MSIX` calls in with its own lock held; below it, `routes` and the accelerator's routing
-/// lock are each taken on their own, never one inside the other (see `MSIX`, "Lock order"). Each live
-/// connection keeps its notifier in `routes` until `disconnect`, so its eventfd stays open and
-/// its identity cannot be reused while the kernel still has the irqfd; a storm of connects and
-/// disconnects therefore holds at most one GSI and one eventfd per live vector.
+/// lock are each taken on their own, never one inside the other (see `MSIX`, "Lock order").
+/// Each live connection keeps its notifier in `routes` until `disconnect`, so its eventfd stays
+/// open and its identity cannot be reused while the kernel still has the irqfd; a storm of
+/// connects and disconnects therefore holds at most one GSI and one eventfd per live vector.
 final class KVMMSIController: MSIController {
     private let accelerator: KVMAccelerator
     private let logger: Logger
@@ -25,9 +25,6 @@ final class KVMMSIController: MSIController {
         self.accelerator = accelerator
         self.logger = logger
     }
-
-    /// Live connections (routes with a bound irqfd).
-    var liveConnections: Int { routes.withLock { $0.count } }
 
     func connect(address: UInt64, data: UInt32) -> EventNotifier? {
         do {
