@@ -83,11 +83,13 @@ public final class KVMAccelerator: Sendable {
                              datamatch: fd.matchData ? fd.data : nil, deassign: !assign)
             ioeventfdStats.withLock { if assign { $0.assigned += 1 } else { $0.deassigned += 1 } }
         } catch {
+            // Both can be provoked by the guest (BARs moved onto each other give EEXIST; a
+            // refusal past the address space's list cap is deassigned here and gives ENOENT).
             if assign {
-                logger.warning("\(error); userspace will signal this ioeventfd instead")
+                logLimited("\(error); userspace will signal this ioeventfd instead")
                 refuse(fd, in: space)
             } else {
-                logger.error("\(error)")
+                logLimited("\(error)")
             }
         }
     }
@@ -130,6 +132,14 @@ public final class KVMAccelerator: Sendable {
     public func removeMSIRoute(gsi: UInt32) throws(SystemError) {
         try routing.remove(gsi: gsi)
     }
+
+    /// The GSIs of the MSI routes in use, ascending: one per connected MSI-X vector on the pc
+    /// machine, however often the guest reprograms its vectors (never more than
+    /// `maxMSIRoutes`).
+    public var msiRouteGSIs: [UInt32] { routing.msiRoutes.keys.sorted() }
+
+    /// The most MSI routes in use at once; `addMSIRoute` fails with ENOSPC beyond it.
+    public static var maxMSIRoutes: Int { IRQRouting.maxMSIRoutes }
 
     /// Sets an in-kernel irqchip input line (ISA IRQ / GSI). QEMU: `kvm_set_irq()`.
     public func setIRQLine(_ irq: UInt32, level: Bool) {

@@ -20,7 +20,9 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
     var ioeventfdList: [MemoryRegionIoeventfd] = []
 
     private let acceleratorFlag = Atomic<Bool>(false)
-    private let refusedList = Mutex<[MemoryRegionIoeventfd]>([])
+    /// Refusals remembered one by one (at most `refusedIoeventfdLimit`) and those counted only.
+    private let refusedList = Mutex<(entries: [MemoryRegionIoeventfd], unrecorded: Int)>(([], 0))
+    /// `entries.count + unrecorded`, for the dispatch fast path.
     private let refusedCount = Atomic<Int>(0)
 
     /// Exits this address space handled in userspace.
@@ -228,28 +230,52 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
         set { acceleratorFlag.store(newValue, ordering: .releasing) }
     }
 
+    /// How many refused ioeventfds an address space remembers one by one. Each entry is a live
+    /// ioeventfd of this space (the accelerator calls `ioeventfdAccepted` when it is deleted,
+    /// which forgets it), so the list is bounded by what the devices register and a guest
+    /// that keeps moving BARs onto each other only churns it; the cap guards against a leak.
+    /// Past it a refusal is counted, not recorded, and logged once: from then on dispatch
+    /// checks every write that reaches userspace against the regions' ioeventfds, which stays
+    /// correct (a write the kernel took never reaches userspace) but the refusal cannot be
+    /// forgotten, since this space can no longer tell which ioeventfd it was.
+    public static let refusedIoeventfdLimit = 1024
+
     /// The accelerator could not take `ioeventfd`: writes matching it are signalled here.
     public func ioeventfdRefused(_ ioeventfd: MemoryRegionIoeventfd) {
-        refusedList.withLock { list in
-            list.append(ioeventfd)
-            refusedCount.store(list.count, ordering: .releasing)
+        let firstOverflow = refusedList.withLock { list -> Bool in
+            defer { refusedCount.store(list.entries.count + list.unrecorded, ordering: .releasing) }
+            guard list.entries.count < Self.refusedIoeventfdLimit else {
+                list.unrecorded += 1
+                return list.unrecorded == 1
+            }
+            list.entries.append(ioeventfd)
+            return false
+        }
+        if firstOverflow {
+            memoryLogger.warning("\(name): more than \(Self.refusedIoeventfdLimit) refused ioeventfds; further refusals are counted, not listed, and userspace checks every write against the ioeventfds")
         }
     }
 
     /// The accelerator took (or dropped) `ioeventfd` after all: forget an earlier refusal.
-    /// Returns whether it had been refused (then the kernel never had it).
+    /// Returns whether it had been refused (then the kernel never had it). A refusal past
+    /// `refusedIoeventfdLimit` is not found here, so the caller deassigns it in the kernel,
+    /// which reports that it never had it.
     @discardableResult
     public func ioeventfdAccepted(_ ioeventfd: MemoryRegionIoeventfd) -> Bool {
         refusedList.withLock { list in
-            defer { refusedCount.store(list.count, ordering: .releasing) }
-            guard let i = list.firstIndex(where: { $0.isSameEntry(ioeventfd) }) else { return false }
-            list.remove(at: i)
+            defer { refusedCount.store(list.entries.count + list.unrecorded, ordering: .releasing) }
+            guard let i = list.entries.firstIndex(where: { $0.isSameEntry(ioeventfd) }) else { return false }
+            list.entries.remove(at: i)
             return true
         }
     }
 
-    /// The ioeventfds the accelerator refused and userspace signals instead.
-    public var refusedIoeventfds: [MemoryRegionIoeventfd] { refusedList.withLock { $0 } }
+    /// The ioeventfds the accelerator refused and userspace signals instead (at most
+    /// `refusedIoeventfdLimit`).
+    public var refusedIoeventfds: [MemoryRegionIoeventfd] { refusedList.withLock { $0.entries } }
+
+    /// Refusals beyond `refusedIoeventfdLimit`: counted, not listed (0 unless something leaks).
+    public var unrecordedRefusals: Int { refusedList.withLock { $0.unrecorded } }
 
     /// Whether dispatch must check writes against regions' ioeventfds.
     @inline(__always)

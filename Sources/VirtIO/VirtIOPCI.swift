@@ -135,7 +135,7 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
         let cap = msixCapabilityOffset.load(ordering: .acquiring)
         let control = cap + 2
         if cap != 0, offset < control + 2, offset + size > control {
-            msix.controlChanged(UInt16(truncatingIfNeeded: configRead(offset: control, size: 2)))
+            msix.controlChanged(reading: { UInt16(truncatingIfNeeded: self.configRead(offset: control, size: 2)) })
         }
     }
 
