@@ -16,21 +16,18 @@ public final class ACPIPMRegisters: Sendable {
     public let eventRegion: MemoryRegion
     public let controlRegion: MemoryRegion
     private let state = Mutex<(status: UInt16, enable: UInt16, control: UInt16)>((0, 0, ACPIPMRegisters.sciEnable))
+    private let powerOff: @Sendable () -> Void
 
     /// - Parameter powerOff: called when the guest enters S5 (soft off).
     public init(powerOff: @escaping @Sendable () -> Void) {
-        let box = DeviceRef<ACPIPMRegisters>()
-        let access = AccessConstraints(minAccessSize: 1, maxAccessSize: 4)
+        self.powerOff = powerOff
+        let owner = RegionOwner<ACPIPMRegisters>()
         let impl = AccessConstraints(minAccessSize: 2, maxAccessSize: 2)
-        eventRegion = .io(name: "acpi-evt", size: 4, ops: MemoryRegionOps(
-            read: { offset, _ in UInt64(box.value?.readEvent(offset) ?? 0) },
-            write: { offset, value, _ in box.value?.writeEvent(offset, UInt16(truncatingIfNeeded: value)) },
-            valid: access, implementation: impl))
-        controlRegion = .io(name: "acpi-cnt", size: 2, ops: MemoryRegionOps(
-            read: { _, _ in UInt64(box.value?.control ?? 0) },
-            write: { _, value, _ in box.value?.writeControl(UInt16(truncatingIfNeeded: value), powerOff: powerOff) },
-            valid: access, implementation: impl))
-        box.set(self)
+        eventRegion = .io(name: "acpi-evt", size: 4, ops: owner.ops(read: ACPIPMRegisters.readEvent, write: ACPIPMRegisters.writeEvent,
+                                                                     unbound: 0, valid: .upTo(4), implementation: impl))
+        controlRegion = .io(name: "acpi-cnt", size: 2, ops: owner.ops(read: ACPIPMRegisters.readControl, write: ACPIPMRegisters.writeControl,
+                                                                       unbound: 0, valid: .upTo(4), implementation: impl))
+        owner.set(self)
     }
 
     /// Maps the blocks at `base` (event) and `base + 4` (control).
@@ -41,17 +38,21 @@ public final class ACPIPMRegisters: Sendable {
 
     var control: UInt16 { state.withLock { $0.control } }
 
-    private func readEvent(_ offset: UInt64) -> UInt16 {
-        state.withLock { offset < 2 ? $0.status : $0.enable }
+    private func readEvent(_ offset: UInt64, _ size: Int) -> UInt64 {
+        UInt64(state.withLock { offset < 2 ? $0.status : $0.enable })
     }
 
-    private func writeEvent(_ offset: UInt64, _ value: UInt16) {
+    private func writeEvent(_ offset: UInt64, _ value64: UInt64, _ size: Int) {
+        let value = UInt16(truncatingIfNeeded: value64)
         state.withLock { s in
             if offset < 2 { s.status &= ~value } else { s.enable = value }   // status: write 1 to clear
         }
     }
 
-    private func writeControl(_ value: UInt16, powerOff: @Sendable () -> Void) {
+    private func readControl(_ offset: UInt64, _ size: Int) -> UInt64 { UInt64(control) }
+
+    private func writeControl(_ offset: UInt64, _ value64: UInt64, _ size: Int) {
+        let value = UInt16(truncatingIfNeeded: value64)
         let sleep = state.withLock { s -> Bool in
             s.control = (value & ~ACPIPMRegisters.sleepEnable) | ACPIPMRegisters.sciEnable
             return value & ACPIPMRegisters.sleepEnable != 0 && (value >> 10) & 7 == 0
@@ -65,19 +66,22 @@ public final class ACPIPMRegisters: Sendable {
 public final class ResetControl: Sendable {
     public let region: MemoryRegion
     private let value = Atomic<UInt8>(0)
+    private let reset: @Sendable () -> Void
 
     public init(reset: @escaping @Sendable () -> Void) {
-        let box = DeviceRef<ResetControl>()
-        region = .io(name: "piix-reset-control", size: 1, ops: MemoryRegionOps(
-            read: { _, _ in UInt64(box.value?.value.load(ordering: .relaxed) ?? 0) },
-            write: { _, v, _ in
-                let byte = UInt8(truncatingIfNeeded: v)
-                box.value?.value.store(byte & 0x02, ordering: .relaxed)
-                if byte & 0x04 != 0 { reset() }
-            },
-            valid: AccessConstraints(minAccessSize: 1, maxAccessSize: 1),
-            implementation: AccessConstraints(minAccessSize: 1, maxAccessSize: 1)))
-        box.set(self)
+        self.reset = reset
+        let owner = RegionOwner<ResetControl>()
+        region = .io(name: "piix-reset-control", size: 1, ops: owner.ops(read: ResetControl.read, write: ResetControl.write,
+                                                                          unbound: 0, valid: .bytes, implementation: .bytes))
+        owner.set(self)
+    }
+
+    private func read(_ offset: UInt64, _ size: Int) -> UInt64 { UInt64(value.load(ordering: .relaxed)) }
+
+    private func write(_ offset: UInt64, _ v: UInt64, _ size: Int) {
+        let byte = UInt8(truncatingIfNeeded: v)
+        value.store(byte & 0x02, ordering: .relaxed)
+        if byte & 0x04 != 0 { reset() }
     }
 
     public func map(into io: MemoryRegion, at port: UInt64 = 0xcf9) { io.addSubregion(region, at: port) }

@@ -51,15 +51,10 @@ public final class CMOS: Sendable {
         s.data[Register.d] = 0x80
         CMOS.fillMemorySize(&s.data, belowFourGiB: belowFourGiB, aboveFourGiB: aboveFourGiB, cpus: cpus)
         state = Mutex(s)
-        let box = DeviceRef<CMOS>()
-        region = MemoryRegion.io(
-            name: "rtc", size: 2,
-            ops: MemoryRegionOps(
-                read: { offset, _ in UInt64(box.value?.ioRead(offset) ?? 0xff) },
-                write: { offset, value, _ in box.value?.ioWrite(offset, UInt8(truncatingIfNeeded: value)) },
-                valid: AccessConstraints(minAccessSize: 1, maxAccessSize: 1),
-                implementation: AccessConstraints(minAccessSize: 1, maxAccessSize: 1)))
-        box.set(self)
+        let owner = RegionOwner<CMOS>()
+        region = .io(name: "rtc", size: 2, ops: owner.ops(read: CMOS.read, write: CMOS.write, unbound: 0xff,
+                                                          valid: .bytes, implementation: .bytes))
+        owner.set(self)
     }
 
     /// Maps index/data at 0x70/0x71.
@@ -99,6 +94,9 @@ public final class CMOS: Sendable {
     }
 
     // MARK: Guest interface
+
+    func read(_ offset: UInt64, _ size: Int) -> UInt64 { UInt64(ioRead(offset)) }
+    func write(_ offset: UInt64, _ value: UInt64, _ size: Int) { ioWrite(offset, UInt8(truncatingIfNeeded: value)) }
 
     func ioRead(_ offset: UInt64) -> UInt8 {
         state.withLock { s in

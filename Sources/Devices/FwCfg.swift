@@ -84,15 +84,10 @@ public final class FwCfg: Sendable {
         s.items[Key.fileDir] = FwCfg.directory([])
         let state = Mutex(s)
         self.state = state
-        let box = DeviceRef<FwCfg>()
-        region = MemoryRegion.io(
-            name: "fwcfg", size: 2,
-            ops: MemoryRegionOps(
-                read: { offset, size in box.value?.ioRead(offset, size) ?? 0 },
-                write: { offset, value, size in box.value?.ioWrite(offset, value, size) },
-                valid: AccessConstraints(minAccessSize: 1, maxAccessSize: 2),
-                implementation: AccessConstraints(minAccessSize: 1, maxAccessSize: 2)))
-        box.set(self)
+        let owner = RegionOwner<FwCfg>()
+        region = .io(name: "fwcfg", size: 2, ops: owner.ops(read: FwCfg.ioRead, write: FwCfg.ioWrite, unbound: 0,
+                                                             valid: .upTo(2), implementation: .upTo(2)))
+        owner.set(self)
     }
 
     /// Maps the selector/data ports at `base` (0x510).

@@ -47,17 +47,12 @@ public final class FwCfgDMA: Sendable {
     public init(fwCfg: FwCfg, memory: GuestMemory) {
         self.fwCfg = fwCfg
         self.memory = memory
-        let ref = DeviceRef<FwCfgDMA>()
-        region = .io(name: "fwcfg.dma", size: 8, ops: MemoryRegionOps(
-            read: { offset, size in
-                let v = FwCfgDMA.signature
-                return size == 8 ? v : (offset == 0 ? v >> 32 : v & 0xffff_ffff)
-            },
-            write: { offset, value, size in ref.value?.write(offset, value, size) },
-            endianness: .big,
+        let owner = RegionOwner<FwCfgDMA>()
+        region = .io(name: "fwcfg.dma", size: 8, ops: owner.ops(
+            read: FwCfgDMA.read, write: FwCfgDMA.write, endianness: .big,
             valid: AccessConstraints(minAccessSize: 4, maxAccessSize: 8),
             implementation: AccessConstraints(minAccessSize: 4, maxAccessSize: 8)))
-        ref.set(self)
+        owner.set(self)
         fwCfg.setInteger(FwCfg.Key.id, UInt32(3))
     }
 
@@ -67,6 +62,11 @@ public final class FwCfgDMA: Sendable {
 
     /// Transfers that ended with the error bit (each logged, rate-limited).
     public var failedTransfers: UInt64 { failures.load(ordering: .relaxed) }
+
+    /// Reading the port gives the signature "QEMU CFG" (big-endian), in halves for 4-byte reads.
+    private func read(_ offset: UInt64, _ size: Int) -> UInt64 {
+        size == 8 ? Self.signature : (offset == 0 ? Self.signature >> 32 : Self.signature & 0xffff_ffff)
+    }
 
     private func write(_ offset: UInt64, _ value: UInt64, _ size: Int) {
         if size == 8 && offset == 0 {

@@ -80,13 +80,14 @@ public final class MSIX: Sendable {
         vectorCount = max(1, min(vectors, 64))
         self.controller = controller
         state = Mutex(State(vectors: [Vector](repeating: Vector(), count: max(1, min(vectors, 64)))))
-        let ref = DeviceRef<MSIX>()
-        region = .io(name: name, size: 0x1000, ops: MemoryRegionOps(
-            read: { offset, size in UInt64(ref.value?.read(offset) ?? 0) },
-            write: { offset, value, size in ref.value?.write(offset, UInt32(truncatingIfNeeded: value)) },
+        let owner = RegionOwner<MSIX>()
+        region = .io(name: name, size: 0x1000, ops: owner.ops(
+            read: { d in { offset, _ in UInt64(d.read(offset)) } },
+            write: { d in { offset, value, _ in d.write(offset, UInt32(truncatingIfNeeded: value)) } },
+            unbound: 0,
             valid: AccessConstraints(minAccessSize: 4, maxAccessSize: 8),
             implementation: AccessConstraints(minAccessSize: 4, maxAccessSize: 4)))
-        ref.set(self)
+        owner.set(self)
     }
 
     /// The capability's bytes (ID 0x11, table in `bar` at 0, PBA at 0x800) and write mask

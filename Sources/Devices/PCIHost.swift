@@ -70,22 +70,10 @@ public final class PCIHost: Sendable {
         self.ioSpace = ioSpace
         self.memorySpace = memorySpace
         bridge = I440FXBridge()
-        let ref = DeviceRef<PCIHost>()
-        addressRegion = .io(
-            name: "pci-conf-idx", size: 4,
-            ops: MemoryRegionOps(
-                read: { offset, _ in ref.value?.readAddress(offset) ?? UInt64.max },
-                write: { offset, value, size in ref.value?.writeAddress(offset, value, size) },
-                valid: AccessConstraints(minAccessSize: 1, maxAccessSize: 4),
-                implementation: AccessConstraints(minAccessSize: 1, maxAccessSize: 4)))
-        dataRegion = .io(
-            name: "pci-conf-data", size: 4,
-            ops: MemoryRegionOps(
-                read: { offset, size in ref.value?.readData(offset, size) ?? UInt64.max },
-                write: { offset, value, size in ref.value?.writeData(offset, value, size) },
-                valid: AccessConstraints(minAccessSize: 1, maxAccessSize: 4),
-                implementation: AccessConstraints(minAccessSize: 1, maxAccessSize: 4)))
-        ref.set(self)
+        let owner = RegionOwner<PCIHost>()
+        addressRegion = .io(name: "pci-conf-idx", size: 4, ops: owner.ops(read: PCIHost.readAddress, write: PCIHost.writeAddress))
+        dataRegion = .io(name: "pci-conf-data", size: 4, ops: owner.ops(read: PCIHost.readData, write: PCIHost.writeData))
+        owner.set(self)
         devices.withLock { $0[0] = bridge }
         bridge.attach(ioSpace: ioSpace, memorySpace: memorySpace, protectedIO: PCIHost.configPorts)
     }
@@ -235,7 +223,7 @@ public final class PCIHost: Sendable {
     /// The current CONFIG_ADDRESS value.
     public var currentConfigAddress: UInt32 { configAddress.withLock { $0 } }
 
-    func readAddress(_ offset: UInt64) -> UInt64 {
+    func readAddress(_ offset: UInt64, _ size: Int) -> UInt64 {
         UInt64(configAddress.withLock { $0 }) >> (8 * (offset & 3))
     }
 

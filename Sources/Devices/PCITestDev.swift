@@ -66,13 +66,9 @@ public final class PCITestDev: PCIDevice, @unchecked Sendable {
     ///   `kvm_ioeventfd_any_length_enabled()`); the wildcard MMIO test then uses size 0.
     public init(fastMMIO: Bool = false) throws(SystemError) {
         self.fastMMIO = fastMMIO
-        let ref = DeviceRef<PCITestDev>()
+        let owner = RegionOwner<PCITestDev>()
         func ops(_ type: Int) -> MemoryRegionOps {
-            MemoryRegionOps(
-                read: { offset, size in ref.value?.ioRead(offset, size) ?? 0 },
-                write: { offset, value, size in ref.value?.ioWrite(type, offset, value, size) },
-                valid: AccessConstraints(minAccessSize: 1, maxAccessSize: 4),
-                implementation: AccessConstraints(minAccessSize: 1, maxAccessSize: 1))
+            owner.ops(read: PCITestDev.ioRead, write: { d in { d.ioWrite(type, $0, $1, $2) } }, unbound: 0, implementation: .bytes)
         }
         mmioRegion = .io(name: "pci-testdev-mmio", size: 4096, ops: ops(0))
         portioRegion = .io(name: "pci-testdev-portio", size: 256, ops: ops(1))
@@ -96,7 +92,7 @@ public final class PCITestDev: PCIDevice, @unchecked Sendable {
         super.init(vendorID: 0x1b36, deviceID: 0x0005, classCode: 0x00_ff_00, revision: 0, interruptPin: 0)
         registerBAR(0, region: mmioRegion, kind: .memory32)
         registerBAR(1, region: portioRegion, kind: .io)
-        ref.set(self)
+        owner.set(self)
     }
 
     /// The running test's index, if any.

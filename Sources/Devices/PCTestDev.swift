@@ -39,26 +39,16 @@ public final class PCTestDev: Sendable {
     ///   - flushPage: called with the page address a guest flushes (default: nothing).
     public init(irqLines: [IRQ] = [], flushPage: @escaping @Sendable (UInt64) -> Void = { _ in }) {
         self.irqLines = irqLines
-        let box = DeviceRef<PCTestDev>()
-        let ioportOps = MemoryRegionOps(
-            read: { offset, size in UInt64(box.value?.readScratch(offset, size) ?? 0) },
-            write: { offset, value, size in box.value?.writeScratch(offset, value, size) },
-            valid: AccessConstraints(minAccessSize: 1, maxAccessSize: 4),
-            implementation: AccessConstraints(minAccessSize: 1, maxAccessSize: 4))
-        ioportRegion = .io(name: "pc-testdev-ioport", size: 4, ops: ioportOps)
+        let owner = RegionOwner<PCTestDev>()
         let counter = AtomicCounter()
-        var byteOps = ioportOps
-        byteOps.read = { offset, size in
-            counter.increment()
-            return UInt64(box.value?.readScratch(offset, size) ?? 0)
-        }
-        byteOps.write = { offset, value, size in
-            counter.increment()
-            box.value?.writeScratch(offset, value, size)
-        }
-        byteOps.implementation = AccessConstraints(minAccessSize: 1, maxAccessSize: 1)
         byteCallCounter = counter
-        ioportByteRegion = .io(name: "pc-testdev-ioport-byte", size: 4, ops: byteOps)
+        ioportRegion = .io(name: "pc-testdev-ioport", size: 4,
+                           ops: owner.ops(read: PCTestDev.readScratch, write: PCTestDev.writeScratch, unbound: 0))
+        // The same register implemented one byte at a time; each callback is counted.
+        ioportByteRegion = .io(name: "pc-testdev-ioport-byte", size: 4, ops: owner.ops(
+            read: { d in { offset, size in counter.increment(); return d.readScratch(offset, size) } },
+            write: { d in { offset, value, size in counter.increment(); d.writeScratch(offset, value, size) } },
+            unbound: 0, implementation: .bytes))
         flushPageRegion = .io(
             name: "pc-testdev-flush-page", size: 4,
             ops: MemoryRegionOps(
@@ -66,21 +56,12 @@ public final class PCTestDev: Sendable {
                 write: { _, value, _ in flushPage(value & ~0xfff) },
                 valid: AccessConstraints(minAccessSize: 4, maxAccessSize: 4),
                 implementation: AccessConstraints(minAccessSize: 4, maxAccessSize: 4)))
-        irqRegion = .io(
-            name: "pc-testdev-irq-line", size: UInt128(PCTestDev.irqCount),
-            ops: MemoryRegionOps(
-                read: { _, _ in 0 },
-                write: { offset, value, _ in box.value?.setIRQ(offset, value != 0) },
-                valid: AccessConstraints(minAccessSize: 1, maxAccessSize: 1),
-                implementation: AccessConstraints(minAccessSize: 1, maxAccessSize: 1)))
-        iomemRegion = .io(
-            name: "pc-testdev-iomem", size: UInt128(PCTestDev.iomemSize),
-            ops: MemoryRegionOps(
-                read: { offset, size in box.value?.readIomem(offset, size) ?? 0 },
-                write: { offset, value, size in box.value?.writeIomem(offset, value, size) },
-                valid: AccessConstraints(minAccessSize: 1, maxAccessSize: 4),
-                implementation: AccessConstraints(minAccessSize: 1, maxAccessSize: 4)))
-        box.set(self)
+        irqRegion = .io(name: "pc-testdev-irq-line", size: UInt128(PCTestDev.irqCount),
+                        ops: owner.ops(read: { _ in { _, _ in 0 } }, write: PCTestDev.setIRQ, unbound: 0,
+                                       valid: .bytes, implementation: .bytes))
+        iomemRegion = .io(name: "pc-testdev-iomem", size: UInt128(PCTestDev.iomemSize),
+                          ops: owner.ops(read: PCTestDev.readIomem, write: PCTestDev.writeIomem, unbound: 0))
+        owner.set(self)
     }
 
     /// Maps the four port ranges in `io` and the scratch MMIO in `memory`, at QEMU's places.
@@ -103,9 +84,9 @@ public final class PCTestDev: Sendable {
         return (shift, (ones << shift) & 0xffff_ffff)
     }
 
-    func readScratch(_ offset: UInt64, _ size: Int) -> UInt32 {
+    func readScratch(_ offset: UInt64, _ size: Int) -> UInt64 {
         let (shift, mask) = PCTestDev.lane(offset, size)
-        return UInt32(truncatingIfNeeded: (UInt64(scratch.withLock { $0 }) & mask) >> shift)
+        return (UInt64(scratch.withLock { $0 }) & mask) >> shift
     }
 
     func writeScratch(_ offset: UInt64, _ value: UInt64, _ size: Int) {
@@ -115,9 +96,10 @@ public final class PCTestDev: Sendable {
         }
     }
 
-    func setIRQ(_ line: UInt64, _ level: Bool) {
+    /// A byte written at offset N drives ISA IRQ line N (non-zero: high).
+    func setIRQ(_ line: UInt64, _ value: UInt64, _ size: Int) {
         guard line < UInt64(irqLines.count) else { return }
-        irqLines[Int(line)].set(level)
+        irqLines[Int(line)].set(value != 0)
     }
 
     func readIomem(_ offset: UInt64, _ size: Int) -> UInt64 {

@@ -73,16 +73,10 @@ public final class SerialPort: Sendable {
         self.state = state
         self.irq = irq
         self.backend = backend
-        // The ops capture only Sendable pieces; `self` is not available before init ends.
-        let box = DeviceRef<SerialPort>()
-        region = MemoryRegion.io(
-            name: name, size: 8,
-            ops: MemoryRegionOps(
-                read: { offset, _ in UInt64(box.value?.readRegister(offset) ?? 0xff) },
-                write: { offset, value, _ in box.value?.writeRegister(offset, UInt8(truncatingIfNeeded: value)) },
-                valid: AccessConstraints(minAccessSize: 1, maxAccessSize: 1),
-                implementation: AccessConstraints(minAccessSize: 1, maxAccessSize: 1)))
-        box.set(self)
+        let owner = RegionOwner<SerialPort>()
+        region = .io(name: name, size: 8, ops: owner.ops(read: SerialPort.read, write: SerialPort.write,
+                                                         unbound: 0xff, valid: .bytes, implementation: .bytes))
+        owner.set(self)
     }
 
     /// Maps the UART at `base` (default COM1, 0x3f8) in the I/O address space.
@@ -113,6 +107,9 @@ public final class SerialPort: Sendable {
     }
 
     // MARK: Registers
+
+    func read(_ offset: UInt64, _ size: Int) -> UInt64 { UInt64(readRegister(offset)) }
+    func write(_ offset: UInt64, _ value: UInt64, _ size: Int) { writeRegister(offset, UInt8(truncatingIfNeeded: value)) }
 
     func readRegister(_ offset: UInt64) -> UInt8 {
         state.withLock { s in

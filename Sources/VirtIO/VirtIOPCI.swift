@@ -88,20 +88,19 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
         state = Mutex(State(queues: device.queueSizes.map { QueueConfig(size: $0) }))
         msix = MSIX(vectors: device.queueSizes.count + 1, controller: msiController, name: "virtio-pci-msix")
 
-        let ref = DeviceRef<VirtIOPCI>()
-        func ops(_ read: @escaping @Sendable (VirtIOPCI, UInt64, Int) -> UInt64,
-                 _ write: @escaping @Sendable (VirtIOPCI, UInt64, UInt64, Int) -> Void) -> MemoryRegionOps {
-            MemoryRegionOps(
-                read: { o, n in ref.value.map { read($0, o, n) } ?? 0 },
-                write: { o, v, n in if let d = ref.value { write(d, o, v, n) } },
-                valid: AccessConstraints(minAccessSize: 1, maxAccessSize: 4),
-                implementation: AccessConstraints(minAccessSize: 1, maxAccessSize: 4))
-        }
+        let owner = RegionOwner<VirtIOPCI>()
         modernRegion = .container(name: "virtio-pci", size: 0x4000)
-        notifyRegion = .io(name: "virtio-pci-notify", size: 0x1000, ops: ops({ _, _, _ in 0 }, { d, o, _, _ in d.userspaceNotify(o) }))
-        modernRegion.addSubregion(.io(name: "virtio-pci-common", size: 0x1000, ops: ops({ $0.readCommon($1, $2) }, { $0.writeCommon($1, $2, $3) })), at: Self.commonOffset)
-        modernRegion.addSubregion(.io(name: "virtio-pci-isr", size: 0x1000, ops: ops({ d, _, _ in d.readISR() }, { _, _, _, _ in })), at: Self.isrOffset)
-        modernRegion.addSubregion(.io(name: "virtio-pci-device", size: 0x1000, ops: ops({ $0.device.readConfig(offset: $1, size: $2) }, { $0.device.writeConfig(offset: $1, value: $2, size: $3) })), at: Self.deviceOffset)
+        notifyRegion = .io(name: "virtio-pci-notify", size: 0x1000,
+                           ops: owner.ops(read: { _ in { _, _ in 0 } }, write: { d in { d.userspaceNotify($0, $1, $2) } }, unbound: 0))
+        modernRegion.addSubregion(.io(name: "virtio-pci-common", size: 0x1000,
+                                      ops: owner.ops(read: VirtIOPCI.readCommon, write: VirtIOPCI.writeCommon, unbound: 0)),
+                                  at: Self.commonOffset)
+        modernRegion.addSubregion(.io(name: "virtio-pci-isr", size: 0x1000,
+                                      ops: owner.ops(read: VirtIOPCI.readISR, write: { _ in { _, _, _ in } }, unbound: 0)),
+                                  at: Self.isrOffset)
+        modernRegion.addSubregion(.io(name: "virtio-pci-device", size: 0x1000,
+                                      ops: owner.ops(read: VirtIOPCI.readDeviceConfig, write: VirtIOPCI.writeDeviceConfig, unbound: 0)),
+                                  at: Self.deviceOffset)
         modernRegion.addSubregion(notifyRegion, at: Self.notifyOffset)
 
         let transitional: [UInt16: UInt16] = [1: 0x1000, 2: 0x1001, 5: 0x1002, 3: 0x1003, 8: 0x1004, 4: 0x1005, 9: 0x1009]
@@ -122,7 +121,7 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
         for c in capabilities { addCapability(c) }
         let (msixBytes, msixMask) = msix.capability(bar: 1)
         msixCapabilityOffset.store(addCapability(msixBytes, writeMask: msixMask) ?? 0, ordering: .releasing)
-        ref.set(self)
+        owner.set(self)
         for (i, n) in notifiers.enumerated() {
             try ioThread.watch(n) { [weak self] in self?.serve(queue: i) ?? .idle }
         }
@@ -313,12 +312,15 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
     }
 
     /// A notify write that reached the device (no ioeventfd yet): hand it to the I/O thread.
-    private func userspaceNotify(_ offset: UInt64) {
+    private func userspaceNotify(_ offset: UInt64, _ value: UInt64, _ size: Int) {
         let q = Int(offset / UInt64(Self.notifyMultiplier))
         if notifiers.indices.contains(q) { notifiers[q].set() }
     }
 
-    private func readISR() -> UInt64 {
+    private func readDeviceConfig(_ offset: UInt64, _ size: Int) -> UInt64 { device.readConfig(offset: offset, size: size) }
+    private func writeDeviceConfig(_ offset: UInt64, _ value: UInt64, _ size: Int) { device.writeConfig(offset: offset, value: value, size: size) }
+
+    private func readISR(_ offset: UInt64, _ size: Int) -> UInt64 {
         let isr = state.withLock { s -> UInt8 in
             defer { s.isr = 0 }
             return s.isr
