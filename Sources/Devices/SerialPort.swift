@@ -67,6 +67,10 @@ public final class SerialPort: Sendable {
         var loopback: Bool { mcr & SerialPort.mcrLoop != 0 }
     }
 
+    /// The ports and IRQs of ISA serial ports 0–3 (COM1–COM4). QEMU: isa_serial_io, isa_serial_irq.
+    public static let isaBases: [UInt64] = [0x3f8, 0x2f8, 0x3e8, 0x2e8]
+    public static let isaIRQs: [UInt32] = [4, 3, 4, 3]
+
     /// Creates a UART that transmits to `backend` and interrupts through `irq`.
     public init(backend: any SerialBackend = NullSerialBackend(), irq: IRQ = .disconnected(), name: String = "serial") {
         let state = Mutex(State())

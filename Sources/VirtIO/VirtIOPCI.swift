@@ -17,9 +17,7 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
     static let noVector: UInt16 = 0xffff
     static let versionOne: UInt64 = 1 << 32
     static let eventIdx: UInt64 = 1 << 29
-    /// Offered for every device, as QEMU's transport does: VERSION_1, RING_INDIRECT_DESC,
-    /// RING_EVENT_IDX.
-    static let transportFeatures: UInt64 = versionOne | 1 << 28 | eventIdx
+    static let indirectDesc: UInt64 = 1 << 28
     static let statusDriverOK: UInt8 = 4, statusNeedsReset: UInt8 = 0x40
     /// ISR bits: a used buffer (bit 0), a configuration change (bit 1).
     static let isrQueue: UInt8 = 1, isrConfig: UInt8 = 2
@@ -28,13 +26,18 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
     public let queues: [VirtQueue]
     /// One per queue: the doorbell the guest rings (through the kernel or userspace).
     public let notifiers: [EventNotifier]
-    public let msix: MSIX
+    /// The MSI-X table and PBA in BAR1; nil with `vectors=0` (INTx only).
+    public let msix: MSIX?
+    /// The transport properties (QEMU's virtio-pci `-device` properties).
+    public let options: Options
     /// BAR4: the modern configuration structures.
     public let modernRegion: MemoryRegion
     let notifyRegion: MemoryRegion
     private let dma: GuestMemory
     private let intx: IRQ
     private let fastMMIO: Bool
+    /// Transport features offered: VERSION_1, and INDIRECT_DESC / EVENT_IDX unless turned off.
+    private let offeredTransportFeatures: UInt64
     private let logger: Logger
     private let msixCapabilityOffset = Atomic<Int>(0)
     /// Guest-provoked errors (broken rings, bad requests) are logged through this, rate-limited.
@@ -44,6 +47,27 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
     /// still writing the old rings. Lock order: `processing`, then `state`. QEMU: the BQL /
     /// the AioContext lock around virtio_queue_notify_vq() and virtio_reset().
     private let processing = Mutex<Void>(())
+
+    /// QEMU's virtio-pci device properties this transport honours.
+    public struct Options: Sendable, Equatable {
+        /// MSI-X vectors (`vectors=`); nil: one per queue plus the config vector (QEMU's
+        /// DEV_NVECTORS_UNSPECIFIED); 0: no MSI-X, INTx only.
+        public var vectors: Int?
+        /// Queue doorbells become ioeventfds at DRIVER_OK (`ioeventfd=`); off: every kick exits
+        /// to the VMM, which hands it to the I/O thread.
+        public var ioeventfd = true
+        /// Offer VIRTIO_RING_F_EVENT_IDX (`event_idx=`).
+        public var eventIndex = true
+        /// Offer VIRTIO_RING_F_INDIRECT_DESC (`indirect_desc=`).
+        public var indirectDescriptors = true
+
+        public init(vectors: Int? = nil, ioeventfd: Bool = true, eventIndex: Bool = true, indirectDescriptors: Bool = true) {
+            self.vectors = vectors
+            self.ioeventfd = ioeventfd
+            self.eventIndex = eventIndex
+            self.indirectDescriptors = indirectDescriptors
+        }
+    }
 
     struct QueueConfig {
         var size: UInt16
@@ -74,8 +98,13 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
     ///   - intx: the INTx line used while MSI-X is off.
     ///   - ioThread: serves the queues.
     ///   - fastMMIO: register zero-length ioeventfds (KVM_CAP_IOEVENTFD_ANY_LENGTH).
+    ///   - options: QEMU's virtio-pci properties (vectors, ioeventfd, event_idx, indirect_desc).
     public init(device: any VirtIODevice, dma: GuestMemory, msiController: any MSIController, intx: IRQ,
-                ioThread: IOThread, fastMMIO: Bool, logger: Logger = Logger(label: "vmm.virtio")) throws(SystemError) {
+                ioThread: IOThread, fastMMIO: Bool, options: Options = Options(),
+                logger: Logger = Logger(label: "vmm.virtio")) throws(SystemError) {
+        self.options = options
+        offeredTransportFeatures = Self.versionOne | (options.indirectDescriptors ? Self.indirectDesc : 0)
+            | (options.eventIndex ? Self.eventIdx : 0)
         self.device = device
         self.dma = dma
         self.intx = intx
@@ -86,7 +115,8 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
         for _ in device.queueSizes { notifiers.append(try EventNotifier()) }
         self.notifiers = notifiers
         state = Mutex(State(queues: device.queueSizes.map { QueueConfig(size: $0) }))
-        msix = MSIX(vectors: device.queueSizes.count + 1, controller: msiController, name: "virtio-pci-msix")
+        let vectors = options.vectors ?? device.queueSizes.count + 1
+        msix = vectors == 0 ? nil : MSIX(vectors: vectors, controller: msiController, name: "virtio-pci-msix")
 
         let owner = RegionOwner<VirtIOPCI>()
         modernRegion = .container(name: "virtio-pci", size: 0x4000)
@@ -107,7 +137,7 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
         let pciID = transitional[device.deviceType] ?? 0x1040 + device.deviceType
         super.init(vendorID: 0x1af4, deviceID: pciID, classCode: 0x00_ff_00, revision: 0, interruptPin: 1,
                    subsystemVendorID: 0x1af4, subsystemID: device.deviceType)
-        registerBAR(1, region: msix.region, kind: .memory32)
+        if let msix { registerBAR(1, region: msix.region, kind: .memory32) }
         registerBAR(4, region: modernRegion, kind: .memory64Prefetchable)
         func cap(_ type: UInt8, _ offset: UInt64, _ extra: [UInt8] = []) -> [UInt8] {
             let len = UInt8(16 + extra.count)
@@ -119,8 +149,10 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
         let capabilities = [cap(1, Self.commonOffset), cap(3, Self.isrOffset), cap(4, Self.deviceOffset),
                             cap(2, Self.notifyOffset, (0..<4).map { UInt8(truncatingIfNeeded: m >> (8 * UInt32($0))) })]
         for c in capabilities { addCapability(c) }
-        let (msixBytes, msixMask) = msix.capability(bar: 1)
-        msixCapabilityOffset.store(addCapability(msixBytes, writeMask: msixMask) ?? 0, ordering: .releasing)
+        if let msix {
+            let (msixBytes, msixMask) = msix.capability(bar: 1)
+            msixCapabilityOffset.store(addCapability(msixBytes, writeMask: msixMask) ?? 0, ordering: .releasing)
+        }
         owner.set(self)
         for (i, n) in notifiers.enumerated() {
             try ioThread.watch(n) { [weak self] in self?.serve(queue: i) ?? .idle }
@@ -134,7 +166,7 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
         let cap = msixCapabilityOffset.load(ordering: .acquiring)
         let control = cap + 2
         if cap != 0, offset < control + 2, offset + size > control {
-            msix.controlChanged(reading: { UInt16(truncatingIfNeeded: self.configRead(offset: control, size: 2)) })
+            msix?.controlChanged(reading: { UInt16(truncatingIfNeeded: self.configRead(offset: control, size: 2)) })
         }
     }
 
@@ -144,7 +176,7 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
         state.withLock { s in
             let q = Int(s.queueSelect)
             let queue = s.queues.indices.contains(q) ? s.queues[q] : nil
-            let features = device.features | Self.transportFeatures
+            let features = device.features | offeredTransportFeatures
             switch offset {
             case 0x00: return UInt64(s.deviceFeatureSelect)
             case 0x04: return s.deviceFeatureSelect < 2 ? (features >> (32 * UInt64(s.deviceFeatureSelect))) & 0xffff_ffff : 0
@@ -189,7 +221,7 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
                 case 0x0c:
                     if s.driverFeatureSelect < 2 {
                         let shift = 32 * UInt64(s.driverFeatureSelect)
-                        let offered = device.features | Self.transportFeatures
+                        let offered = device.features | offeredTransportFeatures
                         s.driverFeatures = (s.driverFeatures & ~(0xffff_ffff << shift)) | ((v32 << shift) & offered)
                     }
                 case 0x10: s.configVector = vectorOrNone(value)
@@ -240,7 +272,7 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
     /// A vector number the driver chose, or NO_VECTOR when there is no such vector.
     private func vectorOrNone(_ value: UInt64) -> UInt16 {
         let v = UInt16(truncatingIfNeeded: value)
-        return Int(v) < msix.vectorCount ? v : Self.noVector
+        return Int(v) < (msix?.vectorCount ?? 0) ? v : Self.noVector
     }
 
     /// Status 0: everything back to the initial state, the error state included. Called with
@@ -275,7 +307,7 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
     /// INTx at the level of ISR bit 0 — QEMU's quirk: a config change alone raises no INTx.
     /// QEMU: virtio_pci_notify().
     private func notify(vector: UInt16) {
-        if msix.isEnabled {
+        if let msix, msix.isEnabled {
             if vector != Self.noVector { msix.notify(Int(vector)) }
         } else if state.withLock({ $0.isr & Self.isrQueue != 0 }) {
             intx.raise()
@@ -288,6 +320,7 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
     /// Adds (driver ready) or removes (reset) the queues' ioeventfds in one transaction.
     /// QEMU: virtio_pci_start/stop_ioeventfd() → virtio_pci_ioeventfd_assign().
     private func setIoeventfds(_ on: Bool) {
+        guard options.ioeventfd else { return }
         let change = state.withLock { s -> Bool in
             guard s.ioeventfdsStarted != on else { return false }
             s.ioeventfdsStarted = on
@@ -349,7 +382,7 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
                 return .idle
             }
             if progress.interrupt {
-                if !msix.isEnabled { state.withLock { $0.isr |= Self.isrQueue } }
+                if msix?.isEnabled != true { state.withLock { $0.isr |= Self.isrQueue } }
                 notify(vector: vector)
             }
             if budget.isExhausted { return .again }

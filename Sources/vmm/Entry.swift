@@ -1,6 +1,6 @@
 import ArgumentParser
-import Foundation
 import Logging
+import Machine
 import VMMSys
 #if canImport(Glibc)
 import Glibc
@@ -16,32 +16,87 @@ enum Entry {
         signal(SIGPIPE, SIG_IGN)
         // Logs go to stderr; VMM_LOG=debug|info|warning|error sets the level (default warning,
         // so a normal run prints only the guest's serial output, as QEMU does).
-        let level = ProcessInfo.processInfo.environment["VMM_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+        let level = getenv("VMM_LOG").flatMap { Logger.Level(rawValue: String(cString: $0)) } ?? .warning
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
             h.logLevel = level
             return h
         }
         let arguments = Array(CommandLine.arguments.dropFirst())
-        let native = arguments.first.map { VMMCommand.subcommandNames.contains($0) } ?? false
-        let root: any ParsableCommand.Type = native ? VMMCommand.self : QEMUCommand.self
-        do {
-            var command = try root.parseAsRoot(arguments)
-            try command.run()
-        } catch let error as ExitStatus {
-            Glibc.exit(error.code)
-        } catch {
-            let code = root.exitCode(for: error)
-            if code == .success {
-                // --help, --version: ArgumentParser's own clean exits.
-                root.exit(withError: error)
-            }
-            let message = root.fullMessage(for: error)
-                .split(separator: "\n").first.map(String.init) ?? "\(error)"
-            let line = message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message
-            printError("vmm: \(line)")
-            Glibc.exit(1)
+        if let first = arguments.first, VMMCommand.subcommandNames.contains(first) {
+            runSubcommand(arguments)
         }
+        do {
+            if arguments.first == "run" {
+                exit(try run(native: Array(arguments.dropFirst())))
+            }
+            exit(try run(qemu: arguments))
+        } catch let status as ExitStatus {
+            exit(status.code)
+        } catch {
+            printError("vmm: \(error)")
+            exit(1)
+        }
+    }
+
+    /// `vmm mtree …`, `vmm bench …`: ArgumentParser commands.
+    static func runSubcommand(_ arguments: [String]) -> Never {
+        do {
+            var command = try VMMCommand.parseAsRoot(arguments)
+            try command.run()
+            exit(0)
+        } catch let status as ExitStatus {
+            exit(status.code)
+        } catch {
+            if VMMCommand.exitCode(for: error) == .success { VMMCommand.exit(withError: error) }
+            let message = VMMCommand.fullMessage(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            printError("vmm: \(message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message)")
+            exit(1)
+        }
+    }
+
+    /// The QEMU form: a kernel runs; nothing runs the main job (the doorbell benchmark).
+    static func run(qemu arguments: [String]) throws -> Int32 {
+        let parsed = try QEMUCommandLine.parse(arguments)
+        if let text = informational(parsed) {
+            writeOut(text)
+            return 0
+        }
+        let config = try MachineConfiguration(qemu: parsed.arguments)
+        if config.kernel != nil { return try MachineRunner.run(config) }
+        try MainJob.run(writes: UInt64(parsed.writes ?? 100_000), json: parsed.json)
+        return 0
+    }
+
+    /// `vmm run --kernel K …`: the same options, with no default devices but COM1 on stdio.
+    static func run(native arguments: [String]) throws -> Int32 {
+        var parsed = try QEMUCommandLine.parse(arguments)
+        if let text = informational(parsed) {
+            writeOut(text)
+            return 0
+        }
+        parsed.arguments.nodefaults = true
+        if parsed.arguments.serial.isEmpty { parsed.arguments.serial = ["stdio"] }
+        let config = try MachineConfiguration(qemu: parsed.arguments)
+        guard config.kernel != nil else { throw ConfigurationError("run: --kernel FILE is required") }
+        return try MachineRunner.run(config)
+    }
+
+    /// What `-help`, `-version` and `-device help` print instead of running.
+    static func informational(_ parsed: QEMUCommandLine.Parsed) -> String? {
+        if parsed.help {
+            return QEMUCommandLine.helpText() + """
+
+                vmm's own commands:
+                vmm                         run the bundled doorbell guest and print each path's cost (-n N, -json)
+                vmm run --kernel K ...      the same options spelled natively (no default devices, COM1 on stdio)
+                vmm mtree [-f]              print the example machine's memory tree
+                vmm bench doorbell|virtio   measure against qemu-system-x86_64 (vmm bench --help)
+
+                """
+        }
+        if parsed.version { return "vmm version \(VMMVersion.current) (swift-vmm; QEMU \(VMMVersion.qemuCompatibility)-compatible command line)\n" }
+        return parsed.deviceHelp
     }
 }
 
@@ -53,4 +108,9 @@ struct ExitStatus: Error {
 /// Writes one line to standard error.
 func printError(_ line: String) {
     writeFully(2, Array((line + "\n").utf8))
+}
+
+/// Writes to standard output unbuffered (the serial console shares it).
+func writeOut(_ text: String) {
+    writeFully(1, Array(text.utf8))
 }

@@ -1,7 +1,10 @@
 import Devices
-import Foundation
 import Machine
 import Memory
+import VMMSys
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Runs a configured machine to completion and returns the process exit status.
 enum MachineRunner {
@@ -9,15 +12,15 @@ enum MachineRunner {
         for w in config.warnings { printError("vmm: warning: \(w)") }
         let machine = try PCMachine(config)
         if config.monitor == .stdio {
-            startMonitor(machine)
-        } else if config.serial == .stdio, let serial = machine.devices.serial {
-            startSerialInput(serial)
+            try startMonitor(machine)
+        } else if let id = config.stdioSerialChardev, let serial = machine.devices.serial(chardev: id) {
+            try startSerialInput(serial)
         }
         return machine.run()
     }
 
     /// `-monitor stdio`: QEMU's human monitor on standard input/output, on its own thread.
-    static func startMonitor(_ machine: PCMachine) {
+    static func startMonitor(_ machine: PCMachine) throws {
         let system = machine.memorySystem
         let monitor = HumanMonitor(providers: HumanMonitor.Providers(
             memoryTree: { flat in flat ? MemoryTreeDump.flat(system) : MemoryTreeDump.tree(system) },
@@ -25,7 +28,7 @@ enum MachineRunner {
             status: { "VM status: running\n" },
             quit: { machine.requestExit(status: 0, reason: "monitor quit") },
             pci: { machine.devices.pci.info() }))
-        let thread = Thread {
+        try HostThread.start(name: "monitor") {
             writeOut(HumanMonitor.banner + "\n")
             while true {
                 writeOut(HumanMonitor.prompt)
@@ -36,25 +39,17 @@ enum MachineRunner {
                 }
             }
         }
-        thread.start()
     }
 }
 
-/// `-serial stdio` is two-way: what arrives on standard input goes to the UART's receiver,
-/// on its own thread (stdin at EOF, e.g. /dev/null, just ends it).
-func startSerialInput(_ serial: SerialPort) {
-    let thread = Thread {
-        let input = FileHandle.standardInput
+/// A serial port on stdio is two-way: what arrives on standard input goes to the UART's
+/// receiver, on its own thread (stdin at EOF, e.g. /dev/null, just ends it).
+func startSerialInput(_ serial: SerialPort) throws {
+    try HostThread.start(name: "serial-input") {
         while true {
-            let data = input.availableData
-            if data.isEmpty { return }
-            _ = serial.receive([UInt8](data))
+            let bytes = readSome(0)
+            if bytes.isEmpty { return }
+            _ = serial.receive(bytes)
         }
     }
-    thread.start()
-}
-
-/// Writes to standard output unbuffered (the serial console shares it).
-func writeOut(_ text: String) {
-    FileHandle.standardOutput.write(Data(text.utf8))
 }

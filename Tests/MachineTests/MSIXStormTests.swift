@@ -38,7 +38,7 @@ struct MSIXStormTests {
         c.append = "rounds=\(Self.rounds) sync"
         c.cpuCount = 2
         c.maxCPUs = 2
-        c.devices = [.isaDebugExit(iobase: 0xf4, iosize: 4), .virtioRNGPCI]
+        c.devices = try ["isa-serial", "isa-debug-exit,iobase=0xf4,iosize=0x4", "virtio-rng-pci"].map(MachineConfiguration.device)
         let serial = CapturingSerialBackend()
         let m = try PCMachine(c, serial: serial, memorySystem: MemorySystem())
         let dev = try #require(m.devices.pci.host.functions.lazy.compactMap { $0.device as? VirtIOPCI }.first)
@@ -51,7 +51,7 @@ struct MSIXStormTests {
             while !serial.text.contains(line + "\n") && status.withLock({ $0 }) == nil && Date() < end { usleep(1000) }
             return serial.text.contains(line + "\n")
         }
-        func snapshot() -> (gsis: [UInt32], connected: Int) { (m.accelerator.msiRouteGSIs, dev.msix.connectedVectors) }
+        func snapshot() -> (gsis: [UInt32], connected: Int) { (m.accelerator.msiRouteGSIs, dev.msix?.connectedVectors ?? 0) }
 
         let readyReached = waitFor("storm: ready")
         #expect(readyReached, "\(serial.text)")

@@ -14,8 +14,8 @@ struct PCIPlatformTests {
     static func machine(virtio: Bool = false) throws -> PCMachine {
         var c = MachineConfiguration()
         c.kernel = try GuestKernels.path("hello")
-        c.devices = [.isaDebugExit(iobase: 0xf4, iosize: 4), .pcTestdev, .pciTestdev] + (virtio ? [.virtioRNGPCI] : [])
-        c.serial = .none
+        c.devices = try (["isa-debug-exit,iobase=0xf4,iosize=0x4", "pc-testdev", "pci-testdev"] + (virtio ? ["virtio-rng-pci"] : []))
+            .map(MachineConfiguration.device)
         return try PCMachine(c, memorySystem: MemorySystem())
     }
 
@@ -42,7 +42,7 @@ struct PCIPlatformTests {
     /// the PCI hole. QEMU: i440fx_init() → pc_pci_as_mapping_init() (PCI memory at priority -1).
     @Test func memoryBARMovedOverRAMLeavesRAMAlone() throws {
         let m = try Self.machine()
-        let dev = try #require(m.devices.pci.testDev)
+        let dev = try #require(m.devices.first(PCITestDev.self))
         let bar0 = try #require(dev.barAddress(0))
         #expect(bar0 == 0xfebf_f000)                                   // QEMU 7.2: the same
         let slots = m.accelerator.memorySlots
@@ -66,7 +66,7 @@ struct PCIPlatformTests {
     /// QEMU 7.2 loses configuration space for good, see `ioBAROverConfigPortsUnderQEMU`).
     @Test func ioBARMovedOverConfigPortsKeepsConfigSpace() throws {
         let m = try Self.machine()
-        let dev = try #require(m.devices.pci.testDev)
+        let dev = try #require(m.devices.first(PCITestDev.self))
         let bar1 = configRead(m, slot: 2, 0x14)
         configWrite(m, slot: 2, 0x14, 0xc00)
         #expect(dev.barAddress(1) == nil)

@@ -13,8 +13,7 @@ struct PCMachineTests {
     func machine() throws -> PCMachine {
         var c = MachineConfiguration()
         c.kernel = try GuestKernels.path("hello")
-        c.devices = [.isaDebugExit(iobase: 0xf4, iosize: 4), .pciTestdev, .pcTestdev]
-        c.serial = .none
+        c.devices = try ["isa-debug-exit,iobase=0xf4,iosize=0x4", "pci-testdev", "pc-testdev"].map(MachineConfiguration.device)
         return try PCMachine(c, memorySystem: MemorySystem())
     }
 
@@ -22,7 +21,7 @@ struct PCMachineTests {
     /// KVM_IOEVENTFD deassign and one assign; the kernel then takes the doorbells.
     @Test func switchingTestsIsOneDeassignAndOneAssign() throws {
         let m = try machine()
-        let dev = try #require(m.devices.pci.testDev)
+        let dev = try #require(m.devices.first(PCITestDev.self))
         let bar0 = try #require(dev.barAddress(0))
         let before = m.accelerator.ioeventfdCounts
         m.memory.write(bar0, value: 1, size: 1)              // mmio-wildcard-eventfd
@@ -39,7 +38,7 @@ struct PCMachineTests {
     /// again, one assign.
     @Test func decodeOffTakesTheIoeventfdAlong() throws {
         let m = try machine()
-        let dev = try #require(m.devices.pci.testDev)
+        let dev = try #require(m.devices.first(PCITestDev.self))
         let bar0 = try #require(dev.barAddress(0))
         m.memory.write(bar0, value: 2, size: 1)
         let slotAddress: UInt64 = 0x8000_0000 | 2 << 11 | 0x04     // 00:02.0 command

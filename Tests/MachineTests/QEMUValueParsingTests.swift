@@ -56,7 +56,7 @@ import Testing
                       "isa-debug-exit,iobase=0x", "isa-debug-exit,iobase=09", "isa-debug-exit,iobase=0xffff,iosize=2",
                       "isa-debug-exit,iobase=-1"])
     func hostileDeviceProperties(_ text: String) {
-        #expect(throws: ConfigurationError.self, "\(text)") { try QEMUValueParsing.device(text) }
+        #expect(throws: ConfigurationError.self, "\(text)") { try MachineConfiguration(qemu: QEMUArguments(device: [text])) }
     }
 
     @Test func keyValuesHonourDoubledCommas() {
@@ -66,20 +66,23 @@ import Testing
     }
 
     @Test func devices() throws {
-        #expect(try QEMUValueParsing.device("isa-debug-exit,iobase=0xf4,iosize=0x4") == .isaDebugExit(iobase: 0xf4, iosize: 4))
-        #expect(try QEMUValueParsing.device("isa-debug-exit") == .isaDebugExit(iobase: 0x501, iosize: 2))
-        #expect(try QEMUValueParsing.device("pc-testdev") == .pcTestdev)
-        #expect(try QEMUValueParsing.device("pci-testdev,id=t0") == .pciTestdev)
+        let exit = try MachineConfiguration.device("isa-debug-exit,iobase=0xf4,iosize=0x4")
+        #expect(exit.driver == "isa-debug-exit" && exit.unsigned("iobase") == 0xf4 && exit.unsigned("iosize") == 4)
+        let defaults = try MachineConfiguration.device("isa-debug-exit")
+        #expect(defaults.unsigned("iobase") == 0x501 && defaults.unsigned("iosize") == 2)
+        #expect(try MachineConfiguration.device("pc-testdev").values.isEmpty)
+        #expect(try MachineConfiguration.device("pci-testdev,id=t0").id == "t0")
         for bad in ["virtio-net", "isa-debug-exit,iobase=0x10000", "isa-debug-exit,iosize=0", "pc-testdev,foo=1",
                     "isa-debug-exit,iobase=0xfffe,iosize=4", ",iobase=1"] {
-            #expect(throws: ConfigurationError.self, "\(bad)") { try QEMUValueParsing.device(bad) }
+            #expect(throws: ConfigurationError.self, "\(bad)") { try MachineConfiguration(qemu: QEMUArguments(device: [bad])) }
         }
     }
 
     @Test func serial() throws {
         #expect(try QEMUValueParsing.serial("stdio") == .stdio)
         #expect(try QEMUValueParsing.serial("file:/tmp/x") == .file("/tmp/x"))
-        #expect(try QEMUValueParsing.serial("none") == .none)
+        #expect(try QEMUValueParsing.serial("none") == nil)
+        #expect(try QEMUValueParsing.serial("null") == .null)
         #expect(throws: ConfigurationError.self) { try QEMUValueParsing.serial("tcp::4444") }
         #expect(throws: ConfigurationError.self) { try QEMUValueParsing.serial("file:") }
     }

@@ -45,7 +45,7 @@ struct VirtIOBlockMachineTests {
         let missing = try Harness.vmm(Self.flags("/bin/true", "/nonexistent/disk.img"))
         #expect(missing.status == 1 && missing.output.hasPrefix("vmm: ") && missing.output.contains("/nonexistent/disk.img"))
         let noDrive = try Harness.vmm(["-device", "virtio-blk-pci,drive=nope", "-kernel", "/bin/true"])
-        #expect(noDrive.status == 1 && noDrive.output.contains("drive 'nope' not found"))
+        #expect(noDrive.status == 1 && noDrive.output.contains("Property 'virtio-blk-pci.drive' can't find value 'nope'"))
         let ide = try Harness.vmm(["-drive", "file=/tmp/x.img", "-kernel", "/bin/true"])
         #expect(ide.status == 1 && ide.output.contains("if=ide"))
     }

@@ -16,7 +16,7 @@ struct VirtIOMachineTests {
         var c = MachineConfiguration()
         c.kernel = try GuestKernels.path("virtiorng")
         c.append = "requests=300"
-        c.devices = [.isaDebugExit(iobase: 0xf4, iosize: 4), .virtioRNGPCI]
+        c.devices = try ["isa-serial", "isa-debug-exit,iobase=0xf4,iosize=0x4", "virtio-rng-pci"].map(MachineConfiguration.device)
         let serial = CapturingSerialBackend()
         let m = try PCMachine(c, serial: serial, memorySystem: MemorySystem())
         let status = m.run()

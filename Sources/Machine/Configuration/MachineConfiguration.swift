@@ -16,10 +16,13 @@ public struct MachineConfiguration: Sendable, Equatable {
     public var append: String = ""
     /// `-initrd`: for Multiboot, a comma-separated module list (`",,"` is a literal comma).
     public var initrd: String?
-    /// Where COM1's output goes.
-    public var serial: SerialBackendSpec = .stdio
-    /// Devices requested with `-device`.
-    public var devices: [DeviceSpec] = []
+    /// Devices in creation order: the serial ports `-serial` implies, every `-device`, then the
+    /// virtio-blk devices `-drive if=virtio` implies (QEMU's order).
+    public var devices: [DeviceInstance] = []
+    /// Character backends (`-chardev`, and the `serialN` ones `-serial` creates).
+    public var chardevs: [ChardevSpec] = []
+    /// `-object` backends (entropy sources).
+    public var objects: [ObjectSpec] = []
     /// ACPI tables for the guest (`-no-acpi` turns them off).
     public var acpi = true
     /// Disk images from `-drive`.
@@ -38,31 +41,40 @@ public struct MachineConfiguration: Sendable, Equatable {
     public init() {}
 }
 
-/// A serial backend (`-serial stdio | file:PATH | none | null`).
-public enum SerialBackendSpec: Sendable, Equatable {
-    case stdio
-    case file(String)
-    case none
+/// A character backend: where a serial port's (or console's) bytes go and come from.
+/// QEMU: a Chardev (`-chardev stdio|file|null,id=ID`; `-serial X` creates "serialN").
+public struct ChardevSpec: Sendable, Equatable {
+    public enum Backend: Sendable, Equatable {
+        case stdio
+        case file(String)
+        case null
+    }
+    public var id: String
+    public var backend: Backend
+
+    public init(id: String, backend: Backend) {
+        self.id = id
+        self.backend = backend
+    }
+}
+
+/// A `-object` backend. QEMU: a user-creatable QOM object.
+public struct ObjectSpec: Sendable, Equatable {
+    /// `rng-random` or `rng-builtin`.
+    public var type: String
+    public var id: String
+    public var isRNG: Bool { type == "rng-random" || type == "rng-builtin" }
+
+    public init(type: String, id: String) {
+        self.type = type
+        self.id = id
+    }
 }
 
 /// A human monitor backend (`-monitor stdio | none`).
 public enum MonitorSpec: Sendable, Equatable {
     case none
     case stdio
-}
-
-/// A device requested on the command line, with its properties checked.
-public enum DeviceSpec: Sendable, Equatable {
-    /// `isa-debug-exit,iobase=0xf4,iosize=0x4` (QEMU defaults: iobase 0x501, iosize 2).
-    case isaDebugExit(iobase: UInt16, iosize: UInt16)
-    /// `pc-testdev`.
-    case pcTestdev
-    /// `pci-testdev`.
-    case pciTestdev
-    /// `virtio-rng-pci`.
-    case virtioRNGPCI
-    /// `virtio-blk-pci,drive=ID[,serial=S]`.
-    case virtioBlockPCI(drive: String, serial: String = "")
 }
 
 /// A disk image (`-drive file=PATH,if=none|virtio,id=ID,format=raw[,readonly=on]`).
@@ -75,5 +87,17 @@ public struct DriveSpec: Sendable, Equatable {
 
     public init(id: String, file: String, interface: Interface, readOnly: Bool) {
         self.id = id; self.file = file; self.interface = interface; self.readOnly = readOnly
+    }
+}
+
+extension MachineConfiguration {
+    /// A `-device` string parsed against the registry (for building configurations in code).
+    public static func device(_ text: String) throws(ConfigurationError) -> DeviceInstance { try DeviceRegistry.parse(text) }
+}
+
+extension MachineConfiguration {
+    /// The chardev on standard input/output, if any (its serial port gets stdin).
+    public var stdioSerialChardev: String? {
+        chardevs.first { $0.backend == .stdio }?.id
     }
 }

@@ -1,4 +1,5 @@
-/// QEMU's options as given, before checking: what `vmm -kernel K ...` and `vmm run` hand over.
+/// QEMU's options as given, before checking: what the command line (`QEMUCommandLine`) collects
+/// for `vmm -kernel K ...` and `vmm run`.
 public struct QEMUArguments: Sendable {
     public var kernel: String?
     public var append: String?
@@ -6,7 +7,10 @@ public struct QEMUArguments: Sendable {
     public var memory: String?
     public var smp: String?
     public var device: [String] = []
-    public var serial: String?
+    /// `-serial` values, one per port (COM1 first).
+    public var serial: [String] = []
+    /// `-chardev` values.
+    public var chardev: [String] = []
     public var machine: [String] = []
     public var accel: [String] = []
     public var enableKVM = false
@@ -30,7 +34,7 @@ public struct QEMUArguments: Sendable {
 
     public init(
         kernel: String? = nil, append: String? = nil, initrd: String? = nil, memory: String? = nil,
-        smp: String? = nil, device: [String] = [], serial: String? = nil, machine: [String] = [],
+        smp: String? = nil, device: [String] = [], serial: [String] = [], chardev: [String] = [], machine: [String] = [],
         accel: [String] = [], enableKVM: Bool = false, cpu: String? = nil, name: String? = nil,
         nodefaults: Bool = false, nographic: Bool = false, display: String? = nil, vnc: String? = nil,
         noReboot: Bool = false, global: [String] = [], monitor: String? = nil, drive: [String] = [],
@@ -38,7 +42,7 @@ public struct QEMUArguments: Sendable {
         ignored: [(String, String)] = []
     ) {
         self.kernel = kernel; self.append = append; self.initrd = initrd; self.memory = memory
-        self.smp = smp; self.device = device; self.serial = serial; self.machine = machine
+        self.smp = smp; self.device = device; self.serial = serial; self.chardev = chardev; self.machine = machine
         self.accel = accel; self.enableKVM = enableKVM; self.cpu = cpu; self.name = name
         self.nodefaults = nodefaults; self.nographic = nographic; self.display = display; self.vnc = vnc
         self.noReboot = noReboot; self.global = global; self.monitor = monitor
@@ -62,7 +66,6 @@ extension MachineConfiguration {
         if let v = a.vga, v != "none" { c.warnings.append("-vga \(v): there is no VGA device here") }
         c.acpi = !a.noACPI
         for (flag, value) in a.ignored { c.warnings.append("\(flag)\(value.isEmpty ? "" : " " + value): ignored") }
-        var rngObjects = Set<String>()
         for o in a.object {
             let kv = QEMUValueParsing.keyValues(o, impliedKey: "qom-type")
             let type = kv.first { $0.key == "qom-type" }?.value ?? ""
@@ -70,7 +73,39 @@ extension MachineConfiguration {
                 throw ConfigurationError("-object: '\(type)' is not supported (rng-random, rng-builtin)")
             }
             guard let id = kv.first(where: { $0.key == "id" })?.value else { throw ConfigurationError("-object \(type): missing id=") }
-            rngObjects.insert(id)
+            guard !c.objects.contains(where: { $0.id == id }) else { throw ConfigurationError("-object \(type): Duplicate ID '\(id)' for object") }
+            c.objects.append(ObjectSpec(type: type, id: id))
+        }
+        for text in a.chardev {
+            let chardev = try QEMUValueParsing.chardev(text)
+            guard !c.chardevs.contains(where: { $0.id == chardev.id }) else {
+                throw ConfigurationError("-chardev \(text): attempt to add duplicate property 'id' to object (type 'chardev')")
+            }
+            c.chardevs.append(chardev)
+        }
+        // Serial ports: an explicit -serial wins; with none, COM1 goes to stdio unless -nodefaults
+        // (QEMU: -nodefaults and no -serial → no serial port).
+        var serials = a.serial
+        if serials.isEmpty && (!a.nodefaults || a.nographic) { serials = ["stdio"] }
+        if let m = a.monitor {
+            switch m {
+            case "stdio": c.monitor = .stdio
+            case "none", "null": c.monitor = .none
+            default: throw ConfigurationError("-monitor: '\(m)' is not supported (stdio, none)")
+            }
+        }
+        if c.monitor == .stdio, serials.contains(where: { $0 == "stdio" || $0 == "mon:stdio" }) {
+            if !a.serial.isEmpty { throw ConfigurationError("-monitor stdio: stdio is already used by -serial stdio") }
+            serials = []
+        }
+        guard serials.count <= 4 else { throw ConfigurationError("-serial: Max. supported number of ISA serial ports is 4.") }
+        for (index, text) in serials.enumerated() {
+            guard let backend = try QEMUValueParsing.serial(text) else { continue }
+            let id = "serial\(index)"
+            c.chardevs.append(ChardevSpec(id: id, backend: backend))
+            c.devices.append(DeviceInstance(driver: "isa-serial", values: [
+                "chardev": .string(id), "index": .unsigned(UInt64(index)),
+                "iobase": .unsigned(0xffff_ffff), "irq": .unsigned(0xffff_ffff)]))
         }
         for d in a.drive {
             let drive = try QEMUValueParsing.drive(d, index: c.drives.count)
@@ -78,22 +113,22 @@ extension MachineConfiguration {
                 throw ConfigurationError("-drive: duplicate id '\(drive.id)'")
             }
             c.drives.append(drive)
-            if drive.interface == .virtio { c.devices.append(.virtioBlockPCI(drive: drive.id)) }
         }
+        var ids = Set<String>()
         for d in a.device {
-            let spec = try QEMUValueParsing.device(d)
-            if case .virtioRNGPCI = spec, let rng = QEMUValueParsing.keyValues(d, impliedKey: "driver").first(where: { $0.key == "rng" })?.value,
-               !rngObjects.contains(rng) {
-                throw ConfigurationError("-device virtio-rng-pci: rng '\(rng)' not found (add -object rng-random,id=\(rng))")
+            if d == "help" || d == "?" { continue }
+            let instance = try DeviceRegistry.parse(d)
+            if let id = instance.id, !ids.insert(id).inserted {
+                throw ConfigurationError("-device \(d): Duplicate ID '\(id)' for device")
             }
-            c.devices.append(spec)
+            c.devices.append(instance)
         }
-        var used = Set<String>()
-        for case .virtioBlockPCI(let id, _) in c.devices {
-            guard c.drives.contains(where: { $0.id == id }) else {
-                throw ConfigurationError("-device virtio-blk-pci: drive '\(id)' not found (add -drive id=\(id),file=...)")
-            }
-            guard used.insert(id).inserted else { throw ConfigurationError("-device virtio-blk-pci: drive '\(id)' is already in use") }
+        // QEMU creates the devices -drive if=virtio implies after every -device.
+        for drive in c.drives where drive.interface == .virtio {
+            c.devices.append(try DeviceRegistry.parse("virtio-blk-pci,drive=\(drive.id)"))
+        }
+        for d in c.devices {
+            try DeviceRegistry.type(named: d.driver)?.validate?(d, c)
         }
         for m in a.machine {
             for (k, v) in QEMUValueParsing.keyValues(m, impliedKey: "type") {
@@ -131,25 +166,6 @@ extension MachineConfiguration {
         }
         c.noReboot = a.noReboot
         for g in a.global { c.warnings.append("-global \(g): ignored") }
-        // Serial: an explicit -serial wins; -nodefaults alone leaves COM1 without a backend.
-        if let s = a.serial {
-            c.serial = try QEMUValueParsing.serial(s)
-        } else {
-            c.serial = a.nodefaults && !a.nographic ? .none : .stdio
-        }
-        if let m = a.monitor {
-            switch m {
-            case "stdio": c.monitor = .stdio
-            case "none", "null": c.monitor = .none
-            default: throw ConfigurationError("-monitor: '\(m)' is not supported (stdio, none)")
-            }
-        }
-        if c.monitor == .stdio && c.serial == .stdio {
-            if a.serial != nil {
-                throw ConfigurationError("-monitor stdio: stdio is already used by -serial stdio")
-            }
-            c.serial = .none
-        }
         self = c
     }
 }

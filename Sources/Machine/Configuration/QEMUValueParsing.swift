@@ -151,60 +151,6 @@ public enum QEMUValueParsing {
         return UInt64(text)
     }
 
-    /// Parses `-device DRIVER[,prop=value...]` into a checked `DeviceSpec`.
-    public static func device(_ text: String) throws(ConfigurationError) -> DeviceSpec {
-        let kv = keyValues(text, impliedKey: "driver")
-        guard let driver = kv.first(where: { $0.key == "driver" })?.value else {
-            throw ConfigurationError("-device: missing driver name in '\(text)'")
-        }
-        let props = kv.filter { $0.key != "driver" }
-        func reject(_ p: (key: String, value: String)) -> ConfigurationError {
-            ConfigurationError("-device \(driver): unsupported property '\(p.key)'")
-        }
-        switch driver {
-        case "isa-debug-exit":
-            var iobase: UInt64 = 0x501
-            var iosize: UInt64 = 2
-            for p in props {
-                switch p.key {
-                case "iobase":
-                    guard let v = integer(p.value), v <= 0xffff else {
-                        throw ConfigurationError("-device isa-debug-exit: invalid iobase '\(p.value)'")
-                    }
-                    iobase = v
-                case "iosize":
-                    guard let v = integer(p.value), (1...8).contains(v) else {
-                        throw ConfigurationError("-device isa-debug-exit: invalid iosize '\(p.value)' (1..8)")
-                    }
-                    iosize = v
-                case "id": break
-                default: throw reject(p)
-                }
-            }
-            guard iobase + iosize <= 0x10000 else {
-                throw ConfigurationError("-device isa-debug-exit: ports 0x\(String(iobase, radix: 16))+\(iosize) exceed 0xffff")
-            }
-            return .isaDebugExit(iobase: UInt16(iobase), iosize: UInt16(iosize))
-        case "pc-testdev":
-            if let p = props.first(where: { $0.key != "id" }) { throw reject(p) }
-            return .pcTestdev
-        case "pci-testdev":
-            if let p = props.first(where: { !["id", "addr", "bus", "membar"].contains($0.key) }) { throw reject(p) }
-            return .pciTestdev
-        case "virtio-blk-pci":
-            guard let drive = props.first(where: { $0.key == "drive" })?.value else {
-                throw ConfigurationError("-device virtio-blk-pci: missing drive=ID")
-            }
-            if let p = props.first(where: { !["id", "addr", "bus", "drive", "disable-legacy", "disable-modern", "serial"].contains($0.key) }) { throw reject(p) }
-            return .virtioBlockPCI(drive: drive, serial: props.last(where: { $0.key == "serial" })?.value ?? "")
-        case "virtio-rng-pci":
-            if let p = props.first(where: { !["id", "addr", "bus", "disable-legacy", "disable-modern", "rng"].contains($0.key) }) { throw reject(p) }
-            return .virtioRNGPCI
-        default:
-            throw ConfigurationError("-device: '\(driver)' is not a supported device (try -device help)")
-        }
-    }
-
     /// Parses `-drive` (raw images; `if=none` for `-device virtio-blk-pci,drive=ID`, `if=virtio`
     /// for one with the device implied). QEMU's default `if=ide` has no IDE controller here.
     public static func drive(_ text: String, index: Int) throws(ConfigurationError) -> DriveSpec {
@@ -240,35 +186,42 @@ public enum QEMUValueParsing {
         return DriveSpec(id: id, file: file, interface: interface, readOnly: readOnly)
     }
 
-    /// Parses `-serial`.
-    public static func serial(_ text: String) throws(ConfigurationError) -> SerialBackendSpec {
+    /// Parses `-serial`: a backend, or nil for `none` (no port). `null` is a port with no backend.
+    public static func serial(_ text: String) throws(ConfigurationError) -> ChardevSpec.Backend? {
         switch text {
         case "stdio", "mon:stdio": return .stdio
-        case "none", "null": return .none
+        case "none": return nil
+        case "null": return .null
         default:
             if text.hasPrefix("file:") {
                 let path = String(text.dropFirst(5))
                 guard !path.isEmpty else { throw ConfigurationError("-serial: file: needs a path") }
                 return .file(path)
             }
-            throw ConfigurationError("-serial: unsupported backend '\(text)' (stdio, file:PATH, none)")
+            throw ConfigurationError("-serial: unsupported backend '\(text)' (stdio, file:PATH, null, none)")
         }
     }
 
-    /// The `-device help` listing, in QEMU's format.
-    public static let deviceHelp = """
-        Controller/Bridge/Hub devices:
-        name "i440FX-pcihost", bus System, desc "Intel 440FX PCI host bridge (built in)"
-
-        Input devices:
-        name "isa-serial", bus ISA, desc "16550A UART (built in at 0x3f8, IRQ 4)"
-
-        Misc devices:
-        name "isa-debug-exit", bus ISA
-        name "pc-testdev", bus ISA
-        name "pci-testdev", bus PCI, desc "PCI Test Device"
-        name "virtio-blk-pci", bus PCI, desc "virtio block device (raw -drive, modern interface, MSI-X, ioeventfd + irqfd)"
-        name "virtio-rng-pci", bus PCI, desc "virtio entropy source (modern interface, MSI-X, ioeventfd + irqfd)"
-
-        """
+    /// Parses `-chardev stdio|file|null,id=ID[,path=P]`. QEMU: qemu_chr_new_from_opts().
+    public static func chardev(_ text: String) throws(ConfigurationError) -> ChardevSpec {
+        let kv = keyValues(text, impliedKey: "backend")
+        let backend = kv.first { $0.key == "backend" }?.value ?? ""
+        guard let id = kv.first(where: { $0.key == "id" })?.value, !id.isEmpty else {
+            throw ConfigurationError("-chardev \(text): chardev: \"\(backend)\" missing id")
+        }
+        for (k, _) in kv where !["backend", "id", "path", "signal", "logfile", "logappend", "mux"].contains(k) {
+            throw ConfigurationError("-chardev \(text): Invalid parameter '\(k)'")
+        }
+        switch backend {
+        case "stdio": return ChardevSpec(id: id, backend: .stdio)
+        case "null": return ChardevSpec(id: id, backend: .null)
+        case "file":
+            guard let path = kv.first(where: { $0.key == "path" })?.value, !path.isEmpty else {
+                throw ConfigurationError("-chardev \(text): chardev: file: no filename given")
+            }
+            return ChardevSpec(id: id, backend: .file(path))
+        default:
+            throw ConfigurationError("-chardev \(text): '\(backend)' is not a supported chardev backend (stdio, file, null)")
+        }
+    }
 }

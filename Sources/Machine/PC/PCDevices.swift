@@ -5,12 +5,12 @@ import KVMAccel
 import Memory
 import VMMSys
 
-/// The devices of the pc machine, created from the configuration and mapped into the
-/// machine's roots through the memory API. Interrupts go to the in-kernel irqchip.
-/// QEMU: the device creation in `pc_init1()` plus `-device`.
+/// The devices of the pc machine: the built-in ones (fw_cfg, RTC/CMOS, ACPI PM, reset, i8042,
+/// the PCI host and PIIX3) and every configured device, realized from the device registry in
+/// configuration order, all mapped into the machine's roots through the memory API.
+/// Interrupts go to the in-kernel irqchip. QEMU: the device creation in `pc_init1()` plus
+/// `-device` (qdev_device_add).
 public final class PCDevices: Sendable {
-    public let serial: SerialPort?
-    public let debugExit: ISADebugExit?
     public let fwCfg: FwCfg
     public let fwCfgDMA: FwCfgDMA
     public let cmos: CMOS
@@ -18,72 +18,20 @@ public final class PCDevices: Sendable {
     public let pmRegisters: ACPIPMRegisters
     public let resetControl: ResetControl
     public let keyboardController: I8042
-    public let pcTestDev: PCTestDev?
     public let pci: PCIBus
     /// Serves the virtio queues (started with the machine).
     public let ioThread: IOThread
+    /// Every configured device, in configuration order, with what it realized as.
+    public let realized: [(instance: DeviceInstance, device: AnyObject & Sendable)]
 
     /// - Parameters:
     ///   - pciMemory: PCI memory space (BARs, pc-testdev's iomem), as QEMU's "pci" container.
     ///   - dma: the devices' access to guest memory; it must not write ROM (`AddressSpace.dmaMemory`).
+    ///   - serial: a backend for serial port 0 instead of its configured chardev (tests).
     init(configuration c: MachineConfiguration, layout: PCMemoryLayout, pciMemory: MemoryRegion, ioRoot: MemoryRegion,
          dma: GuestMemory, accelerator: KVMAccelerator, serial serialOverride: (any SerialBackend)?, logger: Logger,
          requestExit: @escaping @Sendable (Int32, String) -> Void) throws {
-        func isaIRQ(_ n: UInt32) -> IRQ { IRQ { level in accelerator.setIRQLine(n, level: level) } }
-
-        // COM1 exists only with a serial backend (QEMU: -nodefaults and no -serial → none).
-        let backend: (any SerialBackend)?
-        if let serialOverride {
-            backend = serialOverride
-        } else {
-            switch c.serial {
-            case .stdio: backend = StdoutSerialBackend()
-            case .file(let path):
-                do { backend = try FileSerialBackend(path: path) } catch {
-                    throw MachineError("-serial file:\(path): \(error)")
-                }
-            case .none: backend = nil
-            }
-        }
-        if let backend {
-            let port = SerialPort(backend: backend, irq: isaIRQ(4), name: "serial")
-            ioRoot.addSubregion(port.region, at: 0x3f8)
-            serial = port
-        } else {
-            serial = nil
-        }
-
-        var debugExit: ISADebugExit?
-        var pcTestDev: PCTestDev?
-        var wantPCITestDev = false
-        var virtio: [any VirtIODevice] = []
-        for d in c.devices {
-            switch d {
-            case .isaDebugExit(let iobase, let iosize):
-                let dev = ISADebugExit(iobase: iobase, iosize: iosize, onExit: { requestExit($0, "isa-debug-exit") })
-                dev.map(into: ioRoot)
-                debugExit = dev
-            case .pcTestdev:
-                let dev = PCTestDev(irqLines: (0..<24).map { isaIRQ(UInt32($0)) })
-                dev.map(into: ioRoot, memory: pciMemory)          // QEMU: in the ISA (= PCI) memory space
-                pcTestDev = dev
-            case .pciTestdev:
-                wantPCITestDev = true
-            case .virtioRNGPCI:
-                virtio.append(VirtIORNG())
-            case .virtioBlockPCI(let id, let serial):
-                guard let drive = c.drives.first(where: { $0.id == id }) else {
-                    throw MachineError("-device virtio-blk-pci: drive '\(id)' not found")
-                }
-                do {
-                    virtio.append(try VirtIOBlock(path: drive.file, readOnly: drive.readOnly, serial: serial, logger: logger))
-                } catch {
-                    throw MachineError("-drive file=\(drive.file): \(error)")
-                }
-            }
-        }
-        self.debugExit = debugExit
-        self.pcTestDev = pcTestDev
+        let isaIRQ: @Sendable (UInt32) -> IRQ = { n in IRQ { level in accelerator.setIRQLine(n, level: level) } }
 
         fwCfg = FwCfg(ramSize: c.memorySize, cpus: UInt16(c.cpuCount), maxCPUs: UInt16(max(c.maxCPUs, c.cpuCount)))
         fwCfg.map(into: ioRoot)
@@ -103,13 +51,35 @@ public final class PCDevices: Sendable {
         keyboardController.map(into: ioRoot)
         let thread = try IOThread(logger: logger)
         ioThread = thread
-        let msi = KVMMSIController(accelerator: accelerator, logger: logger)
-        let virtioDevices = try virtio.map { d in
-            // INTx (while MSI-X is off) on GSI 11, as SeaBIOS routes the first PCI slots' pin A.
-            try VirtIOPCI(device: d, dma: dma, msiController: msi, intx: isaIRQ(11), ioThread: thread,
-                          fastMMIO: accelerator.anyLengthIoeventfds, logger: logger)
+        pci = try PCIBus(pciMemory: pciMemory, ioRoot: ioRoot, layout: layout,
+                         setGSI: { gsi, level in accelerator.setIRQLine(gsi, level: level) })
+
+        let context = DeviceContext(
+            configuration: c, io: ioRoot, pciMemory: pciMemory, dma: dma, ioThread: thread,
+            msi: KVMMSIController(accelerator: accelerator, logger: logger), fastMMIO: accelerator.anyLengthIoeventfds,
+            logger: logger, pci: pci, isaIRQ: isaIRQ, exit: requestExit, serialOverride: serialOverride)
+        var realized: [(DeviceInstance, AnyObject & Sendable)] = []
+        for instance in c.devices {
+            guard let type = DeviceRegistry.type(named: instance.driver) else {
+                throw MachineError("-device \(instance.driver): not a known device")
+            }
+            realized.append((instance, try type.realize(instance, context)))
         }
-        pci = try PCIBus(pciMemory: pciMemory, ioRoot: ioRoot, layout: layout, accelerator: accelerator,
-                         pciTestDev: wantPCITestDev, extraDevices: virtioDevices)
+        self.realized = realized
+        pci.assignBARs()
+    }
+
+    /// The first realized device of type `T`.
+    public func first<T>(_: T.Type) -> T? { realized.lazy.compactMap { $0.device as? T }.first }
+
+    /// Serial port 0 (COM1), if there is one.
+    public var serial: SerialPort? {
+        realized.first { $0.instance.driver == "isa-serial" && $0.instance.unsigned("index") == 0 }?.device as? SerialPort
+            ?? first(SerialPort.self)
+    }
+
+    /// The serial port whose chardev is `id`.
+    public func serial(chardev id: String) -> SerialPort? {
+        realized.first { $0.instance.driver == "isa-serial" && $0.instance.string("chardev") == id }?.device as? SerialPort
     }
 }

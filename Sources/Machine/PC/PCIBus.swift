@@ -2,40 +2,87 @@ import Devices
 import KVMAccel
 import Logging
 import Memory
+import Synchronization
 
-/// The pc machine's PCI bus 0: the i440FX host bridge on 0xcf8/0xcfc, the devices from the
-/// command line, and BARs assigned as SeaBIOS assigns them (MMIO at the top of the 32-bit
-/// window below the IOAPIC, I/O up from 0xc000) with decoding enabled, since no firmware runs.
-/// Memory BARs map into the machine's "pci" container, I/O BARs into the "io" root.
-/// QEMU: `i440fx_init()` + SeaBIOS `pci_setup()`.
+/// The pc machine's PCI bus 0: the i440FX host bridge on 0xcf8/0xcfc, the PIIX3 functions at
+/// 00:01, the devices from the command line (plugged in command-line order, each at its
+/// `addr=` or the first free slot), INTx routed as SeaBIOS routes it, and BARs assigned as
+/// SeaBIOS assigns them (MMIO at the top of the 32-bit window below the IOAPIC, I/O up from
+/// 0xc000) with decoding enabled, since no firmware runs. Memory BARs map into the machine's
+/// "pci" container, I/O BARs into the "io" root. QEMU: `i440fx_init()` + SeaBIOS `pci_setup()`.
 public final class PCIBus: Sendable {
     public let host: PCIHost
-    public let testDev: PCITestDev?
-    public let assignments: [PCIBARAssignment]
+    private let assigned = Mutex<[PCIBARAssignment]>([])
+    private let layout: PCMemoryLayout
+    /// Which devices assert each PCI interrupt line (PIRQ A–D), so a shared line is the OR of
+    /// its devices' levels. QEMU: piix3_set_irq_level() with pic_levels.
+    private let pirqLevels = Mutex<[Set<Int>]>([[], [], [], []])
+    private let setGSI: @Sendable (UInt32, Bool) -> Void
 
-    init(pciMemory: MemoryRegion, ioRoot: MemoryRegion, layout: PCMemoryLayout, accelerator: KVMAccelerator,
-         pciTestDev: Bool, extraDevices: [PCIDevice] = []) throws {
+    /// The ISA IRQs SeaBIOS routes PIRQ A–D to on i440FX (PIIX3 registers 0x60–0x63).
+    /// SeaBIOS: pci_irqs[] in piix_isa_bridge_setup().
+    public static let pirqIRQs: [UInt32] = [10, 10, 11, 11]
+
+    init(pciMemory: MemoryRegion, ioRoot: MemoryRegion, layout: PCMemoryLayout,
+         setGSI: @escaping @Sendable (UInt32, Bool) -> Void) throws {
+        self.layout = layout
+        self.setGSI = setGSI
         host = PCIHost(ioSpace: ioRoot, memorySpace: pciMemory)
         host.map(into: ioRoot)
-        // The PIIX3 at 00:01 as on QEMU's pc, so -device pci-testdev lands at 00:02.0 as there.
+        // The PIIX3 at 00:01 as on QEMU's pc, so the first -device lands at 00:02.0 as there.
         _ = try host.register(PIIX3.isaBridge(), slot: 1, function: 0)
         _ = try host.register(PIIX3.ide(), slot: 1, function: 1)
         _ = try host.register(PIIX3.powerManagement(), slot: 1, function: 3)
-        if pciTestDev {
-            // Zero-length ("fast MMIO") wildcard ioeventfds only when KVM offers them, as QEMU.
-            let dev = try PCITestDev(fastMMIO: accelerator.anyLengthIoeventfds)
-            _ = try host.register(dev)
-            testDev = dev
-        } else {
-            testDev = nil
-        }
-        for d in extraDevices {
-            _ = try host.register(d)
-            d.configWrite(offset: PCIDevice.Register.interruptLine, value: 11, size: 1)
-        }
-        assignments = host.assignBARs(mmioTop: PCMemoryLayout.ioapicBase, mmioBottom: Self.mmioWindowStart(layout),
-                                      above4GEnd: PCMemoryLayout.highMemoryBase + layout.above4G)
     }
+
+    /// The slot a device will get: `address`'s, or the first free one from 1.
+    /// QEMU: do_pci_register_device() devfn choice; its error for a taken slot.
+    func slot(for address: (slot: Int, function: Int)?, driver: String) throws(MachineError) -> (slot: Int, function: Int) {
+        if let address {
+            if let other = host.functions.first(where: { $0.slot == address.slot && $0.function == address.function }) {
+                _ = other
+                throw MachineError("-device \(driver): PCI: slot \(address.slot) function \(address.function) not available for \(driver)")
+            }
+            return address
+        }
+        guard let free = (1..<32).first(where: { s in !host.functions.contains { $0.slot == s } }) else {
+            throw MachineError("-device \(driver): PCI: no slot/function available for \(driver), all in use")
+        }
+        return (free, 0)
+    }
+
+    /// The INTx line of pin A of a device at `slot`: PIRQ (slot - 1) & 3, shared by OR-ing.
+    /// SeaBIOS: piix_pci_slot_get_irq(); QEMU: pci_slot_get_pirq().
+    func intx(slot: Int, function: Int) -> IRQ {
+        let pirq = (slot &- 1) & 3
+        let source = slot << 3 | function
+        return IRQ { [self] level in
+            let line = pirqLevels.withLock { levels -> Bool in
+                if level { levels[pirq].insert(source) } else { levels[pirq].remove(source) }
+                return !levels[pirq].isEmpty
+            }
+            setGSI(Self.pirqIRQs[pirq], line)
+        }
+    }
+
+    /// Plugs `device` at `address` and programs its interrupt line register as SeaBIOS would.
+    func plug(_ device: PCIDevice, at address: (slot: Int, function: Int)) throws {
+        _ = try host.register(device, slot: address.slot, function: address.function)
+        if device.configRead(offset: PCIDevice.Register.interruptPin, size: 1) != 0 {
+            let irq = Self.pirqIRQs[(address.slot &- 1) & 3]
+            device.configWrite(offset: PCIDevice.Register.interruptLine, value: irq, size: 1)
+        }
+    }
+
+    /// Programs every BAR as SeaBIOS would (once every device is plugged).
+    func assignBARs() {
+        let a = host.assignBARs(mmioTop: PCMemoryLayout.ioapicBase, mmioBottom: Self.mmioWindowStart(layout),
+                                above4GEnd: PCMemoryLayout.highMemoryBase + layout.above4G)
+        assigned.withLock { $0 = a }
+    }
+
+    /// Where each BAR went.
+    public var assignments: [PCIBARAssignment] { assigned.withLock { $0 } }
 
     /// Where SeaBIOS lets the 32-bit PCI window start on i440FX: 2 GiB or 3 GiB when RAM below
     /// 4 GiB ends below those, else the end of that RAM. QEMU: SeaBIOS i440fx_mem_addr_setup().
