@@ -46,7 +46,7 @@ let package = Package(
             dependencies: ["Devices", "Memory", "VMMSys", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         // Boot loaders (Multiboot, Linux boot protocol) and firmware tables (ACPI).
-        .target(name: "Loader", dependencies: ["Memory"], swiftSettings: strict),
+        .target(name: "Loader", dependencies: ["Memory", "VMMSys"], swiftSettings: strict),
         // QMP, QEMU's machine protocol: JSON, the protocol state machine, commands and events.
         .target(name: "QMP", dependencies: ["VMMSys"], swiftSettings: strict),
         // The PC machine.

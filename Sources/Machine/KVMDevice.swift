@@ -1,10 +1,12 @@
-import Foundation
 import KVM
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Opens the KVM device: /dev/kvm, or the path in `VMM_KVM_DEVICE` (so tests can show what a
 /// user without KVM sees on a machine that has it).
 enum KVMDevice {
-    static var path: String { ProcessInfo.processInfo.environment["VMM_KVM_DEVICE"] ?? "/dev/kvm" }
+    static var path: String { getenv("VMM_KVM_DEVICE").map { String(cString: $0) } ?? "/dev/kvm" }
 
     static func open() throws -> KVMSystem {
         do {

@@ -1,4 +1,7 @@
-import Foundation
+import VMMSys
+#if canImport(Glibc)
+import Glibc
+#endif
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -117,9 +120,9 @@ public enum MultibootLoader {
             }
         }
         do {
-            return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+            return try readWholeFile(path, maximumBytes: maximumFileSize)
         } catch {
-            throw LoaderError(path, "cannot read \(what) file: \(error.localizedDescription)")
+            throw LoaderError(path, "cannot read \(what) file: \(String(cString: strerror(error.errno)))")
         }
     }
 }

@@ -1,4 +1,3 @@
-import Foundation
 import KVMAccel
 import Memory
 import VMMSys

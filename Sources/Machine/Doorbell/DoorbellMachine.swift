@@ -1,5 +1,6 @@
 import KVM
 import KVMAccel
+import Logging
 import Memory
 import Synchronization
 import VMMSys
@@ -23,12 +24,14 @@ public final class DoorbellMachine: Sendable {
     public static let doorbellMMIO: UInt64 = 0xd000_0000
     public static let reportPort: UInt64 = 0x6100
 
-    public let kvm: KVMSystem
-    public let vm: VirtualMachine
-    public let accelerator: KVMAccelerator
-    public let memorySystem: MemorySystem
-    public let memory: AddressSpace
-    public let io: AddressSpace
+    /// KVM, the VM, the memory roots and the accelerator, as every machine here has them.
+    public let core: MachineCore
+    public var kvm: KVMSystem { core.kvm }
+    public var vm: VirtualMachine { core.vm }
+    public var accelerator: KVMAccelerator { core.accelerator }
+    public var memorySystem: MemorySystem { core.memorySystem }
+    public var memory: AddressSpace { core.memory }
+    public var io: AddressSpace { core.io }
     public let ram: MemoryRegion
     /// The doorbell register blocks (8 bytes of ports, 4 KiB of MMIO).
     public let pioDoorbell: MemoryRegion
@@ -53,15 +56,9 @@ public final class DoorbellMachine: Sendable {
     /// Creates the VM. `irqchip` adds the in-kernel PIC/IOAPIC/LAPIC (for interrupt tests;
     /// HLT then no longer exits).
     public init(vcpus: Int = 1, irqchip: Bool = false, memorySystem: MemorySystem = MemorySystem()) throws {
-        kvm = try KVMDevice.open()
-        vm = try kvm.createVM()
-        if irqchip {
-            try vm.setTSSAddress(0xfffb_d000)
-            try vm.createIrqchip()
-        }
-        self.memorySystem = memorySystem
-        let memRoot = MemoryRegion.container(name: "system", size: UInt128(1) << 64)
-        let ioRoot = MemoryRegion.container(name: "io", size: 0x10000)
+        let core = try MachineCore(memorySystem: memorySystem, irqchip: irqchip, logger: Logger(label: "vmm.doorbell"))
+        self.core = core
+        let memRoot = core.systemRoot, ioRoot = core.ioRoot
         ram = try MemoryRegion.ram(name: "doorbell.ram", size: Self.ramSize)
         memRoot.addSubregion(ram, at: 0)
         let state = device
@@ -81,17 +78,13 @@ public final class DoorbellMachine: Sendable {
         ioRoot.addSubregion(pioDoorbell, at: Self.doorbellPort)
         ioRoot.addSubregion(reportRegion, at: Self.reportPort)
         memRoot.addSubregion(mmioDoorbell, at: Self.doorbellMMIO)
-        memory = AddressSpace(root: memRoot, name: "memory", system: memorySystem)
-        io = AddressSpace(root: ioRoot, name: "I/O", system: memorySystem)
-        accelerator = KVMAccelerator(vm: vm)
-        accelerator.attach(memory: memory, io: io)
-        try memory.guestMemory.write(doorbellGuestImage, at: Self.loadAddress)
+        core.attach()
+        try core.memory.guestMemory.write(doorbellGuestImage, at: Self.loadAddress)
         var runners: [VCPURunner] = []
         for id in 0..<vcpus {
-            let vcpu = try vm.createVCPU(id: UInt32(id))
-            try vcpu.setCPUID(try kvm.supportedCPUID())
-            if irqchip { try VCPUSetup.resetLocalAPIC(vcpu, bsp: id == 0, softwareEnable: true) }
-            runners.append(VCPURunner(vcpu: vcpu, memory: memory, io: io))
+            let runner = try core.createVCPU(id: id, cpuid: core.supportedCPUID, logger: Logger(label: "vmm.vcpu"))
+            if irqchip { try VCPUSetup.resetLocalAPIC(runner.vcpu, bsp: id == 0, softwareEnable: true) }
+            runners.append(runner)
         }
         self.runners = runners
     }

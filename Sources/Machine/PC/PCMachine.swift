@@ -1,6 +1,6 @@
 import Dispatch
 import Devices
-import Foundation
+
 import KVM
 import KVMAccel
 import Loader
@@ -16,12 +16,14 @@ import VMMSys
 public final class PCMachine: Sendable {
     public let configuration: MachineConfiguration
     public let layout: PCMemoryLayout
-    public let kvm: KVMSystem
-    public let vm: VirtualMachine
-    public let accelerator: KVMAccelerator
-    public let memorySystem: MemorySystem
-    public let memory: AddressSpace
-    public let io: AddressSpace
+    /// KVM, the VM, the memory roots and the accelerator, as every machine here has them.
+    public let core: MachineCore
+    public var kvm: KVMSystem { core.kvm }
+    public var vm: VirtualMachine { core.vm }
+    public var accelerator: KVMAccelerator { core.accelerator }
+    public var memorySystem: MemorySystem { core.memorySystem }
+    public var memory: AddressSpace { core.memory }
+    public var io: AddressSpace { core.io }
     public let runners: [VCPURunner]
     public let devices: PCDevices
     /// PCI memory space ("pci"): BARs, the BIOS and pc-testdev's iomem; system memory shows it
@@ -37,18 +39,12 @@ public final class PCMachine: Sendable {
                 memorySystem: MemorySystem = .shared, logger: Logger = Logger(label: "vmm.machine")) throws {
         guard let kernelPath = configuration.kernel else { throw MachineError("no kernel given (-kernel FILE)") }
         self.configuration = configuration
-        self.memorySystem = memorySystem
         self.logger = logger
         layout = PCMemoryLayout(ramSize: configuration.memorySize)
-        kvm = try KVMDevice.open()
-        vm = try kvm.createVM()
-        try vm.setIdentityMapAddress(PCMemoryLayout.kvmIdentityMap)
-        try vm.setTSSAddress(PCMemoryLayout.kvmTSS)
-        let supported = try kvm.supportedCPUID()
-        let amdHost = supported.first { $0.function == 0 }?.ebx == 0x6874_7541   // "Auth"enticAMD
+        let core = try MachineCore(memorySystem: memorySystem, irqchip: true, pit: true, logger: logger)
+        self.core = core
+        let amdHost = core.amdHost
         let memoryMap = layout.memoryMap(amdHost: amdHost)
-        try vm.createIrqchip()
-        try vm.createPIT2()
 
         // Memory in QEMU's shape: the "system" and "io" roots; pc.ram shown through two aliases;
         // PCI memory as one container below everything else in system memory (priority -1), so
@@ -58,8 +54,7 @@ public final class PCMachine: Sendable {
         // shadows the BIOS (QEMU's "pam-pci" aliases; 0xc0000-0xdffff stays RAM, as the guest
         // finds it after SeaBIOS). QEMU: pc_memory_init(), i440fx_init() →
         // pc_pci_as_mapping_init() and init_pam(), pc_system_firmware_init() → old_pc_system_rom_init().
-        let systemRoot = MemoryRegion.container(name: "system", size: UInt128(1) << 64)
-        let ioRoot = MemoryRegion.container(name: "io", size: 0x10000)
+        let systemRoot = core.systemRoot, ioRoot = core.ioRoot
         let ram = try MemoryRegion.ram(name: "pc.ram", size: configuration.memorySize)
         systemRoot.addSubregion(MemoryRegion.alias(name: "ram-below-4g", target: ram, offset: 0, size: UInt128(layout.below4G)), at: 0)
         if layout.above4G > 0 {
@@ -77,17 +72,14 @@ public final class PCMachine: Sendable {
             systemRoot.addSubregion(MemoryRegion.alias(name: "pam-pci", target: pciMemory, offset: start, size: UInt128(size)),
                                     at: start, priority: 1)
         }
-        memory = AddressSpace(root: systemRoot, name: "memory", system: memorySystem)
-        io = AddressSpace(root: ioRoot, name: "I/O", system: memorySystem)
-        accelerator = KVMAccelerator(vm: vm, logger: logger)
-
         // Devices, before the accelerator attaches so their ioeventfds replay in one go.
         let exitBox = ExitBox()
         // Devices get the DMA accessor, which never writes ROM; loaders below keep the one that does.
         devices = try PCDevices(configuration: configuration, layout: layout, pciMemory: pciMemory, ioRoot: ioRoot,
-                                dma: memory.dmaMemory, accelerator: accelerator, serial: serial, logger: logger,
+                                dma: core.memory.dmaMemory, accelerator: core.accelerator, serial: serial, logger: logger,
                                 requestExit: { exitBox.request($0, reason: $1) })
-        accelerator.attach(memory: memory, io: io)
+        core.attach()
+        let memory = core.memory
 
         // Firmware's work: ACPI tables in the BIOS area, the kernel and its boot information.
         let guest = memory.guestMemory
@@ -107,14 +99,12 @@ public final class PCMachine: Sendable {
         // vCPUs: the BSP enters the kernel; APs wait in the kernel for INIT/SIPI.
         var runners: [VCPURunner] = []
         for id in 0..<configuration.cpuCount {
-            let vcpu = try vm.createVCPU(id: UInt32(id))
-            VCPUSetup.setCPUID(vcpu, policy: CPUIDPolicy.entries(supported: supported, apicID: UInt32(id),
-                                                                 cpuCount: configuration.cpuCount),
-                               fallback: supported, logger: logger)
-            VCPUSetup.setInitialMSRs(vcpu, logger: logger)
-            try VCPUSetup.resetLocalAPIC(vcpu, bsp: id == 0)
-            if id == 0 { try boot.enter(vcpu, memory: guest) }
-            runners.append(VCPURunner(vcpu: vcpu, memory: memory, io: io, logger: logger))
+            let runner = try core.createVCPU(id: id, cpuid: CPUIDPolicy.entries(supported: core.supportedCPUID, apicID: UInt32(id),
+                                                                               cpuCount: configuration.cpuCount), logger: logger)
+            VCPUSetup.setInitialMSRs(runner.vcpu, logger: logger)
+            try VCPUSetup.resetLocalAPIC(runner.vcpu, bsp: id == 0)
+            if id == 0 { try boot.enter(runner.vcpu, memory: guest) }
+            runners.append(runner)
         }
         self.runners = runners
         exitBox.machine.withLock { $0 = WeakMachine(self) }

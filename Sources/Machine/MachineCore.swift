@@ -1,0 +1,57 @@
+import KVM
+import KVMAccel
+import Logging
+import Memory
+
+/// What every machine here is built on, the same way for each: /dev/kvm and one VM with QEMU's
+/// x86 KVM setup (identity-map and TSS pages at 0xfeffc000/0xfeffd000), optionally the in-kernel
+/// irqchip and PIT, the "system" and "io" roots with their address spaces, and the KVM
+/// accelerator that becomes a listener on both when `attach` is called (after the machine's
+/// devices, so their ioeventfds replay in one go). QEMU: kvm_init() + kvm_arch_init() and the
+/// system memory / io roots of memory_map_init().
+public final class MachineCore: Sendable {
+    public let kvm: KVMSystem
+    public let vm: VirtualMachine
+    public let accelerator: KVMAccelerator
+    public let memorySystem: MemorySystem
+    /// QEMU's "system" (2^64 bytes) and "io" (64 KiB) roots.
+    public let systemRoot: MemoryRegion
+    public let ioRoot: MemoryRegion
+    public let memory: AddressSpace
+    public let io: AddressSpace
+    /// What KVM_GET_SUPPORTED_CPUID reported.
+    public let supportedCPUID: [CPUIDEntry]
+
+    /// - Parameters:
+    ///   - irqchip: create the in-kernel PIC/IOAPIC/LAPIC; `pit` also the in-kernel PIT.
+    init(memorySystem: MemorySystem, irqchip: Bool, pit: Bool = false, logger: Logger) throws {
+        kvm = try KVMDevice.open()
+        vm = try kvm.createVM()
+        // QEMU: kvm_arch_init() → kvm_vm_set_identity_map_addr / kvm_vm_set_tss_addr.
+        try vm.setIdentityMapAddress(PCMemoryLayout.kvmIdentityMap)
+        try vm.setTSSAddress(PCMemoryLayout.kvmTSS)
+        supportedCPUID = try kvm.supportedCPUID()
+        if irqchip { try vm.createIrqchip() }
+        if pit { try vm.createPIT2() }
+        self.memorySystem = memorySystem
+        systemRoot = .container(name: "system", size: UInt128(1) << 64)
+        ioRoot = .container(name: "io", size: 0x10000)
+        memory = AddressSpace(root: systemRoot, name: "memory", system: memorySystem)
+        io = AddressSpace(root: ioRoot, name: "I/O", system: memorySystem)
+        accelerator = KVMAccelerator(vm: vm, logger: logger)
+    }
+
+    /// The accelerator starts listening: RAM becomes memory slots, ioeventfds KVM_IOEVENTFDs.
+    func attach() { accelerator.attach(memory: memory, io: io) }
+
+    /// Whether the host CPU is AMD ("AuthenticAMD": QEMU reserves the HyperTransport hole).
+    var amdHost: Bool { supportedCPUID.first { $0.function == 0 }?.ebx == 0x6874_7541 }
+
+    /// Creates vCPU `id` with `cpuid` (falling back to KVM's list if refused) and a runner for
+    /// it on the machine's address spaces.
+    func createVCPU(id: Int, cpuid: [CPUIDEntry], logger: Logger) throws -> VCPURunner {
+        let vcpu = try vm.createVCPU(id: UInt32(id))
+        VCPUSetup.setCPUID(vcpu, policy: cpuid, fallback: supportedCPUID, logger: logger)
+        return VCPURunner(vcpu: vcpu, memory: memory, io: io, logger: logger)
+    }
+}
