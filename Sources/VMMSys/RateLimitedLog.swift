@@ -86,7 +86,8 @@ public final class RateLimitedLog: Sendable {
     /// CLOCK_MONOTONIC in nanoseconds.
     public static let monotonicNanoseconds: @Sendable () -> UInt64 = {
         var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
+        // SAFETY: clock_gettime writes one timespec into the local.
+        unsafe clock_gettime(CLOCK_MONOTONIC, &ts)
         return UInt64(truncatingIfNeeded: ts.tv_sec) &* 1_000_000_000 &+ UInt64(truncatingIfNeeded: ts.tv_nsec)
     }
 }

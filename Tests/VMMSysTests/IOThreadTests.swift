@@ -1,8 +1,7 @@
-import Foundation
 import Synchronization
 import Testing
+import TestSupport
 import VMMSys
-@testable import VirtIO
 
 /// The I/O thread's rounds: a handler that always has more work cannot starve another.
 @Suite struct IOThreadTests {
@@ -22,11 +21,10 @@ import VMMSys
         thread.start()
         defer { thread.stop() }
         flood.set()
-        let deadline = Date().addingTimeInterval(10)
-        while floodTurns.load(ordering: .relaxed) < 1000 && Date() < deadline { sched_yield() }
+        #expect(pollUntil { floodTurns.load(ordering: .relaxed) >= 1000 }, "the flooding handler never got going")
         let kickedAt = floodTurns.load(ordering: .relaxed)
         other.set()
-        while seenAt.withLock({ $0 }) == nil && Date() < deadline { sched_yield() }
+        pollUntil { seenAt.withLock { $0 } != nil }
         let served = try #require(seenAt.withLock { $0 }, "the other handler never ran")
         // Kicked between flood turns k and k+1: it runs in the round after that at the latest.
         #expect(served - kickedAt <= 2)
@@ -43,8 +41,7 @@ import VMMSys
         thread.start()
         defer { thread.stop() }
         n.set()
-        let deadline = Date().addingTimeInterval(10)
-        while turns.load(ordering: .relaxed) < 3 && Date() < deadline { sched_yield() }
+        #expect(pollUntil { turns.load(ordering: .relaxed) >= 3 })
         #expect(turns.load(ordering: .relaxed) == 3)
     }
 }
