@@ -50,7 +50,7 @@ public enum ChildProcess {
         defer { for unsafe p in unsafe argv { unsafe free(p) } }
 
         var pid: pid_t = 0
-        let start = monotonicNanoseconds()
+        let start = HostClock.monotonicNanoseconds()
         // SAFETY: argv and environ are NUL-terminated arrays of C strings alive across the call.
         let rc = unsafe posix_spawnp(&pid, program, &actions, nil, argv, environ)
         guard rc == 0 else { throw SystemError(operation: "posix_spawnp", arguments: program, errno: rc) }
@@ -67,7 +67,7 @@ public enum ChildProcess {
             waitedMilliseconds += 2
             if waitedMilliseconds >= timeoutSeconds * 1000 { kill(pid, SIGKILL) }
         }
-        let milliseconds = Double(monotonicNanoseconds() &- start) / 1e6
+        let milliseconds = Double(HostClock.monotonicNanoseconds() &- start) / 1e6
 
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
@@ -96,6 +96,4 @@ public enum ChildProcess {
         }
         return nil
     }
-
-    private static func monotonicNanoseconds() -> UInt64 { RateLimitedLog.monotonicNanoseconds() }
 }

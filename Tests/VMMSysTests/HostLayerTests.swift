@@ -200,6 +200,15 @@ import Glibc
         #expect(ram.length == 4 << 20)
     }
 
+    @Test func clocksAreTheKernels() {
+        let a = HostClock.monotonicNanoseconds()
+        let b = HostClock.monotonicNanoseconds()
+        #expect(b >= a)
+        let now = HostClock.realtime()
+        #expect(now.seconds > 1_577_836_800)                      // after 2020-01-01
+        #expect((0..<1_000_000_000).contains(now.nanoseconds))
+    }
+
     @Test func entropyFillsTheRequestedBytes() throws {
         var bytes = [UInt8](repeating: 0, count: 80)
         try Entropy.fill(&bytes, count: 64)
