@@ -1,6 +1,9 @@
 import ProcessSupport
 import Testing
 import VMMSys
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite struct ChildProcessTests {
     @Test func capturesOutputStatusAndMemory() throws {
@@ -18,5 +21,11 @@ import VMMSys
 
     @Test func missingProgramIsAnError() {
         #expect(throws: SystemError.self) { try ChildProcess.run(["/nonexistent/prog"]) }
+    }
+
+    @Test func noProgramIsAnErrorNotATrap() {
+        #expect(throws: SystemError(operation: "posix_spawnp", arguments: "(no program)", errno: EINVAL)) {
+            try ChildProcess.run([])
+        }
     }
 }

@@ -49,8 +49,6 @@ static inline int ckvm_ioctl_ptr(int fd, unsigned long request, void *arg) {
     return ioctl(fd, request, arg);
 }
 
-static inline int ckvm_errno(void) { return errno; }
-
 // System ioctls
 static const unsigned long CKVM_GET_API_VERSION = KVM_GET_API_VERSION;
 static const unsigned long CKVM_CREATE_VM = KVM_CREATE_VM;
