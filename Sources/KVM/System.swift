@@ -69,9 +69,9 @@ public final class KVMSystem: Sendable {
             var buffer = CPUIDBuffer(capacity: capacity)
             let fd = fileDescriptor
             let n = capacity
+            // SAFETY: the buffer is a kvm_cpuid2 whose nent is its real capacity.
             let result = unsafe buffer.withHeader { header in
                 Result { () throws(SystemError) in
-                    // SAFETY: the buffer is a kvm_cpuid2 whose nent is its real capacity.
                     try unsafe KVMIoctl.call(fd, CKVM_GET_SUPPORTED_CPUID, "KVM_GET_SUPPORTED_CPUID",
                                              "nent=\(n)", pointer: header)
                 }

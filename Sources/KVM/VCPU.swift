@@ -34,6 +34,7 @@ import Glibc
         self.fileDescriptor = fileDescriptor
         self.vm = vm
         runMapping = run
+        // SAFETY: `runMapping` keeps the mapping alive as long as this object.
         unsafe runBase = run.base
         runSize = run.length
     }

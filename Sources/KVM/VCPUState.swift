@@ -56,9 +56,9 @@ extension VCPU {
         var buffer = CPUIDBuffer(entries: entries)
         let fd = fileDescriptor
         let vcpu = id
+        // SAFETY: the buffer is a kvm_cpuid2 whose nent is its real entry count.
         let result = unsafe buffer.withHeader { header in
             Result { () throws(SystemError) in
-                // SAFETY: the buffer is a kvm_cpuid2 whose nent is its real entry count.
                 try unsafe KVMIoctl.call(fd, CKVM_SET_CPUID2, "KVM_SET_CPUID2", "vcpu=\(vcpu) nent=\(entries.count)",
                                          pointer: header)
             }

@@ -29,8 +29,8 @@ public enum HostThread {
             let rc = unsafe pthread_attr_setstacksize(&attributes, stackSize)
             guard rc == 0 else { throw SystemError(operation: "pthread_attr_setstacksize", arguments: "\(name) \(stackSize)", errno: rc) }
         }
-        // The box is retained across pthread_create and released by the new thread: it is the
-        // only owner once the thread runs.
+        // SAFETY: the box is retained (+1) across pthread_create and released exactly once, by
+        // the new thread (its only owner once it runs) or below if no thread was created.
         let context = unsafe Unmanaged.passRetained(Start(name: name, body: body)).toOpaque()
         var thread = pthread_t()
         // SAFETY: `context` is the +1 reference above; the new thread takes it exactly once.

@@ -30,6 +30,7 @@ import Glibc
         guard let p = unsafe p, unsafe p != MAP_FAILED else {
             throw SystemError(operation: "mmap", arguments: "anonymous length=\(rounded)", errno: currentErrno())
         }
+        // SAFETY: `p` is the mapping just made; this object owns it until deinit.
         unsafe base = p
         self.length = rounded
     }
@@ -68,6 +69,7 @@ import Glibc
         guard let p = unsafe p, unsafe p != MAP_FAILED else {
             throw SystemError(operation: operation, arguments: "fd=\(fileDescriptor.rawValue) length=\(length)", errno: currentErrno())
         }
+        // SAFETY: `p` is the mapping just made; this object owns it until deinit.
         unsafe base = p
         self.length = length
     }

@@ -11,10 +11,11 @@ import Glibc
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
     public init() {
+        // SAFETY: the mutex memory is allocated here, initialized by pthread_mutex_init below
+        // before any other use, and freed in deinit; the attributes live on this frame and are
+        // destroyed after use.
         unsafe mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         var attributes = pthread_mutexattr_t()
-        // SAFETY: the attributes live on this frame and are destroyed after use; the mutex memory
-        // was just allocated and is initialized by pthread_mutex_init before any other use.
         unsafe pthread_mutexattr_init(&attributes)
         unsafe pthread_mutexattr_settype(&attributes, Int32(PTHREAD_MUTEX_RECURSIVE))
         unsafe pthread_mutex_init(mutex, &attributes)
