@@ -58,31 +58,35 @@ struct CPUIDBuffer {
         self.capacity = capacity
         let bytes = CPUIDBuffer.headerSize + capacity * CPUIDBuffer.entrySize
         storage = [UInt64](repeating: 0, count: (bytes + 7) / 8)
-        storage.withUnsafeMutableBytes { $0.storeBytes(of: UInt32(capacity), as: UInt32.self) }
+        // SAFETY: the storage holds at least the header, whose first field is nent.
+        unsafe storage.withUnsafeMutableBytes { unsafe $0.storeBytes(of: UInt32(capacity), as: UInt32.self) }
     }
 
     init(entries: [CPUIDEntry]) {
         self.init(capacity: entries.count)
-        storage.withUnsafeMutableBytes { raw in
+        // SAFETY: the storage was sized for the header and entries.count entries.
+        unsafe storage.withUnsafeMutableBytes { raw in
             for (i, entry) in entries.enumerated() {
-                raw.storeBytes(of: entry.raw, toByteOffset: CPUIDBuffer.headerSize + i * CPUIDBuffer.entrySize,
-                               as: kvm_cpuid_entry2.self)
+                unsafe raw.storeBytes(of: entry.raw, toByteOffset: CPUIDBuffer.headerSize + i * CPUIDBuffer.entrySize,
+                                      as: kvm_cpuid_entry2.self)
             }
         }
     }
 
-    /// Calls `body` with the address of the `kvm_cpuid2` header.
+    /// Calls `body` with the address of the `kvm_cpuid2` header (valid only during the call).
     mutating func withHeader<R>(_ body: (UnsafeMutableRawPointer) -> R) -> R {
-        storage.withUnsafeMutableBytes { body($0.baseAddress!) }
+        // SAFETY: the pointer is used only inside `body`, while the storage is pinned.
+        unsafe storage.withUnsafeMutableBytes { unsafe body($0.baseAddress!) }
     }
 
     /// The entries the kernel reported (`nent`, clamped to the capacity).
     var entries: [CPUIDEntry] {
-        storage.withUnsafeBytes { raw in
-            let count = min(Int(raw.load(as: UInt32.self)), capacity)
+        // SAFETY: reads at most `capacity` entries, which the storage was sized for.
+        unsafe storage.withUnsafeBytes { raw in
+            let count = min(Int(unsafe raw.load(as: UInt32.self)), capacity)
             return (0..<count).map { i in
-                CPUIDEntry(raw.load(fromByteOffset: CPUIDBuffer.headerSize + i * CPUIDBuffer.entrySize,
-                                    as: kvm_cpuid_entry2.self))
+                CPUIDEntry(unsafe raw.load(fromByteOffset: CPUIDBuffer.headerSize + i * CPUIDBuffer.entrySize,
+                                           as: kvm_cpuid_entry2.self))
             }
         }
     }

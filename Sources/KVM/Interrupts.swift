@@ -1,4 +1,5 @@
 internal import CKVM
+import SystemPackage
 import VMMSys
 
 /// Where an ioeventfd listens: a port I/O address or a guest physical MMIO address.
@@ -23,16 +24,18 @@ public enum GSIRoute: Sendable, Hashable {
     var raw: kvm_irq_routing_entry {
         var e = kvm_irq_routing_entry()
         e.gsi = gsi
+        // SAFETY (the union writes): `type` says which member of `u` the kernel reads, and each
+        // case writes that member of a zeroed entry.
         switch self {
         case .irqchip(_, let chip, let pin):
             e.type = UInt32(KVM_IRQ_ROUTING_IRQCHIP)
-            e.u.irqchip.irqchip = chip
-            e.u.irqchip.pin = pin
+            unsafe e.u.irqchip.irqchip = chip
+            unsafe e.u.irqchip.pin = pin
         case .msi(_, let lo, let hi, let data):
             e.type = UInt32(KVM_IRQ_ROUTING_MSI)
-            e.u.msi.address_lo = lo
-            e.u.msi.address_hi = hi
-            e.u.msi.data = data
+            unsafe e.u.msi.address_lo = lo
+            unsafe e.u.msi.address_hi = hi
+            unsafe e.u.msi.data = data
         }
         return e
     }
@@ -51,7 +54,7 @@ extension VirtualMachine {
     ///
     /// Registering the same (address, length, datamatch) twice fails with EEXIST.
     public func ioeventfd(
-        fileDescriptor fd: Int32, address: IoEventAddress, length: UInt32,
+        fileDescriptor fd: FileDescriptor, address: IoEventAddress, length: UInt32,
         datamatch: UInt64? = nil, deassign: Bool = false
     ) throws(SystemError) {
         var flags: UInt32 = 0
@@ -67,12 +70,12 @@ extension VirtualMachine {
         args.datamatch = datamatch ?? 0
         args.addr = addr
         args.len = length
-        args.fd = fd
+        args.fd = fd.rawValue
         args.flags = flags
         let match = datamatch.map { " datamatch=\(hex($0))" } ?? ""
         try KVMIoctl.call(
             fileDescriptor, CKVM_IOEVENTFD, "KVM_IOEVENTFD",
-            "addr=\(hex(addr)) len=\(length)\(match) flags=\(names.joined(separator: "|")) fd=\(fd)",
+            "addr=\(hex(addr)) len=\(length)\(match) flags=\(names.joined(separator: "|")) fd=\(fd.rawValue)",
             value: &args)
     }
 
@@ -92,19 +95,19 @@ extension VirtualMachine {
         notifier: EventNotifier, gsi: UInt32, resample: EventNotifier? = nil, deassign: Bool = false
     ) throws(SystemError) {
         var args = kvm_irqfd()
-        args.fd = UInt32(bitPattern: notifier.fileDescriptor)
+        args.fd = UInt32(bitPattern: notifier.fileDescriptor.rawValue)
         args.gsi = gsi
         var names: [String] = []
         if let resample {
             args.flags |= CKVM_IRQFD_FLAG_RESAMPLE
-            args.resamplefd = UInt32(bitPattern: resample.fileDescriptor)
+            args.resamplefd = UInt32(bitPattern: resample.fileDescriptor.rawValue)
             names.append("resample")
         }
         if deassign { args.flags |= CKVM_IRQFD_FLAG_DEASSIGN; names.append("deassign") }
-        let resampleText = resample.map { " resamplefd=\($0.fileDescriptor)" } ?? ""
+        let resampleText = resample.map { " resamplefd=\($0.fileDescriptor.rawValue)" } ?? ""
         try KVMIoctl.call(
             fileDescriptor, CKVM_IRQFD, "KVM_IRQFD",
-            "fd=\(notifier.fileDescriptor) gsi=\(gsi)\(resampleText) flags=\(names.isEmpty ? "0" : names.joined(separator: "|"))",
+            "fd=\(notifier.fileDescriptor.rawValue) gsi=\(gsi)\(resampleText) flags=\(names.isEmpty ? "0" : names.joined(separator: "|"))",
             value: &args)
     }
 
@@ -114,14 +117,17 @@ extension VirtualMachine {
         let stride = MemoryLayout<kvm_irq_routing_entry>.stride
         let bytes = header + routes.count * stride
         var storage = [UInt64](repeating: 0, count: (bytes + 7) / 8)
-        let result = storage.withUnsafeMutableBytes { raw in
-            raw.storeBytes(of: UInt32(routes.count), as: UInt32.self)
+        let fd = fileDescriptor
+        // SAFETY: the storage was sized for the kvm_irq_routing header and routes.count entries,
+        // and `nr` says exactly that many.
+        let result = unsafe storage.withUnsafeMutableBytes { raw in
+            unsafe raw.storeBytes(of: UInt32(routes.count), as: UInt32.self)
             for (i, route) in routes.enumerated() {
-                raw.storeBytes(of: route.raw, toByteOffset: header + i * stride, as: kvm_irq_routing_entry.self)
+                unsafe raw.storeBytes(of: route.raw, toByteOffset: header + i * stride, as: kvm_irq_routing_entry.self)
             }
             return Result { () throws(SystemError) in
-                try KVMIoctl.call(fileDescriptor, CKVM_SET_GSI_ROUTING, "KVM_SET_GSI_ROUTING",
-                                  "nr=\(routes.count)", pointer: raw.baseAddress!)
+                try unsafe KVMIoctl.call(fd, CKVM_SET_GSI_ROUTING, "KVM_SET_GSI_ROUTING",
+                                         "nr=\(routes.count)", pointer: raw.baseAddress!)
             }
         }
         _ = try result.get()

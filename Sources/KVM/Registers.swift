@@ -142,19 +142,21 @@ public struct FPUState: Sendable, Hashable {
         fcw = k.fcw; fsw = k.fsw; ftwx = k.ftwx; lastOpcode = k.last_opcode
         lastIP = k.last_ip; lastDP = k.last_dp; mxcsr = k.mxcsr
         var copy = k
-        fpr = withUnsafeBytes(of: &copy.fpr) { Array($0) }
-        xmm = withUnsafeBytes(of: &copy.xmm) { Array($0) }
+        // SAFETY: copies the bytes of two fixed-size byte tuples of a local struct.
+        fpr = unsafe withUnsafeBytes(of: &copy.fpr) { unsafe Array($0) }
+        xmm = unsafe withUnsafeBytes(of: &copy.xmm) { unsafe Array($0) }
     }
 
     var raw: kvm_fpu {
         var k = kvm_fpu()
         k.fcw = fcw; k.fsw = fsw; k.ftwx = ftwx; k.last_opcode = lastOpcode
         k.last_ip = lastIP; k.last_dp = lastDP; k.mxcsr = mxcsr
-        withUnsafeMutableBytes(of: &k.fpr) { dst in
-            fpr.withUnsafeBytes { dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0.prefix(dst.count))) }
+        // SAFETY: copies at most the tuple's size (prefix(dst.count)) into a local struct's tuple.
+        unsafe withUnsafeMutableBytes(of: &k.fpr) { dst in
+            unsafe fpr.withUnsafeBytes { unsafe dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0.prefix(dst.count))) }
         }
-        withUnsafeMutableBytes(of: &k.xmm) { dst in
-            xmm.withUnsafeBytes { dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0.prefix(dst.count))) }
+        unsafe withUnsafeMutableBytes(of: &k.xmm) { dst in
+            unsafe xmm.withUnsafeBytes { unsafe dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0.prefix(dst.count))) }
         }
         return k
     }

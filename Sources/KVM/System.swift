@@ -1,4 +1,5 @@
 internal import CKVM
+import SystemPackage
 import VMMSys
 #if canImport(Glibc)
 import Glibc
@@ -12,7 +13,7 @@ import Glibc
 /// so it is `Sendable`; the descriptor is closed when the last reference goes.
 public final class KVMSystem: Sendable {
     /// The `/dev/kvm` descriptor.
-    public let fileDescriptor: Int32
+    public let fileDescriptor: FileDescriptor
     /// `KVM_GET_API_VERSION` (always 12 for an opened system).
     public let apiVersion: Int
     /// `KVM_GET_VCPU_MMAP_SIZE`: bytes to map from each vCPU descriptor (kvm_run + I/O data).
@@ -26,8 +27,9 @@ public final class KVMSystem: Sendable {
     /// Throws `SystemError(operation: "open /dev/kvm")` with errno ENOENT (no KVM module or
     /// device node) or EACCES (not in the kvm group) so the user sees the actual cause.
     public init(path: String = "/dev/kvm") throws(SystemError) {
-        let fd = open(path, O_RDWR | O_CLOEXEC)
-        guard fd >= 0 else { throw SystemError(operation: "open \(path)", errno: currentErrno()) }
+        let fd = try systemCall("open \(path)") {
+            try FileDescriptor.open(FilePath(path), .readWrite, options: .closeOnExec)
+        }
         do throws(SystemError) {
             let version = try KVMIoctl.call(fd, CKVM_GET_API_VERSION, "KVM_GET_API_VERSION", integer: 0)
             guard version == KVMSystem.requiredAPIVersion else {
@@ -43,19 +45,20 @@ public final class KVMSystem: Sendable {
             apiVersion = Int(version)
             vcpuMmapSize = Int(size)
         } catch {
-            close(fd)
+            try? fd.close()
             throw error
         }
     }
 
-    deinit { close(fileDescriptor) }
+    deinit { try? fileDescriptor.close() }
 
     /// `KVM_CHECK_EXTENSION`: 0 if the capability (a `KVM_CAP_*` number) is absent, otherwise
     /// a positive, capability-specific value (often 1, sometimes a limit). An ioctl failure
     /// also reads as 0: an extension the kernel cannot answer for is not usable.
     public func checkExtension(_ capability: Int32) -> Int {
-        let r = ckvm_ioctl_int(fileDescriptor, CKVM_CHECK_EXTENSION, UInt(bitPattern: Int(capability)))
-        return r < 0 ? 0 : Int(r)
+        let r = try? KVMIoctl.call(fileDescriptor, CKVM_CHECK_EXTENSION, "KVM_CHECK_EXTENSION",
+                                   integer: UInt(bitPattern: Int(capability)))
+        return r.map(Int.init) ?? 0
     }
 
     /// `KVM_GET_SUPPORTED_CPUID`: every CPUID leaf/subleaf KVM can present to a guest, with
@@ -64,10 +67,13 @@ public final class KVMSystem: Sendable {
         var capacity = 128
         while true {
             var buffer = CPUIDBuffer(capacity: capacity)
-            let result = buffer.withHeader { header in
+            let fd = fileDescriptor
+            let n = capacity
+            // SAFETY: the buffer is a kvm_cpuid2 whose nent is its real capacity.
+            let result = unsafe buffer.withHeader { header in
                 Result { () throws(SystemError) in
-                    try KVMIoctl.call(fileDescriptor, CKVM_GET_SUPPORTED_CPUID, "KVM_GET_SUPPORTED_CPUID",
-                                      "nent=\(capacity)", pointer: header)
+                    try unsafe KVMIoctl.call(fd, CKVM_GET_SUPPORTED_CPUID, "KVM_GET_SUPPORTED_CPUID",
+                                             "nent=\(n)", pointer: header)
                 }
             }
             switch result {
@@ -88,10 +94,11 @@ public final class KVMSystem: Sendable {
             storage[0] = UInt32(capacity)
             let fd = fileDescriptor
             let n = capacity
-            let result = storage.withUnsafeMutableBytes { raw in
+            // SAFETY: the storage is a kvm_msr_list whose nmsrs (storage[0]) is its real capacity.
+            let result = unsafe storage.withUnsafeMutableBytes { raw in
                 Result { () throws(SystemError) in
-                    try KVMIoctl.call(fd, CKVM_GET_MSR_INDEX_LIST, "KVM_GET_MSR_INDEX_LIST", "nmsrs=\(n)",
-                                      pointer: raw.baseAddress!)
+                    try unsafe KVMIoctl.call(fd, CKVM_GET_MSR_INDEX_LIST, "KVM_GET_MSR_INDEX_LIST", "nmsrs=\(n)",
+                                             pointer: raw.baseAddress!)
                 }
             }
             switch result {
@@ -106,6 +113,6 @@ public final class KVMSystem: Sendable {
     /// `KVM_CREATE_VM` (type 0, the default x86 VM).
     public func createVM() throws(SystemError) -> VirtualMachine {
         let fd = try KVMIoctl.call(fileDescriptor, CKVM_CREATE_VM, "KVM_CREATE_VM", "type=0", integer: 0)
-        return VirtualMachine(fileDescriptor: fd, system: self)
+        return VirtualMachine(fileDescriptor: FileDescriptor(rawValue: fd), system: self)
     }
 }

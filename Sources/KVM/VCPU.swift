@@ -1,4 +1,5 @@
 internal import CKVM
+import SystemPackage
 import VMMSys
 #if canImport(Glibc)
 import Glibc
@@ -14,11 +15,11 @@ import Glibc
 /// the kernel also serializes on `vcpu->mutex`). The one cross-thread use KVM designs for is
 /// setting `immediateExit`, a single-byte store the kernel reads at `KVM_RUN` entry; a
 /// kicker thread may do that while another thread runs the vCPU.
-public final class VCPU: @unchecked Sendable {
+@safe public final class VCPU: @unchecked Sendable {
     /// The vCPU id (the initial APIC id).
     public let id: UInt32
     /// The vCPU descriptor.
-    public let fileDescriptor: Int32
+    public let fileDescriptor: FileDescriptor
     /// The VM this vCPU belongs to (kept alive as long as the vCPU).
     public let vm: VirtualMachine
 
@@ -28,16 +29,17 @@ public final class VCPU: @unchecked Sendable {
     let runBase: UnsafeMutableRawPointer
     let runSize: Int
 
-    init(id: UInt32, fileDescriptor: Int32, run: MappedMemory, vm: VirtualMachine) {
+    init(id: UInt32, fileDescriptor: FileDescriptor, run: MappedMemory, vm: VirtualMachine) {
         self.id = id
         self.fileDescriptor = fileDescriptor
         self.vm = vm
         runMapping = run
-        runBase = run.base
+        // SAFETY: `runMapping` keeps the mapping alive as long as this object.
+        unsafe runBase = run.base
         runSize = run.length
     }
 
-    deinit { close(fileDescriptor) }
+    deinit { try? fileDescriptor.close() }
 
     // MARK: Running
 
@@ -46,9 +48,9 @@ public final class VCPU: @unchecked Sendable {
     /// EINTR and EAGAIN are returned as `.interrupted`, not retried: they mean a signal or
     /// `immediateExit` asked this thread to come back. Any other failure throws.
     public func run() throws(SystemError) -> VCPUExit {
-        let r = ckvm_ioctl_none(fileDescriptor, CKVM_RUN)
+        let r = ckvm_ioctl_none(fileDescriptor.rawValue, CKVM_RUN)
         if r < 0 {
-            let code = ckvm_errno()
+            let code = currentErrno()
             if code == EINTR || code == EAGAIN { return .interrupted }
             throw SystemError(operation: "KVM_RUN", arguments: "vcpu=\(id)", errno: code)
         }
@@ -59,8 +61,8 @@ public final class VCPU: @unchecked Sendable {
     /// instead of entering the guest — the race-free way to kick a vCPU (set it, then signal
     /// the thread). Clear it before running again.
     public var immediateExit: Bool {
-        get { runBase.load(fromByteOffset: CKVM_RUN_IMMEDIATE_EXIT, as: UInt8.self) != 0 }
-        set { runBase.storeBytes(of: newValue ? 1 : 0, toByteOffset: CKVM_RUN_IMMEDIATE_EXIT, as: UInt8.self) }
+        get { runLoad(CKVM_RUN_IMMEDIATE_EXIT, as: UInt8.self) != 0 }
+        set { runStore(newValue ? 1 : 0, at: CKVM_RUN_IMMEDIATE_EXIT) }
     }
 
     /// Supplies the value of the pending single `in` (`.ioIn`): its low `size` bytes.
@@ -81,7 +83,8 @@ public final class VCPU: @unchecked Sendable {
         guard let io = pendingIO(direction: KVM_EXIT_IO_IN), bytes.count == io.size * io.count else {
             throw completionError("completeIoIn", "bytes=\(bytes.count): no pending port read of that size")
         }
-        bytes.withUnsafeBytes { (runBase + io.dataOffset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        // SAFETY: pendingIO checked data_offset + size * count (= bytes.count) <= runSize.
+        unsafe bytes.withUnsafeBytes { unsafe (runBase + io.dataOffset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
     }
 
     /// Supplies the value of the pending MMIO read (`.mmioRead`): its low `length` bytes.
@@ -94,7 +97,7 @@ public final class VCPU: @unchecked Sendable {
 
     // MARK: Decoding kvm_run
 
-    private var exitReason: UInt32 { runBase.load(fromByteOffset: CKVM_RUN_EXIT_REASON, as: UInt32.self) }
+    private var exitReason: UInt32 { runLoad(CKVM_RUN_EXIT_REASON, as: UInt32.self) }
 
     private struct IOGeometry {
         var direction: UInt8, size: Int, port: UInt16, count: Int, dataOffset: Int
@@ -104,16 +107,16 @@ public final class VCPU: @unchecked Sendable {
     /// inside the mapping; nil otherwise.
     private func ioGeometry() -> IOGeometry? {
         guard exitReason == UInt32(KVM_EXIT_IO) else { return nil }
-        let size = Int(runBase.load(fromByteOffset: CKVM_RUN_IO_SIZE, as: UInt8.self))
-        let count = UInt64(runBase.load(fromByteOffset: CKVM_RUN_IO_COUNT, as: UInt32.self))
-        let offset = runBase.load(fromByteOffset: CKVM_RUN_IO_DATA_OFFSET, as: UInt64.self)
+        let size = Int(runLoad(CKVM_RUN_IO_SIZE, as: UInt8.self))
+        let count = UInt64(runLoad(CKVM_RUN_IO_COUNT, as: UInt32.self))
+        let offset = runLoad(CKVM_RUN_IO_DATA_OFFSET, as: UInt64.self)
         guard size == 1 || size == 2 || size == 4, count >= 1,
               offset >= UInt64(CKVM_RUN_SIZE), offset <= UInt64(runSize),
               UInt64(size) * count <= UInt64(runSize) - offset
         else { return nil }
         return IOGeometry(
-            direction: runBase.load(fromByteOffset: CKVM_RUN_IO_DIRECTION, as: UInt8.self),
-            size: size, port: runBase.load(fromByteOffset: CKVM_RUN_IO_PORT, as: UInt16.self),
+            direction: runLoad(CKVM_RUN_IO_DIRECTION, as: UInt8.self),
+            size: size, port: runLoad(CKVM_RUN_IO_PORT, as: UInt16.self),
             count: Int(count), dataOffset: Int(offset))
     }
 
@@ -125,10 +128,10 @@ public final class VCPU: @unchecked Sendable {
     /// The MMIO exit's fields if the exit is MMIO with 1…8 bytes; nil otherwise.
     private func pendingMMIO() -> (address: UInt64, length: Int, isWrite: Bool)? {
         guard exitReason == UInt32(KVM_EXIT_MMIO) else { return nil }
-        let length = runBase.load(fromByteOffset: CKVM_RUN_MMIO_LEN, as: UInt32.self)
+        let length = runLoad(CKVM_RUN_MMIO_LEN, as: UInt32.self)
         guard length >= 1, length <= 8 else { return nil }
-        return (runBase.load(fromByteOffset: CKVM_RUN_MMIO_PHYS_ADDR, as: UInt64.self), Int(length),
-                runBase.load(fromByteOffset: CKVM_RUN_MMIO_IS_WRITE, as: UInt8.self) != 0)
+        return (runLoad(CKVM_RUN_MMIO_PHYS_ADDR, as: UInt64.self), Int(length),
+                runLoad(CKVM_RUN_MMIO_IS_WRITE, as: UInt8.self) != 0)
     }
 
     /// Decodes the exit `kvm_run` currently describes (internal for tests).
@@ -140,8 +143,9 @@ public final class VCPU: @unchecked Sendable {
             let port = io.port
             if Int32(io.direction) == KVM_EXIT_IO_OUT {
                 if io.count == 1 { return .ioOut(port: port, size: io.size, value: load(at: io.dataOffset, length: io.size)) }
-                let bytes = UnsafeRawBufferPointer(start: runBase + io.dataOffset, count: io.size * io.count)
-                return .ioOutString(port: port, size: io.size, count: io.count, data: Array(bytes))
+                // SAFETY: ioGeometry checked data_offset + size * count <= runSize.
+                let bytes = unsafe Array(UnsafeRawBufferPointer(start: runBase + io.dataOffset, count: io.size * io.count))
+                return .ioOutString(port: port, size: io.size, count: io.count, data: bytes)
             }
             if io.count == 1 { return .ioIn(port: port, size: io.size) }
             return .ioInString(port: port, size: io.size, count: io.count)
@@ -155,11 +159,11 @@ public final class VCPU: @unchecked Sendable {
         case KVM_EXIT_HLT: return .hlt
         case KVM_EXIT_SHUTDOWN: return .shutdown
         case KVM_EXIT_INTERNAL_ERROR:
-            return .internalError(suberror: runBase.load(fromByteOffset: CKVM_RUN_INTERNAL_SUBERROR, as: UInt32.self))
+            return .internalError(suberror: runLoad(CKVM_RUN_INTERNAL_SUBERROR, as: UInt32.self))
         case KVM_EXIT_FAIL_ENTRY:
-            return .failEntry(reason: runBase.load(fromByteOffset: CKVM_RUN_FAIL_ENTRY_REASON, as: UInt64.self))
+            return .failEntry(reason: runLoad(CKVM_RUN_FAIL_ENTRY_REASON, as: UInt64.self))
         case KVM_EXIT_SYSTEM_EVENT:
-            return .systemEvent(type: runBase.load(fromByteOffset: CKVM_RUN_SYSTEM_EVENT_TYPE, as: UInt32.self))
+            return .systemEvent(type: runLoad(CKVM_RUN_SYSTEM_EVENT_TYPE, as: UInt32.self))
         case KVM_EXIT_INTR: return .interrupted
         case KVM_EXIT_IRQ_WINDOW_OPEN: return .irqWindowOpen
         case KVM_EXIT_DEBUG: return .debug
@@ -172,7 +176,7 @@ public final class VCPU: @unchecked Sendable {
     private func load(at offset: Int, length: Int) -> UInt64 {
         var value: UInt64 = 0
         for i in 0..<length {
-            value |= UInt64(runBase.load(fromByteOffset: offset + i, as: UInt8.self)) << (8 * i)
+            value |= UInt64(runLoad(offset + i, as: UInt8.self)) << (8 * i)
         }
         return value
     }
@@ -181,8 +185,26 @@ public final class VCPU: @unchecked Sendable {
     @inline(__always)
     private func store(_ value: UInt64, at offset: Int, length: Int) {
         for i in 0..<length {
-            runBase.storeBytes(of: UInt8(truncatingIfNeeded: value >> (8 * i)), toByteOffset: offset + i, as: UInt8.self)
+            runStore(UInt8(truncatingIfNeeded: value >> (8 * i)), at: offset + i)
         }
+    }
+
+    /// Reads a `T` at `offset` of the `kvm_run` mapping. The offsets are `kvm_run` fields (all
+    /// inside `CKVM_RUN_SIZE`, which `KVMSystem` checked against the mapping size) or a
+    /// payload offset already checked against `runSize`; the precondition is the last guard.
+    @inline(__always)
+    private func runLoad<T: FixedWidthInteger>(_ offset: Int, as type: T.Type) -> T {
+        precondition(offset >= 0 && offset <= runSize - MemoryLayout<T>.size, "kvm_run offset out of range")
+        // SAFETY: in bounds (precondition above); the mapping lives as long as self.
+        return unsafe runBase.loadUnaligned(fromByteOffset: offset, as: T.self)
+    }
+
+    /// Writes a `T` at `offset` of the `kvm_run` mapping; the offsets are as for `runLoad`.
+    @inline(__always)
+    private func runStore<T: FixedWidthInteger>(_ value: T, at offset: Int) {
+        precondition(offset >= 0 && offset <= runSize - MemoryLayout<T>.size, "kvm_run offset out of range")
+        // SAFETY: in bounds (precondition above); the mapping lives as long as self.
+        unsafe runBase.storeBytes(of: value, toByteOffset: offset, as: T.self)
     }
 
     private func completionError(_ operation: String, _ detail: String) -> SystemError {

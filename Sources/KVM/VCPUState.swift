@@ -1,4 +1,5 @@
 internal import CKVM
+import SystemPackage
 import VMMSys
 #if canImport(Glibc)
 import Glibc
@@ -55,10 +56,11 @@ extension VCPU {
         var buffer = CPUIDBuffer(entries: entries)
         let fd = fileDescriptor
         let vcpu = id
-        let result = buffer.withHeader { header in
+        // SAFETY: the buffer is a kvm_cpuid2 whose nent is its real entry count.
+        let result = unsafe buffer.withHeader { header in
             Result { () throws(SystemError) in
-                try KVMIoctl.call(fd, CKVM_SET_CPUID2, "KVM_SET_CPUID2", "vcpu=\(vcpu) nent=\(entries.count)",
-                                  pointer: header)
+                try unsafe KVMIoctl.call(fd, CKVM_SET_CPUID2, "KVM_SET_CPUID2", "vcpu=\(vcpu) nent=\(entries.count)",
+                                         pointer: header)
             }
         }
         _ = try result.get()
@@ -102,7 +104,8 @@ extension VCPU {
     public func getLAPIC() throws(SystemError) -> [UInt8] {
         var state = kvm_lapic_state()
         try KVMIoctl.call(fileDescriptor, CKVM_GET_LAPIC, "KVM_GET_LAPIC", "vcpu=\(id)", value: &state)
-        return withUnsafeBytes(of: &state) { Array($0) }
+        // SAFETY: copies the bytes of a local plain-data struct.
+        return unsafe withUnsafeBytes(of: &state) { unsafe Array($0) }
     }
 
     /// `KVM_SET_LAPIC`: `registers` must be exactly `lapicSize` (1024) bytes.
@@ -111,7 +114,8 @@ extension VCPU {
             throw SystemError(operation: "KVM_SET_LAPIC", arguments: "vcpu=\(id) size=\(registers.count)", errno: EINVAL)
         }
         var state = kvm_lapic_state()
-        withUnsafeMutableBytes(of: &state) { dst in registers.withUnsafeBytes { dst.copyMemory(from: $0) } }
+        // SAFETY: registers.count == lapicSize == the size of `state` (checked above).
+        unsafe withUnsafeMutableBytes(of: &state) { dst in unsafe registers.withUnsafeBytes { unsafe dst.copyMemory(from: $0) } }
         try KVMIoctl.call(fileDescriptor, CKVM_SET_LAPIC, "KVM_SET_LAPIC", "vcpu=\(id)", value: &state)
     }
 }
@@ -127,34 +131,37 @@ struct MSRBuffer {
     init(_ entries: [(index: UInt32, value: UInt64)]) {
         count = entries.count
         storage = [UInt64](repeating: 0, count: (MSRBuffer.headerSize + count * MSRBuffer.entrySize + 7) / 8)
-        storage.withUnsafeMutableBytes { raw in
-            raw.storeBytes(of: UInt32(entries.count), as: UInt32.self)
+        // SAFETY: the storage was sized for the header and `count` entries just above.
+        unsafe storage.withUnsafeMutableBytes { raw in
+            unsafe raw.storeBytes(of: UInt32(entries.count), as: UInt32.self)
             for (i, e) in entries.enumerated() {
                 var entry = kvm_msr_entry()
                 entry.index = e.index
                 entry.data = e.value
-                raw.storeBytes(of: entry, toByteOffset: MSRBuffer.headerSize + i * MSRBuffer.entrySize,
-                               as: kvm_msr_entry.self)
+                unsafe raw.storeBytes(of: entry, toByteOffset: MSRBuffer.headerSize + i * MSRBuffer.entrySize,
+                                      as: kvm_msr_entry.self)
             }
         }
     }
 
     var entries: [(index: UInt32, value: UInt64)] {
-        storage.withUnsafeBytes { raw in
+        // SAFETY: the storage holds the header and `count` entries (sized in init).
+        unsafe storage.withUnsafeBytes { raw in
             (0..<count).map { i in
-                let e = raw.load(fromByteOffset: MSRBuffer.headerSize + i * MSRBuffer.entrySize, as: kvm_msr_entry.self)
+                let e = unsafe raw.load(fromByteOffset: MSRBuffer.headerSize + i * MSRBuffer.entrySize, as: kvm_msr_entry.self)
                 return (e.index, e.data)
             }
         }
     }
 
     /// Issues `request` on the buffer; returns the number of MSRs processed.
-    mutating func call(_ fd: Int32, _ request: UInt, _ name: String, vcpu: UInt32) throws(SystemError) -> Int {
+    mutating func call(_ fd: FileDescriptor, _ request: UInt, _ name: String, vcpu: UInt32) throws(SystemError) -> Int {
         let n = count
         let first = entries.first.map { " first=\(hex($0.index))" } ?? ""
-        let result = storage.withUnsafeMutableBytes { raw in
+        // SAFETY: the storage is a kvm_msrs whose nmsrs is its real entry count.
+        let result = unsafe storage.withUnsafeMutableBytes { raw in
             Result { () throws(SystemError) in
-                try KVMIoctl.call(fd, request, name, "vcpu=\(vcpu) nmsrs=\(n)\(first)", pointer: raw.baseAddress!)
+                try unsafe KVMIoctl.call(fd, request, name, "vcpu=\(vcpu) nmsrs=\(n)\(first)", pointer: raw.baseAddress!)
             }
         }
         return Int(try result.get())

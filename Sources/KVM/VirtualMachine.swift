@@ -1,8 +1,6 @@
 internal import CKVM
+import SystemPackage
 import VMMSys
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Flags of a guest memory slot (`KVM_SET_USER_MEMORY_REGION`).
 public struct MemoryRegionFlags: OptionSet, Sendable, Hashable {
@@ -23,20 +21,24 @@ public struct MemoryRegionFlags: OptionSet, Sendable, Hashable {
 /// object is `Sendable` and may be used from the vCPU threads and the I/O thread alike.
 public final class VirtualMachine: Sendable {
     /// The VM descriptor.
-    public let fileDescriptor: Int32
+    public let fileDescriptor: FileDescriptor
     /// The system this VM was created from (kept alive for `vcpuMmapSize`).
     public let system: KVMSystem
 
-    init(fileDescriptor: Int32, system: KVMSystem) {
+    init(fileDescriptor: FileDescriptor, system: KVMSystem) {
         self.fileDescriptor = fileDescriptor
         self.system = system
     }
 
-    deinit { close(fileDescriptor) }
+    deinit { try? fileDescriptor.close() }
 
     /// `KVM_SET_USER_MEMORY_REGION`: maps `size` bytes at host address `hostAddress` as guest
     /// physical `guestPhysicalAddress…+size` in `slot`. A size of 0 deletes the slot.
-    /// The host memory must stay mapped for as long as the slot exists.
+    ///
+    /// Safety: the guest may then read and write `[hostAddress, hostAddress + size)` at any
+    /// time, so that range must be memory set aside for it (a RAM block's mapping) and must stay
+    /// mapped for as long as the slot exists. The kernel checks only that it is user memory.
+    @unsafe
     public func setUserMemoryRegion(
         slot: UInt32, flags: MemoryRegionFlags = [], guestPhysicalAddress: UInt64, size: UInt64, hostAddress: UInt64
     ) throws(SystemError) {
@@ -80,12 +82,13 @@ public final class VirtualMachine: Sendable {
 
     /// `KVM_CREATE_VCPU` plus the `kvm_run` mapping. Create vCPUs after `createIrqchip`.
     public func createVCPU(id: UInt32) throws(SystemError) -> VCPU {
-        let fd = try KVMIoctl.call(fileDescriptor, CKVM_CREATE_VCPU, "KVM_CREATE_VCPU", "id=\(id)", integer: UInt(id))
+        let fd = FileDescriptor(rawValue: try KVMIoctl.call(fileDescriptor, CKVM_CREATE_VCPU, "KVM_CREATE_VCPU",
+                                                            "id=\(id)", integer: UInt(id)))
         do throws(SystemError) {
             let run = try MappedMemory(fileDescriptor: fd, length: system.vcpuMmapSize, operation: "mmap kvm_run")
             return VCPU(id: id, fileDescriptor: fd, run: run, vm: self)
         } catch {
-            close(fd)
+            try? fd.close()
             throw error
         }
     }

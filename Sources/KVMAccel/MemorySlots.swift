@@ -18,7 +18,9 @@ public final class MemorySlots: Sendable {
 
     private let vm: VirtualMachine
     private let logger: Logger
-    private let state: Mutex<(slots: [Slot], free: [UInt32])>
+    /// The slots, the free slot numbers, and the RAM block behind each slot: held here so that
+    /// no mapping the guest can reach is unmapped while its slot exists.
+    private let state: Mutex<(slots: [Slot], free: [UInt32], blocks: [UInt32: RAMBlock])>
     /// A guest that moves a BAR over RAM splits RAM sections and so adds and removes slots;
     /// doing that in a loop must not flood the log.
     private let errorLog = RateLimitedLog()
@@ -26,7 +28,18 @@ public final class MemorySlots: Sendable {
     init(vm: VirtualMachine, count: Int, logger: Logger) {
         self.vm = vm
         self.logger = logger
-        state = Mutex(([], (0..<UInt32(min(count, 512))).reversed()))
+        state = Mutex(([], (0..<UInt32(min(count, 512))).reversed(), [:]))
+    }
+
+    /// Deletes the slots still registered before their RAM blocks can be released (the VM may
+    /// outlive this object: its vCPUs hold it).
+    deinit {
+        let remaining = state.withLock { $0.slots }
+        for s in remaining {
+            // SAFETY: size 0 deletes the slot; it hands the guest no memory.
+            _ = try? unsafe vm.setUserMemoryRegion(slot: s.slot, guestPhysicalAddress: s.guestAddress, size: 0,
+                                                   hostAddress: s.hostAddress)
+        }
     }
 
     public var current: [Slot] { state.withLock { $0.slots.sorted { $0.guestAddress < $1.guestAddress } } }
@@ -57,9 +70,14 @@ public final class MemorySlots: Sendable {
         }
         let s = Slot(slot: slot, guestAddress: gpa, size: size, hostAddress: block.hostAddress + offset, readOnly: readOnly)
         do {
-            try vm.setUserMemoryRegion(slot: slot, flags: readOnly ? .readOnly : [], guestPhysicalAddress: gpa,
-                                       size: size, hostAddress: s.hostAddress)
-            state.withLock { $0.slots.append(s) }
+            // SAFETY: [offset, offset + size) lies inside the RAM block (checked above), which is
+            // kept in `blocks` until the slot is deleted (`remove`, or deinit).
+            try unsafe vm.setUserMemoryRegion(slot: slot, flags: readOnly ? .readOnly : [], guestPhysicalAddress: gpa,
+                                              size: size, hostAddress: s.hostAddress)
+            state.withLock {
+                $0.slots.append(s)
+                $0.blocks[slot] = block
+            }
         } catch {
             errorLog.log({ logger.error("\($0)") }) { "\(error)" }
             state.withLock { $0.free.append(slot) }
@@ -74,10 +92,17 @@ public final class MemorySlots: Sendable {
             return st.slots.remove(at: i)
         }) else { return }
         do {
-            try vm.setUserMemoryRegion(slot: s.slot, guestPhysicalAddress: gpa, size: 0, hostAddress: s.hostAddress)
+            // SAFETY: size 0 deletes the slot; it hands the guest no memory.
+            try unsafe vm.setUserMemoryRegion(slot: s.slot, guestPhysicalAddress: gpa, size: 0, hostAddress: s.hostAddress)
         } catch {
+            // The kernel still maps the block: keep the slot (and the block) as they are.
             errorLog.log({ logger.error("\($0)") }) { "\(error)" }
+            state.withLock { $0.slots.append(s) }
+            return
         }
-        state.withLock { $0.free.append(s.slot) }
+        state.withLock {
+            $0.free.append(s.slot)
+            $0.blocks[s.slot] = nil
+        }
     }
 }

@@ -16,10 +16,12 @@ enum VCPUKick {
         installed.withLock { done in
             guard !done else { return }
             var action = sigaction()
-            action.__sigaction_handler.sa_handler = { _ in }
-            sigemptyset(&action.sa_mask)
+            // SAFETY: sa_handler is the union member the kernel reads without SA_SIGINFO (flags 0);
+            // each call reads or writes only the local `action` (the old action is not wanted).
+            unsafe action.__sigaction_handler.sa_handler = { _ in }
+            unsafe sigemptyset(&action.sa_mask)
             action.sa_flags = 0
-            sigaction(signal, &action, nil)
+            unsafe sigaction(signal, &action, nil)
             done = true
         }
     }
@@ -28,9 +30,10 @@ enum VCPUKick {
     /// blocked on this thread (thread pools may block everything).
     static func currentThread() -> pthread_t {
         var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, signal)
-        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        // SAFETY: each call reads or writes only the local `set` (the old mask is not wanted).
+        unsafe sigemptyset(&set)
+        unsafe sigaddset(&set, signal)
+        unsafe pthread_sigmask(SIG_UNBLOCK, &set, nil)
         return pthread_self()
     }
 

@@ -1,8 +1,11 @@
-import Foundation
 import KVM
 import Logging
 import Memory
 import Synchronization
+import VMMSys
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Why a vCPU stopped running.
 public enum VCPUStopReason: Sendable, Equatable, CustomStringConvertible {
@@ -74,14 +77,14 @@ public final class VCPURunner: Sendable {
         }
     }
 
-    /// Runs the vCPU on a new thread; `completion` gets the reason it stopped.
-    @discardableResult
-    public func start(name: String? = nil, completion: @escaping @Sendable (VCPUStopReason) -> Void) -> Thread {
-        let t = Thread { [self] in completion(run()) }
-        t.name = name ?? "vcpu\(vcpu.id)"
-        t.stackSize = 1 << 20
-        t.start()
-        return t
+    /// Runs the vCPU on a new thread (1 MiB of stack); `completion` gets the reason it stopped,
+    /// on that thread, or `.failed` on the calling thread if the host refused a thread.
+    public func start(name: String? = nil, completion: @escaping @Sendable (VCPUStopReason) -> Void) {
+        do {
+            try HostThread.start(name: name ?? "vcpu\(vcpu.id)", stackSize: 1 << 20) { [self] in completion(run()) }
+        } catch {
+            completion(.failed("vCPU \(vcpu.id): \(error)"))
+        }
     }
 
     /// Asks the vCPU to stop, from any thread; it returns `.stopped` from `run()` promptly.

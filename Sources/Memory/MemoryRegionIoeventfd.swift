@@ -47,7 +47,7 @@ public struct MemoryRegionIoeventfd: Sendable, CustomStringConvertible {
     public var description: String {
         let hex = String(start, radix: 16)
         let what = matchData ? "data=0x\(String(data, radix: 16))" : "any data"
-        return "0x\(hex) size=\(size) \(what) fd=\(notifier.fileDescriptor)"
+        return "0x\(hex) size=\(size) \(what) fd=\(notifier.fileDescriptor.rawValue)"
     }
 }
 

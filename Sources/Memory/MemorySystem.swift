@@ -1,3 +1,5 @@
+import VMMSys
+
 /// One guest's memory API state: the big lock, the transaction depth and pending flags, the
 /// address spaces and the global listener list. Production uses `shared` (QEMU has exactly
 /// one); tests make their own so their listener counts are theirs alone.

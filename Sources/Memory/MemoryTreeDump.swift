@@ -105,7 +105,7 @@ public enum MemoryTreeDump {
                 let user = !space.acceleratorHandlesIoeventfds || refused.contains { $0.isSameEntry(fd) }
                 let match = fd.matchData ? "data=0x\(String(fd.data, radix: 16))" : "any"
                 let hits = user ? "hits=\(space.counters.eventfdSignals(of: fd.notifier))" : "hits=-"
-                out += "  \(hex(fd.start)) size=\(fd.size) \(match) fd=\(fd.notifier.fileDescriptor) \(user ? "userspace" : "kernel") \(hits)\n"
+                out += "  \(hex(fd.start)) size=\(fd.size) \(match) fd=\(fd.notifier.fileDescriptor.rawValue) \(user ? "userspace" : "kernel") \(hits)\n"
             }
         }
         return out

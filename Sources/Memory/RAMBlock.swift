@@ -3,6 +3,10 @@ import Glibc
 #endif
 import VMMSys
 
+// Unsafe code in this file: the four accessors below touch the mapping through its base
+// pointer, each only after `contains` has checked the whole range against `size`, which never
+// exceeds the mapping's length.
+
 /// Host memory backing a RAM or ROM region: an anonymous page-aligned mapping the VMM owns.
 ///
 /// The only way in is through bounds-checked copies; the host address is exposed solely as an
@@ -38,24 +42,27 @@ public final class RAMBlock: Sendable {
     /// Copies `count` bytes out, or nil when the range leaves the block.
     public func read(offset: UInt64, count: Int) -> [UInt8]? {
         guard contains(offset: offset, count: count) else { return nil }
-        let base = mapping.base + Int(offset)          // offset <= size <= maximumSize
-        return [UInt8](UnsafeRawBufferPointer(start: base, count: count))
+        // SAFETY: [offset, offset + count) is inside the block (checked); offset <= size <= maximumSize.
+        return unsafe [UInt8](UnsafeRawBufferPointer(start: mapping.base + Int(offset), count: count))
     }
 
     /// Copies `bytes` in; false (and nothing written) when the range leaves the block.
     @discardableResult
     public func write(_ bytes: some Collection<UInt8>, offset: UInt64) -> Bool {
         guard contains(offset: offset, count: bytes.count) else { return false }
-        let base = mapping.base + Int(offset)
+        // SAFETY: [offset, offset + bytes.count) is inside the block (checked above).
+        let base = unsafe mapping.base + Int(offset)
         // One bulk copy where the bytes are contiguous (arrays and their slices: every DMA
-        // and virtio transfer); byte by byte otherwise. Safe: the range was checked above.
+        // and virtio transfer); byte by byte otherwise.
+        // SAFETY: copies exactly bytes.count bytes into the checked range.
         let copied: Void? = bytes.withContiguousStorageIfAvailable { source in
-            if let from = source.baseAddress { base.copyMemory(from: from, byteCount: source.count) }
+            if let from = source.baseAddress { unsafe base.copyMemory(from: from, byteCount: source.count) }
         }
         if copied == nil {
             var i = 0
             for b in bytes {
-                base.storeBytes(of: b, toByteOffset: i, as: UInt8.self)
+                // SAFETY: i < bytes.count, inside the checked range.
+                unsafe base.storeBytes(of: b, toByteOffset: i, as: UInt8.self)
                 i += 1
             }
         }
@@ -66,9 +73,10 @@ public final class RAMBlock: Sendable {
     @inline(__always)
     public func load(offset: UInt64, size: Int) -> UInt64? {
         guard size >= 1, size <= 8, contains(offset: offset, count: size) else { return nil }
-        let p = mapping.base + Int(offset)
+        // SAFETY: [offset, offset + size) is inside the block (checked above).
+        let p = unsafe mapping.base + Int(offset)
         var v: UInt64 = 0
-        for i in 0..<size { v |= UInt64(p.load(fromByteOffset: i, as: UInt8.self)) << (8 * UInt64(i)) }
+        for i in 0..<size { v |= UInt64(unsafe p.load(fromByteOffset: i, as: UInt8.self)) << (8 * UInt64(i)) }
         return v
     }
 
@@ -77,8 +85,9 @@ public final class RAMBlock: Sendable {
     @discardableResult
     public func store(offset: UInt64, value: UInt64, size: Int) -> Bool {
         guard size >= 1, size <= 8, contains(offset: offset, count: size) else { return false }
-        let p = mapping.base + Int(offset)
-        for i in 0..<size { p.storeBytes(of: UInt8(truncatingIfNeeded: value >> (8 * UInt64(i))), toByteOffset: i, as: UInt8.self) }
+        // SAFETY: [offset, offset + size) is inside the block (checked above).
+        let p = unsafe mapping.base + Int(offset)
+        for i in 0..<size { unsafe p.storeBytes(of: UInt8(truncatingIfNeeded: value >> (8 * UInt64(i))), toByteOffset: i, as: UInt8.self) }
         return true
     }
 }

@@ -10,17 +10,15 @@ public enum Entropy {
     /// (`getrandom` returns at most 32 MiB - 1 per call; larger requests loop).
     public static func fill(_ buffer: inout [UInt8], count: Int) throws(SystemError) {
         precondition(count >= 0 && count <= buffer.count, "entropy request larger than its buffer")
-        let result = buffer.withUnsafeMutableBytes { raw -> SystemError? in
-            var done = 0
-            while done < count {
-                let n = getrandom(raw.baseAddress! + done, count - done, 0)
-                if n > 0 { done += n; continue }
-                let code = currentErrno()
-                if code == EINTR { continue }
-                return SystemError(operation: "getrandom", arguments: "count=\(count - done)", errno: code)
+        var done = 0
+        while done < count {
+            let want = count - done
+            let n = try retryingOnInterrupt("getrandom", arguments: "count=\(want)") {
+                // SAFETY: [done, done + want) lies inside the buffer (count <= buffer.count).
+                unsafe buffer.withUnsafeMutableBytes { raw in unsafe getrandom(raw.baseAddress! + done, want, 0) }
             }
-            return nil
+            guard n > 0 else { throw SystemError(operation: "getrandom", arguments: "count=\(want)", code: .ioError) }
+            done += n
         }
-        if let result { throw result }
     }
 }

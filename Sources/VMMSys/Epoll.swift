@@ -1,4 +1,5 @@
 internal import CKVM
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -6,7 +7,7 @@ import Glibc
 /// An epoll instance: the I/O thread's one wait for many eventfds (ioeventfd doorbells, a
 /// stop notifier). kvmtool: `ioeventfd.c`'s epoll loop; QEMU: `AioContext`'s fd monitoring.
 public final class Epoll: Sendable {
-    public let fileDescriptor: Int32
+    public let fileDescriptor: FileDescriptor
 
     /// One ready descriptor: the `token` it was added with and the ready event bits.
     public struct Event: Sendable, Equatable {
@@ -18,44 +19,45 @@ public final class Epoll: Sendable {
     public static let readable: UInt32 = CKVM_EPOLLIN
 
     public init() throws(SystemError) {
-        let fd = epoll_create1(CKVM_EPOLL_CLOEXEC)
-        guard fd >= 0 else { throw SystemError(operation: "epoll_create1", arguments: "EPOLL_CLOEXEC", errno: currentErrno()) }
-        fileDescriptor = fd
+        let fd = try retryingOnInterrupt("epoll_create1", arguments: "EPOLL_CLOEXEC") { epoll_create1(CKVM_EPOLL_CLOEXEC) }
+        fileDescriptor = FileDescriptor(rawValue: fd)
     }
 
-    deinit { close(fileDescriptor) }
+    deinit { try? fileDescriptor.close() }
 
     /// Watches `fd` for `events`; `token` comes back with each readiness report.
-    public func add(_ fd: Int32, events: UInt32 = Epoll.readable, token: UInt64) throws(SystemError) {
+    public func add(_ fd: FileDescriptor, events: UInt32 = Epoll.readable, token: UInt64) throws(SystemError) {
         try control(EPOLL_CTL_ADD, "EPOLL_CTL_ADD", fd, events, token)
     }
 
     /// Stops watching `fd`.
-    public func remove(_ fd: Int32) throws(SystemError) {
+    public func remove(_ fd: FileDescriptor) throws(SystemError) {
         try control(EPOLL_CTL_DEL, "EPOLL_CTL_DEL", fd, 0, 0)
     }
 
-    private func control(_ op: Int32, _ name: String, _ fd: Int32, _ events: UInt32, _ token: UInt64) throws(SystemError) {
-        guard ckvm_epoll_ctl(fileDescriptor, op, fd, events, token) == 0 else {
-            throw SystemError(operation: "epoll_ctl", arguments: "\(name) fd=\(fd) events=0x\(String(events, radix: 16))", errno: currentErrno())
+    private func control(_ op: Int32, _ name: String, _ fd: FileDescriptor, _ events: UInt32, _ token: UInt64) throws(SystemError) {
+        _ = try retryingOnInterrupt("epoll_ctl", arguments: "\(name) fd=\(fd.rawValue) events=0x\(String(events, radix: 16))") {
+            ckvm_epoll_ctl(fileDescriptor.rawValue, op, fd.rawValue, events, token)
         }
     }
 
     /// Waits up to `timeoutMilliseconds` (-1: forever) for at most `maxEvents` (≤ 64) events.
-    /// An interrupted wait returns no events.
+    /// An interrupted wait returns no events (the caller's loop recomputes its timeout), so
+    /// EINTR is a result here, not retried.
     public func wait(maxEvents: Int = 64, timeoutMilliseconds: Int32 = -1) throws(SystemError) -> [Event] {
         let max = Swift.max(1, Swift.min(64, maxEvents))
         var tokens = [UInt64](repeating: 0, count: max)
         var events = [UInt32](repeating: 0, count: max)
-        let n = tokens.withUnsafeMutableBufferPointer { t in
-            events.withUnsafeMutableBufferPointer { e in
-                ckvm_epoll_wait(fileDescriptor, t.baseAddress, e.baseAddress, Int32(max), timeoutMilliseconds)
+        // SAFETY: both buffers hold `max` (≤ 64) elements and the shim writes at most `max`.
+        let n = unsafe tokens.withUnsafeMutableBufferPointer { t in
+            unsafe events.withUnsafeMutableBufferPointer { e in
+                unsafe ckvm_epoll_wait(fileDescriptor.rawValue, t.baseAddress, e.baseAddress, Int32(max), timeoutMilliseconds)
             }
         }
         if n < 0 {
             let code = currentErrno()
             if code == EINTR { return [] }
-            throw SystemError(operation: "epoll_wait", arguments: "epfd=\(fileDescriptor)", errno: code)
+            throw SystemError(operation: "epoll_wait", arguments: "epfd=\(fileDescriptor.rawValue)", errno: code)
         }
         return (0..<Int(n)).map { Event(token: tokens[$0], events: events[$0]) }
     }

@@ -1,7 +1,5 @@
 internal import CKVM
-#if canImport(Glibc)
-import Glibc
-#endif
+import SystemPackage
 
 /// An eventfd: a 64-bit counter in the kernel that one side adds to and the other reads and
 /// clears. The currency of exitless I/O: KVM signals one for an ioeventfd match, and the VMM
@@ -13,18 +11,17 @@ import Glibc
 /// QEMU: EventNotifier (util/event_notifier-posix.c).
 public final class EventNotifier: Sendable, CustomStringConvertible {
     /// The eventfd descriptor.
-    public let fileDescriptor: Int32
+    public let fileDescriptor: FileDescriptor
 
     /// Creates an eventfd with counter `initialValue`.
     public init(initialValue: UInt32 = 0) throws(SystemError) {
-        let fd = eventfd(initialValue, CKVM_EFD_NONBLOCK | CKVM_EFD_CLOEXEC)
-        guard fd >= 0 else {
-            throw SystemError(operation: "eventfd", arguments: "initval=\(initialValue)", errno: currentErrno())
+        let fd = try retryingOnInterrupt("eventfd", arguments: "initval=\(initialValue)") {
+            eventfd(initialValue, CKVM_EFD_NONBLOCK | CKVM_EFD_CLOEXEC)
         }
-        fileDescriptor = fd
+        fileDescriptor = FileDescriptor(rawValue: fd)
     }
 
-    deinit { close(fileDescriptor) }
+    deinit { try? fileDescriptor.close() }
 
     /// Adds `value` to the counter (wakes any waiter). QEMU: event_notifier_set().
     ///
@@ -33,12 +30,8 @@ public final class EventNotifier: Sendable, CustomStringConvertible {
     /// pending, so it is not an error here.
     public func set(_ value: UInt64 = 1) {
         var v = value
-        while true {
-            let n = withUnsafeBytes(of: &v) { write(fileDescriptor, $0.baseAddress, 8) }
-            if n == 8 { return }
-            if n < 0 && currentErrno() == EINTR { continue }
-            return
-        }
+        // SAFETY: the buffer is the 8 bytes of `v`, alive for the call; eventfd reads exactly 8.
+        _ = unsafe withUnsafeBytes(of: &v) { try? unsafe fileDescriptor.write($0) }
     }
 
     /// Reads and clears the counter; returns the value it held (0 if it was not signalled).
@@ -46,13 +39,10 @@ public final class EventNotifier: Sendable, CustomStringConvertible {
     @discardableResult
     public func testAndClear() -> UInt64 {
         var v: UInt64 = 0
-        while true {
-            let n = withUnsafeMutableBytes(of: &v) { read(fileDescriptor, $0.baseAddress, 8) }
-            if n == 8 { return v }
-            if n < 0 && currentErrno() == EINTR { continue }
-            return 0
-        }
+        // SAFETY: the buffer is the 8 bytes of `v`, alive for the call; eventfd writes exactly 8.
+        let n = unsafe withUnsafeMutableBytes(of: &v) { try? unsafe fileDescriptor.read(into: $0) }
+        return n == 8 ? v : 0
     }
 
-    public var description: String { "EventNotifier(fd: \(fileDescriptor))" }
+    public var description: String { "EventNotifier(fd: \(fileDescriptor.rawValue))" }
 }

@@ -1,4 +1,5 @@
 internal import CKVM
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,7 +9,7 @@ import Glibc
 /// Guest RAM and the vCPU's `kvm_run` page are both mappings; this type owns one and hands its
 /// base address out only as an integer (`hostAddress`, what `KVM_SET_USER_MEMORY_REGION`
 /// wants) or through the bounds-checked accessors of the memory layer.
-public final class MappedMemory: @unchecked Sendable {
+@safe public final class MappedMemory: @unchecked Sendable {
     // @unchecked: the mapping itself never moves or changes size after init; concurrent
     // access to its *contents* is the guest's and devices' business, exactly as with RAM.
 
@@ -24,11 +25,13 @@ public final class MappedMemory: @unchecked Sendable {
     public init(anonymous length: Int) throws(SystemError) {
         let page = MappedMemory.pageSize
         let rounded = max(page, (length + page - 1) / page * page)
-        let p = mmap(nil, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        guard let p, p != MAP_FAILED else {
+        // SAFETY: a fresh anonymous mapping at an address the kernel picks touches no existing memory.
+        let p = unsafe mmap(nil, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let p = unsafe p, unsafe p != MAP_FAILED else {
             throw SystemError(operation: "mmap", arguments: "anonymous length=\(rounded)", errno: currentErrno())
         }
-        base = p
+        // SAFETY: `p` is the mapping just made; this object owns it until deinit.
+        unsafe base = p
         self.length = rounded
     }
 
@@ -40,33 +43,40 @@ public final class MappedMemory: @unchecked Sendable {
         let huge = 2 << 20
         let rounded = max(page, (length + page - 1) / page * page)
         let reserve = rounded + huge
-        guard let p = mmap(nil, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
-              p != MAP_FAILED else {
+        // SAFETY: a fresh anonymous mapping at an address the kernel picks touches no existing memory.
+        guard let p = unsafe mmap(nil, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+              unsafe p != MAP_FAILED else {
             throw SystemError(operation: "mmap", arguments: "anonymous length=\(reserve)", errno: currentErrno())
         }
         let start = UInt(bitPattern: p)
         let aligned = (start + UInt(huge) - 1) & ~UInt(huge - 1)
         let head = Int(aligned - start)
-        if head > 0 { munmap(p, head) }
         let tail = reserve - head - rounded
-        if tail > 0 { munmap(p + head + rounded, tail) }
-        base = p + head
+        // SAFETY: head and tail lie inside the reservation just made and nothing else uses them;
+        // what stays mapped is [p + head, p + head + rounded).
+        if head > 0 { unsafe munmap(p, head) }
+        if tail > 0 { unsafe munmap(p + head + rounded, tail) }
+        unsafe base = p + head
         self.length = rounded
-        if rounded >= huge { _ = madvise(base, rounded, MADV_HUGEPAGE) }
+        // SAFETY: advice on this object's own mapping; it changes no contents.
+        if rounded >= huge { _ = unsafe madvise(base, rounded, MADV_HUGEPAGE) }
     }
 
     /// Maps `length` bytes of `fileDescriptor` shared, at `offset` (the `kvm_run` page).
-    public init(fileDescriptor: Int32, length: Int, offset: Int = 0, operation: String = "mmap") throws(SystemError) {
-        let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fileDescriptor, off_t(offset))
-        guard let p, p != MAP_FAILED else {
-            throw SystemError(operation: operation, arguments: "fd=\(fileDescriptor) length=\(length)", errno: currentErrno())
+    public init(fileDescriptor: FileDescriptor, length: Int, offset: Int = 0, operation: String = "mmap") throws(SystemError) {
+        // SAFETY: a fresh shared mapping at an address the kernel picks touches no existing memory.
+        let p = unsafe mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fileDescriptor.rawValue, off_t(offset))
+        guard let p = unsafe p, unsafe p != MAP_FAILED else {
+            throw SystemError(operation: operation, arguments: "fd=\(fileDescriptor.rawValue) length=\(length)", errno: currentErrno())
         }
-        base = p
+        // SAFETY: `p` is the mapping just made; this object owns it until deinit.
+        unsafe base = p
         self.length = length
     }
 
-    deinit { munmap(base, length) }
+    // SAFETY: unmaps exactly the range this object mapped, once nothing references the object.
+    deinit { unsafe munmap(base, length) }
 
     /// The mapping's address as an integer.
-    public var hostAddress: UInt64 { UInt64(UInt(bitPattern: base)) }
+    public var hostAddress: UInt64 { UInt64(unsafe UInt(bitPattern: base)) }
 }

@@ -1,7 +1,4 @@
 import Synchronization
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Throttles a log line a guest can provoke over and over (a bad DMA descriptor, a device
 /// refusing a register write): at most `burst` messages pass per `interval`; the rest are
@@ -83,10 +80,6 @@ public final class RateLimitedLog: Sendable {
     /// Messages suppressed since creation (for tests and `info` commands).
     public var suppressedCount: UInt64 { state.withLock { $0.suppressedTotal } }
 
-    /// CLOCK_MONOTONIC in nanoseconds.
-    public static let monotonicNanoseconds: @Sendable () -> UInt64 = {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(truncatingIfNeeded: ts.tv_sec) &* 1_000_000_000 &+ UInt64(truncatingIfNeeded: ts.tv_nsec)
-    }
+    /// CLOCK_MONOTONIC in nanoseconds (`HostClock.monotonicNanoseconds`).
+    public static let monotonicNanoseconds: @Sendable () -> UInt64 = { HostClock.monotonicNanoseconds() }
 }

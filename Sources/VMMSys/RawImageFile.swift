@@ -1,4 +1,5 @@
 internal import CKVM
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,25 +10,24 @@ import Glibc
 /// hole (keeping the size), and re-allocate it unless the caller allows unmapping.
 public final class RawImageFile: Sendable {
     /// The open descriptor (close-on-exec), closed with the object.
-    public let fileDescriptor: Int32
+    public let fileDescriptor: FileDescriptor
     public let path: String
     public let readOnly: Bool
 
     /// Opens `path` read-write, or read-only.
     public init(path: String, readOnly: Bool) throws(SystemError) {
-        let flags = (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC
-        fileDescriptor = try retryingOnInterrupt("open", arguments: "\(path), \(readOnly ? "O_RDONLY" : "O_RDWR")") {
-            open(path, flags)
+        fileDescriptor = try systemCall("open", arguments: "\(path), \(readOnly ? "O_RDONLY" : "O_RDWR")") {
+            try FileDescriptor.open(FilePath(path), readOnly ? .readOnly : .readWrite, options: .closeOnExec)
         }
         self.path = path
         self.readOnly = readOnly
     }
 
-    deinit { close(fileDescriptor) }
+    deinit { try? fileDescriptor.close() }
 
     /// The file's size in bytes.
     public func size() throws(SystemError) -> UInt64 {
-        let end = try retryingOnInterrupt("lseek", arguments: "\(path), SEEK_END") { lseek(fileDescriptor, 0, SEEK_END) }
+        let end = try systemCall("lseek", arguments: "\(path), SEEK_END") { try fileDescriptor.seek(offset: 0, from: .end) }
         return UInt64(end)
     }
 
@@ -35,42 +35,37 @@ public final class RawImageFile: Sendable {
     /// file read as zeros (as QEMU's raw driver pads a short read).
     public func read(into buffer: inout [UInt8], count: Int, at offset: UInt64) throws(SystemError) {
         precondition(count >= 0 && count <= buffer.count, "read into a buffer too small")
-        var done = 0
-        let result = buffer.withUnsafeMutableBytes { raw -> SystemError? in
-            while done < count {
-                let n = pread(fileDescriptor, raw.baseAddress! + done, count - done, off_t(offset) + off_t(done))
-                if n > 0 { done += n; continue }
-                if n == 0 { break }
-                let code = currentErrno()
-                if code == EINTR { continue }
-                return SystemError(operation: "pread", arguments: "\(path), offset=\(offset), count=\(count)", errno: code)
-            }
-            if done < count { (raw.baseAddress! + done).initializeMemory(as: UInt8.self, repeating: 0, count: count - done) }
-            return nil
+        let arguments = "\(path), offset=\(offset), count=\(count)"
+        guard let start = Int64(exactly: offset), count <= Int64.max - start else {
+            throw SystemError(operation: "pread", arguments: arguments, code: .invalidArgument)
         }
-        if let result { throw result }
+        var done = 0
+        while done < count {
+            let at = start + Int64(done)
+            let n = try systemCall("pread", arguments: arguments) {
+                // SAFETY: [done, count) lies inside the buffer (count <= buffer.count).
+                try unsafe buffer.withUnsafeMutableBytes { raw in
+                    try unsafe fileDescriptor.read(fromAbsoluteOffset: at, into: UnsafeMutableRawBufferPointer(rebasing: raw[done..<count]))
+                }
+            }
+            if n == 0 { break }                                   // end of file
+            done += n
+        }
+        for i in done..<count { buffer[i] = 0 }
     }
 
     /// Writes `bytes` at `offset`, completing short writes.
     public func write(_ bytes: ArraySlice<UInt8>, at offset: UInt64) throws(SystemError) {
-        let count = bytes.count
-        let result = bytes.withUnsafeBytes { raw -> SystemError? in
-            var done = 0
-            while done < count {
-                let n = pwrite(fileDescriptor, raw.baseAddress! + done, count - done, off_t(offset) + off_t(done))
-                if n > 0 { done += n; continue }
-                let code = n == 0 ? EIO : currentErrno()
-                if code == EINTR { continue }
-                return SystemError(operation: "pwrite", arguments: "\(path), offset=\(offset), count=\(count)", errno: code)
-            }
-            return nil
+        let arguments = "\(path), offset=\(offset), count=\(bytes.count)"
+        guard let start = Int64(exactly: offset), bytes.count <= Int64.max - start else {
+            throw SystemError(operation: "pwrite", arguments: arguments, code: .invalidArgument)
         }
-        if let result { throw result }
+        _ = try systemCall("pwrite", arguments: arguments) { try fileDescriptor.writeAll(toAbsoluteOffset: start, bytes) }
     }
 
     /// Makes written data durable. QEMU: bdrv_co_flush() → fdatasync.
     public func flush() throws(SystemError) {
-        _ = try retryingOnInterrupt("fdatasync", arguments: path) { fdatasync(fileDescriptor) }
+        _ = try retryingOnInterrupt("fdatasync", arguments: path) { fdatasync(fileDescriptor.rawValue) }
     }
 
     /// Zeroes `[offset, offset + length)`: with `mayUnmap` the range is deallocated (a hole),
@@ -80,15 +75,17 @@ public final class RawImageFile: Sendable {
         guard length > 0 else { return true }
         let args = "\(path), offset=\(offset), length=\(length)"
         let off = Int64(bitPattern: offset), len = Int64(bitPattern: length)
-        let punched = ckvm_fallocate(fileDescriptor, CKVM_FALLOC_FL_PUNCH_HOLE | CKVM_FALLOC_FL_KEEP_SIZE, off, len)
-        if punched != 0 {
-            let code = currentErrno()
-            if code == EOPNOTSUPP || code == ENOSYS { return false }
-            throw SystemError(operation: "fallocate(PUNCH_HOLE)", arguments: args, errno: code)
+        let fd = fileDescriptor.rawValue
+        do {
+            _ = try retryingOnInterrupt("fallocate(PUNCH_HOLE)", arguments: args) {
+                ckvm_fallocate(fd, CKVM_FALLOC_FL_PUNCH_HOLE | CKVM_FALLOC_FL_KEEP_SIZE, off, len)
+            }
+        } catch where error.errno == EOPNOTSUPP || error.code == .noFunction {
+            return false
         }
         if !mayUnmap {
             // Allocate the hole again so a later write cannot fail for lack of space.
-            _ = try retryingOnInterrupt("fallocate", arguments: args) { ckvm_fallocate(fileDescriptor, 0, off, len) }
+            _ = try retryingOnInterrupt("fallocate", arguments: args) { ckvm_fallocate(fd, 0, off, len) }
         }
         return true
     }

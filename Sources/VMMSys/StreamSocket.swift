@@ -1,4 +1,5 @@
 internal import CKVM
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,134 +16,128 @@ public enum SocketAddress: Sendable, Equatable, CustomStringConvertible {
         case .tcp(let h, let p): "tcp:\(h):\(p)"
         }
     }
+
+    /// A new close-on-exec stream socket of this address's family.
+    func openSocket() throws(SystemError) -> FileDescriptor {
+        let family: Int32
+        switch self {
+        case .unix: family = AF_UNIX
+        case .tcp: family = AF_INET
+        }
+        let fd = try retryingOnInterrupt("socket", arguments: family == AF_UNIX ? "AF_UNIX" : "AF_INET") {
+            socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        }
+        return FileDescriptor(rawValue: fd)
+    }
+
+    /// Calls `body` (bind or connect) with this address as a `sockaddr`; throws what it fails
+    /// with, as `operation`.
+    func withSockaddr(_ operation: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) throws(SystemError) {
+        let rc: Int32
+        switch self {
+        case .unix(let path):
+            var sa = sockaddr_un()
+            sa.sun_family = sa_family_t(AF_UNIX)
+            let bytes = Array(path.utf8)
+            guard bytes.count < MemoryLayout.size(ofValue: sa.sun_path) else {
+                throw SystemError(operation: operation, arguments: "\(self) (path too long)", code: .fileNameTooLong)
+            }
+            // SAFETY: the path's bytes and its NUL fit in sun_path (checked just above).
+            unsafe withUnsafeMutableBytes(of: &sa.sun_path) { raw in
+                for (i, b) in bytes.enumerated() { unsafe raw[i] = b }
+            }
+            // SAFETY: sockaddr_un begins with the sockaddr header; the kernel reads `size` bytes of `sa`.
+            rc = unsafe withUnsafePointer(to: &sa) { p in
+                unsafe p.withMemoryRebound(to: sockaddr.self, capacity: 1) { unsafe body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+        case .tcp(let host, let port):
+            var sa = sockaddr_in()
+            sa.sin_family = sa_family_t(AF_INET)
+            sa.sin_port = port.bigEndian
+            // SAFETY: inet_pton writes one in_addr into sin_addr.
+            guard unsafe inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &sa.sin_addr) == 1 else {
+                throw SystemError(operation: "inet_pton", arguments: host, code: .invalidArgument)
+            }
+            // SAFETY: sockaddr_in begins with the sockaddr header; the kernel reads `size` bytes of `sa`.
+            rc = unsafe withUnsafePointer(to: &sa) { p in
+                unsafe p.withMemoryRebound(to: sockaddr.self, capacity: 1) { unsafe body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+        }
+        guard rc == 0 else { throw SystemError(operation: operation, arguments: description, errno: currentErrno()) }
+    }
 }
 
 /// A listening stream socket (close-on-exec), closed with the object. A unix path is replaced
 /// if a stale socket file is there, as QEMU's unix_listen_saddr() does.
 public final class SocketListener: Sendable {
-    public let fileDescriptor: Int32
+    public let fileDescriptor: FileDescriptor
     public let address: SocketAddress
 
     public init(_ address: SocketAddress, backlog: Int32 = 1) throws(SystemError) {
         self.address = address
-        switch address {
-        case .unix(let path):
-            let fd = try retryingOnInterrupt("socket", arguments: "AF_UNIX") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
-            var sa = try Self.unixAddress(path)
-            unlink(path)
-            let rc = withUnsafePointer(to: &sa) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        let fd = try address.openSocket()
+        do throws(SystemError) {
+            switch address {
+            // SAFETY (unlink): the String-to-C-string conversion is valid for the call.
+            case .unix(let path): unsafe unlink(path)
+            case .tcp:
+                var one: Int32 = 1
+                // SAFETY: SO_REUSEADDR reads one Int32 from `one`.
+                _ = unsafe setsockopt(fd.rawValue, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
             }
-            guard rc == 0 else {
-                let e = currentErrno()
-                close(fd)
-                throw SystemError(operation: "bind", arguments: address.description, errno: e)
-            }
-            fileDescriptor = fd
-        case .tcp(let host, let port):
-            let fd = try retryingOnInterrupt("socket", arguments: "AF_INET") { socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
-            var one: Int32 = 1
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-            var sa = sockaddr_in()
-            sa.sin_family = sa_family_t(AF_INET)
-            sa.sin_port = port.bigEndian
-            guard inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &sa.sin_addr) == 1 else {
-                close(fd)
-                throw SystemError(operation: "inet_pton", arguments: host, errno: EINVAL)
-            }
-            let rc = withUnsafePointer(to: &sa) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard rc == 0 else {
-                let e = currentErrno()
-                close(fd)
-                throw SystemError(operation: "bind", arguments: address.description, errno: e)
-            }
-            fileDescriptor = fd
+            // SAFETY: bind reads `length` bytes of the address withSockaddr built.
+            try unsafe address.withSockaddr("bind") { unsafe bind(fd.rawValue, $0, $1) }
+            _ = try retryingOnInterrupt("listen", arguments: address.description) { listen(fd.rawValue, backlog) }
+        } catch {
+            try? fd.close()
+            throw error
         }
-        guard listen(fileDescriptor, backlog) == 0 else {
-            let e = currentErrno()
-            close(fileDescriptor)
-            throw SystemError(operation: "listen", arguments: address.description, errno: e)
-        }
+        fileDescriptor = fd
     }
 
     deinit {
-        close(fileDescriptor)
-        if case .unix(let path) = address { unlink(path) }
+        try? fileDescriptor.close()
+        // SAFETY: the String-to-C-string conversion is valid for the call.
+        if case .unix(let path) = address { unsafe unlink(path) }
     }
 
     /// Waits for the next client.
     public func accept() throws(SystemError) -> SocketConnection {
         let fd = try retryingOnInterrupt("accept4", arguments: address.description) {
-            ckvm_accept4(fileDescriptor, Int32(SOCK_CLOEXEC.rawValue))
+            ckvm_accept4(fileDescriptor.rawValue, Int32(SOCK_CLOEXEC.rawValue))
         }
-        return SocketConnection(fileDescriptor: fd)
-    }
-
-    static func unixAddress(_ path: String) throws(SystemError) -> sockaddr_un {
-        var sa = sockaddr_un()
-        sa.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: sa.sun_path) else {
-            throw SystemError(operation: "bind", arguments: "unix:\(path) (path too long)", errno: ENAMETOOLONG)
-        }
-        withUnsafeMutableBytes(of: &sa.sun_path) { raw in
-            for (i, b) in bytes.enumerated() { raw[i] = b }
-        }
-        return sa
+        return SocketConnection(fileDescriptor: FileDescriptor(rawValue: fd))
     }
 }
 
 /// One connected stream socket, closed with the object (or by `shutdown`).
 public final class SocketConnection: Sendable {
-    public let fileDescriptor: Int32
+    public let fileDescriptor: FileDescriptor
 
-    public init(fileDescriptor: Int32) { self.fileDescriptor = fileDescriptor }
+    /// Takes ownership of a connected socket.
+    public init(fileDescriptor: FileDescriptor) { self.fileDescriptor = fileDescriptor }
 
     /// Connects to a listening socket (a client chardev).
     public convenience init(connectingTo address: SocketAddress) throws(SystemError) {
-        switch address {
-        case .unix(let path):
-            let fd = try retryingOnInterrupt("socket", arguments: "AF_UNIX") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
-            var sa = try SocketListener.unixAddress(path)
-            let rc = withUnsafePointer(to: &sa) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
-            guard rc == 0 else {
-                let e = currentErrno()
-                close(fd)
-                throw SystemError(operation: "connect", arguments: address.description, errno: e)
-            }
-            self.init(fileDescriptor: fd)
-        case .tcp(let host, let port):
-            let fd = try retryingOnInterrupt("socket", arguments: "AF_INET") { socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
-            var sa = sockaddr_in()
-            sa.sin_family = sa_family_t(AF_INET)
-            sa.sin_port = port.bigEndian
-            guard inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &sa.sin_addr) == 1 else {
-                close(fd)
-                throw SystemError(operation: "inet_pton", arguments: host, errno: EINVAL)
-            }
-            let rc = withUnsafePointer(to: &sa) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard rc == 0 else {
-                let e = currentErrno()
-                close(fd)
-                throw SystemError(operation: "connect", arguments: address.description, errno: e)
-            }
-            self.init(fileDescriptor: fd)
+        let fd = try address.openSocket()
+        do throws(SystemError) {
+            // SAFETY: connect reads `length` bytes of the address withSockaddr built.
+            try unsafe address.withSockaddr("connect") { unsafe connect(fd.rawValue, $0, $1) }
+        } catch {
+            try? fd.close()
+            throw error
         }
+        self.init(fileDescriptor: fd)
     }
 
-    deinit { close(fileDescriptor) }
+    deinit { try? fileDescriptor.close() }
 
     /// Reads what is available, up to `maxBytes`; an empty result means the peer closed.
     public func read(maxBytes: Int = 4096) throws(SystemError) -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: max(1, maxBytes))
-        let n = try retryingOnInterrupt("read", arguments: "socket fd=\(fileDescriptor)") {
-            buffer.withUnsafeMutableBytes { Glibc.read(fileDescriptor, $0.baseAddress!, $0.count) }
+        let n = try systemCall("read", arguments: "socket fd=\(fileDescriptor.rawValue)") {
+            // SAFETY: the kernel writes at most buffer.count bytes into the buffer.
+            try unsafe buffer.withUnsafeMutableBytes { try unsafe fileDescriptor.read(into: $0) }
         }
         return Array(buffer[0..<n])
     }
@@ -152,5 +147,5 @@ public final class SocketConnection: Sendable {
     public func write(_ bytes: [UInt8]) -> Bool { writeFully(fileDescriptor, bytes) }
 
     /// Ends both directions (wakes a reader blocked in `read`).
-    public func shutdown() { _ = Glibc.shutdown(fileDescriptor, Int32(SHUT_RDWR)) }
+    public func shutdown() { _ = Glibc.shutdown(fileDescriptor.rawValue, Int32(SHUT_RDWR)) }
 }

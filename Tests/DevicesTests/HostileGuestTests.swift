@@ -1,4 +1,5 @@
 import Memory
+import TestSupport
 import Testing
 @testable import Devices
 

@@ -1,6 +1,7 @@
 import Foundation
 import Memory
 import Synchronization
+import TestSupport
 import Testing
 import VMMSys
 @testable import Devices

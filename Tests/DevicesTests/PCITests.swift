@@ -1,5 +1,6 @@
 import Memory
 import Synchronization
+import TestSupport
 import Testing
 import VMMSys
 @testable import Devices

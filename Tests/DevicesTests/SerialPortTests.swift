@@ -1,5 +1,6 @@
 import Foundation
 import Memory
+import TestSupport
 import Testing
 @testable import Devices
 

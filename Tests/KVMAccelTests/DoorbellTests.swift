@@ -3,14 +3,13 @@ import Foundation
 import KVM
 import Machine
 import Memory
+import TestSupport
 import Testing
 import VMMSys
 @testable import KVMAccel
 
-let kvmUsable = FileManager.default.isWritableFile(atPath: "/dev/kvm")
-
 /// The seed mechanism end to end on real KVM, driven through the memory API.
-@Suite(.enabled(if: kvmUsable, "requires read/write access to /dev/kvm"))
+@Suite(.enabled(if: TestHost.kvmAvailable, "requires read/write access to /dev/kvm"))
 struct DoorbellTests {
     let m: DoorbellMachine
     init() throws { m = try DoorbellMachine() }
@@ -163,7 +162,7 @@ struct DoorbellTests {
     }
 }
 
-@Suite(.enabled(if: kvmUsable, "requires read/write access to /dev/kvm"))
+@Suite(.enabled(if: TestHost.kvmAvailable, "requires read/write access to /dev/kvm"))
 struct ConcurrencyAndInterruptTests {
     @Test func twoVCPUsWriteConcurrentlyAndNothingIsLost() throws {
         let m = try DoorbellMachine(vcpus: 2)
@@ -223,7 +222,7 @@ struct ConcurrencyAndInterruptTests {
     }
 }
 
-@Suite(.enabled(if: kvmUsable, "requires read/write access to /dev/kvm"))
+@Suite(.enabled(if: TestHost.kvmAvailable, "requires read/write access to /dev/kvm"))
 struct MSIRouteTests {
     /// A guest re-programming vectors forever must not run the GSI table out: freed GSIs are
     /// reused, lowest first.

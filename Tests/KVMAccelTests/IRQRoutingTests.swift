@@ -1,6 +1,7 @@
 import Foundation
 import KVM
 import Synchronization
+import TestSupport
 import Testing
 import VMMSys
 @testable import KVMAccel
@@ -8,7 +9,7 @@ import VMMSys
 /// The GSI routing table on real KVM under concurrent route changes. The kernel has no call to
 /// read the table back, so each GSI is probed: KVM_IRQ_LINE on an MSI route delivers its
 /// message, which lands in the local APIC's IRR (read with KVM_GET_LAPIC) as the route's vector.
-@Suite(.enabled(if: kvmUsable, "requires read/write access to /dev/kvm"))
+@Suite(.enabled(if: TestHost.kvmAvailable, "requires read/write access to /dev/kvm"))
 struct IRQRoutingTests {
     let vm: VirtualMachine
     let vcpu: VCPU

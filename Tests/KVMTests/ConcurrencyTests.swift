@@ -1,11 +1,12 @@
 import Foundation
+import TestSupport
 import Testing
 import VMMSys
 @testable import KVM
 
 /// The types cross isolation domains as Swift 6 requires: a VM shared by tasks, each vCPU
 /// created on one task and run on another.
-@Suite(.enabled(if: kvmAvailable, "requires read/write /dev/kvm"))
+@Suite(.enabled(if: TestHost.kvmAvailable, "requires read/write /dev/kvm"))
 struct ConcurrencyTests {
     @Test func vcpusRunOnOtherTasks() async throws {
         let guest = try RealModeGuest(code: [0xB0, 0x07, 0xE6, 0x10, 0xF4])  // mov al,7; out 0x10,al; hlt

@@ -1,12 +1,13 @@
 import CKVM
 import Foundation
+import TestSupport
 import Testing
 import VMMSys
 @testable import KVM
 
 /// The decoder never trusts kvm_run's geometry: planted out-of-range payloads decode as
 /// `.unknown` and are not read.
-@Suite(.enabled(if: kvmAvailable, "requires read/write /dev/kvm"))
+@Suite(.enabled(if: TestHost.kvmAvailable, "requires read/write /dev/kvm"))
 struct ExitDecodingTests {
     private func plantIO(_ vcpu: VCPU, direction: UInt8, size: UInt8, port: UInt16, count: UInt32, offset: UInt64) {
         let base = vcpu.runBase

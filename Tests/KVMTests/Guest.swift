@@ -1,10 +1,6 @@
-import Foundation
 import Testing
 import VMMSys
 @testable import KVM
-
-/// True when the tests can drive real VMs.
-let kvmAvailable = FileManager.default.isWritableFile(atPath: "/dev/kvm")
 
 /// A one-vCPU VM with 64 KiB of RAM at guest physical 0, running 16-bit real-mode `code`
 /// from 0000:0000. Test programs are hand-assembled byte arrays.

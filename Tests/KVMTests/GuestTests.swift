@@ -1,11 +1,12 @@
 import CKVM
 import Foundation
+import TestSupport
 import Testing
 import VMMSys
 @testable import KVM
 
 /// Real guests: hand-assembled 16-bit code run to `hlt`, checking every exit it produces.
-@Suite(.enabled(if: kvmAvailable, "requires read/write /dev/kvm"))
+@Suite(.enabled(if: TestHost.kvmAvailable, "requires read/write /dev/kvm"))
 struct GuestTests {
     @Test func portAndMMIOExits() throws {
         let code: [UInt8] = [

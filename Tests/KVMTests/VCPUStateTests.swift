@@ -1,10 +1,11 @@
 import CKVM
 import Foundation
+import TestSupport
 import Testing
 import VMMSys
 @testable import KVM
 
-@Suite(.enabled(if: kvmAvailable, "requires read/write /dev/kvm"))
+@Suite(.enabled(if: TestHost.kvmAvailable, "requires read/write /dev/kvm"))
 struct VCPUStateTests {
     @Test func registersRoundTrip() throws {
         let guest = try RealModeGuest(code: [0xF4])

@@ -1,4 +1,5 @@
 import Synchronization
+import TestSupport
 import Testing
 import VMMSys
 @testable import Memory
@@ -155,7 +156,7 @@ import VMMSys
         #expect(rec.all == ["w 16 1 0xce"])
         #expect(s.counters.eventfdSignals == 4)
         #expect(s.counters.eventfdSignals(of: n) == 2 && s.counters.eventfdSignals(of: any) == 2)
-        #expect(MemoryTreeDump.ioeventfds(system).contains("0000000000000110 size=1 data=0xfa fd=\(n.fileDescriptor) userspace hits=2"))
+        #expect(MemoryTreeDump.ioeventfds(system).contains("0000000000000110 size=1 data=0xfa fd=\(n.fileDescriptor.rawValue) userspace hits=2"))
         // An accelerator that takes them: writes that still arrive go to the device...
         s.acceleratorHandlesIoeventfds = true
         s.write(0x110, value: 0xfa, size: 1)

@@ -26,22 +26,3 @@ import Testing
         #expect(e.description.hasPrefix("KVM_IOEVENTFD(addr=0xf4) failed: EEXIST (17)"))
     }
 }
-
-@Suite struct ChildProcessTests {
-    @Test func capturesOutputStatusAndMemory() throws {
-        let r = try ChildProcess.run(["sh", "-c", "echo out; echo err >&2; exit 3"])
-        #expect(r.output == "out\nerr\n")
-        #expect(r.status == 3)
-        #expect(r.peakRSSKiB > 0)
-        #expect(r.wallMilliseconds > 0)
-    }
-
-    @Test func killedAfterTimeout() throws {
-        let r = try ChildProcess.run(["sleep", "5"], timeoutSeconds: 1)
-        #expect(r.status == 128 + 9)
-    }
-
-    @Test func missingProgramIsAnError() {
-        #expect(throws: SystemError.self) { try ChildProcess.run(["/nonexistent/prog"]) }
-    }
-}

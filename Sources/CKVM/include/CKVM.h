@@ -29,6 +29,8 @@ static inline int ckvm_fallocate(int fd, int mode, int64_t offset, int64_t lengt
 #include <sys/socket.h>
 extern int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 extern int pthread_setname_np(pthread_t thread, const char *name);
+/// strerrorname_np(3) (glibc 2.32): the errno's symbolic name ("EEXIST"), NULL if unknown.
+extern const char *strerrorname_np(int errnum);
 static inline int ckvm_accept4(int fd, int flags) { return accept4(fd, 0, 0, flags); }
 static inline int ckvm_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
 static const int CKVM_FALLOC_FL_KEEP_SIZE = FALLOC_FL_KEEP_SIZE;
@@ -46,8 +48,6 @@ static inline int ckvm_ioctl_int(int fd, unsigned long request, unsigned long ar
 static inline int ckvm_ioctl_ptr(int fd, unsigned long request, void *arg) {
     return ioctl(fd, request, arg);
 }
-
-static inline int ckvm_errno(void) { return errno; }
 
 // System ioctls
 static const unsigned long CKVM_GET_API_VERSION = KVM_GET_API_VERSION;

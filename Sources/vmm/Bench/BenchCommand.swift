@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import VMMSys
+import ProcessSupport
 
 /// `vmm bench …`: measurements side by side with QEMU.
 struct BenchCommand: ParsableCommand {

@@ -1,5 +1,5 @@
 import Foundation
-import VMMSys
+import ProcessSupport
 
 /// `vmm bench doorbell`: the same bench kernel under `vmm` and `qemu-system-x86_64`, alternating,
 /// in one invocation; cycles per write on each pci-testdev path for both, their ratio, start-up

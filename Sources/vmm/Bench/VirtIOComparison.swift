@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import VMMSys
+import ProcessSupport
 
 /// `vmm bench virtio`: one virtio-rng request's round trip — the guest's kick (notify
 /// ioeventfd), the I/O thread's work, the MSI-X completion (irqfd) — under vmm and QEMU with

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import VMMSys
 
 /// The test kernels under Guests/, built once per test process with the system's gcc/as/ld.
@@ -6,8 +7,8 @@ enum GuestKernels {
     static let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    /// Whether the toolchain to build them is present.
-    static let toolchainAvailable = ["gcc", "as", "ld"].allSatisfy { ChildProcess.which($0) != nil }
+    /// Whether the toolchain to build them is present (`TestHost.toolchainAvailable`).
+    static var toolchainAvailable: Bool { TestHost.toolchainAvailable }
     static let toolchainSkipReason = "needs gcc, as and ld to build the test kernels"
 
     /// The build directory, or the build's error output.

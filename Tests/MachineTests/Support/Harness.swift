@@ -1,39 +1,22 @@
+// ChildProcess and ChildRun, for every file of this target (they used to come with VMMSys).
+@_exported import ProcessSupport
 import Testing
+import TestSupport
 import VMMSys
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Runs guest kernels under the built `vmm` executable and, where installed, under
 /// qemu-system-x86_64 with the very same command line.
 enum Harness {
-    /// True when /dev/kvm can be opened read-write.
-    static let kvmAvailable: Bool = {
-        let fd = open("/dev/kvm", O_RDWR | O_CLOEXEC)
-        if fd >= 0 { close(fd); return true }
-        return false
-    }()
+    /// True when /dev/kvm can be opened read-write (`TestHost.kvmAvailable`).
+    static var kvmAvailable: Bool { TestHost.kvmAvailable }
 
     static let kvmSkipReason = "requires read/write access to /dev/kvm"
 
-    /// The `vmm` executable built next to this test binary.
-    static let vmmPath: String? = {
-        var buf = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
-        guard n > 0 else { return nil }
-        let exe = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        // .build/<triple>/debug/swift-vmmPackageTests.xctest
-        var dir = exe
-        while let slash = dir.lastIndex(of: "/") {
-            dir = String(dir[..<slash])
-            let candidate = dir + "/vmm"
-            if access(candidate, X_OK) == 0 { return candidate }
-            if dir.hasSuffix("/.build") || dir.isEmpty { break }
-        }
-        return nil
-    }()
+    /// The `vmm` executable built next to this test binary (`TestHost.vmmPath`).
+    static var vmmPath: String? { TestHost.vmmPath }
 
-    static let qemuPath: String? = ChildProcess.which("qemu-system-x86_64")
+    /// `TestHost.qemuPath`.
+    static var qemuPath: String? { TestHost.qemuPath }
 
     /// QEMU's flags for the small test kernels (PC-DEVICES.md).
     static func qemuFlags(kernel: String, append: String = "", extra: [String] = []) -> [String] {

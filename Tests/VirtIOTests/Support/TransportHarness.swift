@@ -3,6 +3,7 @@ import Foundation
 import Memory
 import Synchronization
 import Testing
+import TestSupport
 import VMMSys
 @testable import VirtIO
 
@@ -16,7 +17,7 @@ final class TransportHarness {
     let thread: IOThread
     let msi = RecordingMSI()
     let dev: VirtIOPCI
-    let intx = LevelRecorder()
+    let intx = IRQRecorder()
     let bar1: UInt64, bar4: UInt64
     var common: UInt64 { bar4 + VirtIOPCI.commonOffset }
 
@@ -89,22 +90,9 @@ final class TransportHarness {
         msi.connected.withLock { $0.last { $0.data == data }?.notifier }
     }
 
-    /// Polls `condition` until it holds or a generous deadline passes.
+    /// Polls `condition` until it holds or a generous deadline passes (`pollUntil`).
     @discardableResult
-    func waitUntil(_ seconds: Double = 10, _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try condition() { return true }
-            Thread.sleep(forTimeInterval: 0.001)
-        }
-        return try condition()
+    func waitUntil(_ seconds: Int = 10, _ condition: () throws -> Bool) rethrows -> Bool {
+        try pollUntil(timeout: .seconds(seconds), condition)
     }
-}
-
-/// Records the levels an INTx line is driven to.
-final class LevelRecorder: Sendable {
-    private let levels = Mutex<[Bool]>([])
-    var irq: IRQ { IRQ { level in self.levels.withLock { $0.append(level) } } }
-    var level: Bool { levels.withLock { $0.last ?? false } }
-    var raises: Int { levels.withLock { $0.filter { $0 }.count } }
 }

@@ -1,7 +1,5 @@
-import Foundation
 import Logging
 import Synchronization
-import VMMSys
 
 /// One thread waiting on many eventfds (the virtqueues' ioeventfds, later tap fds) and running
 /// each one's handler when it fires: where device work happens, off the vCPU threads.
@@ -51,12 +49,16 @@ public final class IOThread: Sendable {
         try epoll.add(notifier.fileDescriptor, token: token)
     }
 
-    /// Starts the thread.
+    /// Starts the thread (once; later calls do nothing). If the host refuses a thread, logs
+    /// why and leaves the I/O thread stopped, so a later `start()` may try again.
     public func start() {
         guard !running.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        let t = Thread { [self] in loop() }
-        t.name = name
-        t.start()
+        do {
+            try HostThread.start(name: name) { [self] in loop() }
+        } catch {
+            logger.error("\(name): \(error)")
+            running.store(false, ordering: .releasing)
+        }
     }
 
     /// Asks the thread to finish.
