@@ -94,7 +94,7 @@ let package = Package(
         .testTarget(name: "KVMAccelTests", dependencies: ["KVMAccel", "KVM", "Memory", "VMMSys", "Machine", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory", "VMMSys", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "VirtIOTests", dependencies: ["VirtIO", "Devices", "Memory", "VMMSys", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "LoaderTests", dependencies: ["Loader", "Memory"], swiftSettings: strict),
+        .testTarget(name: "LoaderTests", dependencies: ["Loader", "Memory", "VMMSys"], swiftSettings: strict),
         .testTarget(
             name: "MachineTests",
             dependencies: ["Machine", "KVMAccel", "KVM", "Memory", "Devices", "Loader", "VMMSys", "ProcessSupport", "TestSupport"],

@@ -41,4 +41,3 @@ enum KVMIoctl {
 }
 
 /// `0x…` rendering for error arguments.
-func hex<T: BinaryInteger>(_ value: T) -> String { "0x" + String(value, radix: 16) }

@@ -26,3 +26,13 @@ public func readWholeFile(_ path: String, maximumBytes: UInt64) throws(SystemErr
     }
     return Array(bytes[0..<done])
 }
+
+/// The running executable's path (/proc/self/exe resolved), e.g. for benchmarks that run
+/// this same binary as a child.
+public func currentExecutablePath() throws(SystemError) -> String {
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    // SAFETY: readlink writes at most `count` bytes into the buffer, which outlives the call.
+    let n = unsafe buffer.withUnsafeMutableBytes { unsafe readlink("/proc/self/exe", $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
+    guard n > 0 else { throw SystemError(operation: "readlink", arguments: "/proc/self/exe", errno: currentErrno()) }
+    return String(decoding: buffer[0..<n], as: UTF8.self)
+}

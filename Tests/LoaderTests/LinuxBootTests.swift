@@ -1,3 +1,4 @@
+import VMMSys
 import Memory
 import Testing
 @testable import Loader

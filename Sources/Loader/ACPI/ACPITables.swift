@@ -1,3 +1,4 @@
+import VMMSys
 import Memory
 
 /// Where each ACPI table was written (guest-physical).

@@ -1,3 +1,4 @@
+import VMMSys
 import Memory
 
 /// Loads a Linux x86 bzImage into guest RAM following the Linux x86 boot protocol

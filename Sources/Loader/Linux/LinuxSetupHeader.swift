@@ -1,3 +1,4 @@
+import VMMSys
 /// The fields of a bzImage's real-mode setup header (Linux `Documentation/arch/x86/boot.rst`,
 /// "The Real-Mode Kernel Header") that the loader reads. Offsets are from the start of the
 /// file, which are also their offsets in `boot_params`.

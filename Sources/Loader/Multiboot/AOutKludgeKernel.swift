@@ -1,3 +1,4 @@
+import VMMSys
 /// Places a kernel by the address fields of its Multiboot header (flag bit 16, the "a.out
 /// kludge"), for kernels that are not ELF. The rules follow the specification and QEMU:
 /// the file is loaded from the byte that corresponds to `load_addr`, i.e. from

@@ -1,3 +1,4 @@
+import VMMSys
 /// Reads the loadable segments of an ELF32 or ELF64 kernel, the form a Multiboot kernel takes
 /// when its header does not set flag bit 16. Segments are placed at their physical address
 /// (`p_paddr`), as QEMU's Multiboot loader does.

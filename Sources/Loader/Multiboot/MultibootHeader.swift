@@ -1,3 +1,4 @@
+import VMMSys
 /// The Multiboot v1 header a kernel embeds in its first 8 KiB to tell the boot loader how to
 /// load it (Multiboot Specification 0.6.96, section 3.1).
 public struct MultibootHeader: Equatable, Sendable {

@@ -1,3 +1,4 @@
+import VMMSys
 /// A boot loader or firmware-table builder refused its input.
 ///
 /// `subject` names what was wrong — the kernel or module path, or "ACPI" for the tables — so
@@ -18,7 +19,6 @@ public struct LoaderError: Error, Equatable, Sendable, CustomStringConvertible {
 }
 
 /// `0x…` rendering used in every message, so addresses read the same everywhere.
-func hex(_ value: some BinaryInteger) -> String { "0x" + String(value, radix: 16) }
 
 /// `[0x…, 0x…)` rendering of a half-open range.
 func hexRange(_ start: UInt64, _ end: UInt64) -> String { "[\(hex(start)), \(hex(end)))" }

@@ -77,18 +77,17 @@ public enum DoorbellBenchmark {
     public static func json(_ results: [PathResult]) -> String {
         let items = results.map {
             "{\"path\":\"\($0.path)\",\"writes\":\($0.writes),\"userspaceExits\":\($0.userspaceExits),"
-                + "\"eventfdSignals\":\($0.eventfdSignals),\"nsPerWrite\":\(String(format: "%.1f", $0.nsPerWrite))}"
+                + "\"eventfdSignals\":\($0.eventfdSignals),\"nsPerWrite\":\(fixed($0.nsPerWrite, 1))}"
         }
         return "{\"paths\":[\(items.joined(separator: ","))]}"
     }
 
     /// A human-readable table.
     public static func table(_ results: [PathResult]) -> String {
-        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
-        var lines = [pad("path", 24) + pad("writes", 10) + pad("userspace exits", 17) + pad("eventfd signals", 17) + "ns/write"]
+        var lines = [padded("path", 24) + padded("writes", 10) + padded("userspace exits", 17) + padded("eventfd signals", 17) + "ns/write"]
         for r in results {
-            lines.append(pad(r.path, 24) + pad("\(r.writes)", 10) + pad("\(r.userspaceExits)", 17)
-                + pad("\(r.eventfdSignals)", 17) + String(format: "%.0f", r.nsPerWrite))
+            lines.append(padded(r.path, 24) + padded("\(r.writes)", 10) + padded("\(r.userspaceExits)", 17)
+                + padded("\(r.eventfdSignals)", 17) + fixed(r.nsPerWrite, 0))
         }
         return lines.joined(separator: "\n")
     }

@@ -92,11 +92,15 @@ public final class PCIBus: Sendable {
         return layout.below4G
     }
 
+    /// The class names QEMU knows for the classes this bus holds. QEMU: pci_class_descriptions.
+    public static let classNames: [UInt32: String] = [0x0600: "Host bridge", 0x0601: "ISA bridge", 0x0101: "IDE controller",
+                                                      0x0680: "Bridge", 0x0100: "SCSI controller", 0x0200: "Ethernet controller",
+                                                      0x0780: "Communication controller"]
+
     /// `info pci` in QEMU's shape: each function's class, ids, BARs and interrupt pin.
     /// QEMU: hmp_info_pci().
     public func info() -> String {
-        let classNames: [UInt32: String] = [0x0600: "Host bridge", 0x0601: "ISA bridge", 0x0101: "IDE controller",
-                                            0x0680: "Bridge", 0x0100: "SCSI controller"]
+        let classNames = Self.classNames
         var out = ""
         for (slot, function, d) in host.functions {
             let ids = d.configRead(offset: 0, size: 4), sub = d.configRead(offset: 0x2c, size: 4)

@@ -1,5 +1,8 @@
+import VMMSys
 import ArgumentParser
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import ProcessSupport
 
 /// `vmm bench …`: measurements side by side with QEMU.
@@ -55,25 +58,25 @@ struct DoorbellBenchCommand: ParsableCommand {
 enum BundledKernels {
     /// The Guests/ directory of the checkout this executable was built from.
     static var guestsDirectory: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Guests").path
+        // #filePath is <checkout>/Sources/vmm/Bench/BenchCommand.swift.
+        String(#filePath).split(separator: "/", omittingEmptySubsequences: false).dropLast(4).joined(separator: "/") + "/Guests"
     }
 
     /// This executable's path (the benchmarks run it as a child, side by side with QEMU).
     static func vmmExecutable() throws -> String {
-        try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        try currentExecutablePath()
     }
 
     /// Builds every kernel into a fresh temporary directory and returns it.
     static func build() throws -> String {
         let script = guestsDirectory + "/build.sh"
-        guard FileManager.default.fileExists(atPath: script) else {
+        guard access(script, F_OK) == 0 else {
             throw BenchError("the bench kernel's source is not at \(guestsDirectory); pass --kernel and --startup-kernel")
         }
         for tool in ["gcc", "as", "ld"] where ChildProcess.which(tool) == nil {
             throw BenchError("building the bench kernel needs \(tool) (apt-get install gcc binutils), or pass --kernel")
         }
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("vmm-bench-\(getpid())").path
+        let out = (getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp") + "/vmm-bench-\(getpid())"
         let run = try ChildProcess.run(["/bin/sh", script, out], timeoutSeconds: 300)
         guard run.status == 0 else { throw BenchError("Guests/build.sh failed: \(run.output.suffix(400))") }
         return out

@@ -1,4 +1,4 @@
-import Foundation
+import VMMSys
 import ProcessSupport
 
 /// `vmm bench doorbell`: the same bench kernel under `vmm` and `qemu-system-x86_64`, alternating,
@@ -33,8 +33,8 @@ struct DoorbellComparison {
         var qemuNote: String?
 
         var json: String {
-            func num(_ v: Double?) -> String { v.map { String(format: "%.1f", $0) } ?? "null" }
-            func ratio(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "null" }
+            func num(_ v: Double?) -> String { v.map { fixed($0, 1) } ?? "null" }
+            func ratio(_ v: Double?) -> String { v.map { fixed($0, 4) } ?? "null" }
             let paths = self.paths.map {
                 "{\"path\":\"\($0.path)\",\"vmm\":\(num($0.vmm)),\"qemu\":\(num($0.qemu)),\"ratio\":\(ratio($0.ratio))}"
             }.joined(separator: ",")
@@ -49,18 +49,18 @@ struct DoorbellComparison {
             if let qemuNote { lines.append("qemu: \(qemuNote)") }
             lines.append(pad("path", 26) + pad("vmm", 12) + pad("qemu", 12) + "vmm/qemu")
             for p in paths {
-                lines.append(pad(p.path, 26) + pad(p.vmm.map { String(format: "%.0f", $0) } ?? "-", 12)
-                    + pad(p.qemu.map { String(format: "%.0f", $0) } ?? "-", 12)
-                    + (p.ratio.map { String(format: "%.3f", $0) } ?? "-"))
+                lines.append(pad(p.path, 26) + pad(p.vmm.map { fixed($0, 0) } ?? "-", 12)
+                    + pad(p.qemu.map { fixed($0, 0) } ?? "-", 12)
+                    + (p.ratio.map { fixed($0, 3) } ?? "-"))
             }
             lines.append("")
             lines.append(pad("", 26) + pad("vmm", 12) + pad("qemu", 12) + "vmm/qemu")
-            lines.append(pad("start-up to exit (ms)", 26) + pad(String(format: "%.1f", startupMs.vmm), 12)
-                + pad(startupMs.qemu.map { String(format: "%.1f", $0) } ?? "-", 12)
-                + (startupMs.qemu.map { String(format: "%.3f", startupMs.vmm / $0) } ?? "-"))
-            lines.append(pad("peak RSS (MiB)", 26) + pad(String(format: "%.1f", Double(peakRSSKiB.vmm) / 1024), 12)
-                + pad(peakRSSKiB.qemu.map { String(format: "%.1f", Double($0) / 1024) } ?? "-", 12)
-                + (peakRSSKiB.qemu.map { String(format: "%.3f", Double(peakRSSKiB.vmm) / Double($0)) } ?? "-"))
+            lines.append(pad("start-up to exit (ms)", 26) + pad(fixed(startupMs.vmm, 1), 12)
+                + pad(startupMs.qemu.map { fixed($0, 1) } ?? "-", 12)
+                + (startupMs.qemu.map { fixed(startupMs.vmm / $0, 3) } ?? "-"))
+            lines.append(pad("peak RSS (MiB)", 26) + pad(fixed(Double(peakRSSKiB.vmm) / 1024, 1), 12)
+                + pad(peakRSSKiB.qemu.map { fixed(Double($0) / 1024, 1) } ?? "-", 12)
+                + (peakRSSKiB.qemu.map { fixed(Double(peakRSSKiB.vmm) / Double($0), 3) } ?? "-"))
             return lines.joined(separator: "\n")
         }
 

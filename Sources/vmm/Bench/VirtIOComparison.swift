@@ -1,5 +1,5 @@
+import VMMSys
 import ArgumentParser
-import Foundation
 import ProcessSupport
 
 /// `vmm bench virtio`: one virtio-rng request's round trip — the guest's kick (notify
@@ -41,14 +41,14 @@ struct VirtIOBenchCommand: ParsableCommand {
         let v = DoorbellComparison.median(vmmCycles) ?? 0
         let q = DoorbellComparison.median(qemuCycles)
         if json {
-            let qs = q.map { String(format: "%.0f", $0) } ?? "null"
-            let ratio = q.map { String(format: "%.4f", v / $0) } ?? "null"
-            print("{\"path\":\"virtio-rng-request\",\"vmm\":\(String(format: "%.0f", v)),\"qemu\":\(qs),\"ratio\":\(ratio)}")
+            let qs = q.map { fixed($0, 0) } ?? "null"
+            let ratio = q.map { fixed(v / $0, 4) } ?? "null"
+            print("{\"path\":\"virtio-rng-request\",\"vmm\":\(fixed(v, 0)),\"qemu\":\(qs),\"ratio\":\(ratio)}")
         } else {
             print("virtio-rng request round trip, cycles (median of \(rounds) alternating runs, \(requests) requests each)")
-            print("vmm   \(String(format: "%.0f", v))")
-            print("qemu  " + (q.map { String(format: "%.0f", $0) } ?? "- (qemu-system-x86_64 not installed)"))
-            if let q { print("vmm/qemu \(String(format: "%.3f", v / q))") }
+            print("vmm   \(fixed(v, 0))")
+            print("qemu  " + (q.map { fixed($0, 0) } ?? "- (qemu-system-x86_64 not installed)"))
+            if let q { print("vmm/qemu \(fixed(v / q, 3))") }
         }
     }
 
