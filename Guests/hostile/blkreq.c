@@ -192,9 +192,9 @@ void attack_blkreq(struct rnd *r) {
     recover(d, "blkreq", "end");
 }
 
-/* ---- 65536+ requests: the avail and used indices wrap around ---- */
-void attack_wrap(struct rnd *r) {
-    struct vdev *d = &blk;
+/* ---- 65536+ requests: the avail and used indices wrap around (virtio-rng: one 1-byte
+   buffer each; virtio-blk: GET_ID through one shared indirect table) ---- */
+void attack_wrap(struct rnd *r, struct vdev *d) {
     if (!vdev_setup(d, FEAT_INDIRECT)) { verdict("wrap", "setup", d->name, 0, "set-up failed"); return; }
     volatile struct vq_desc *t = (volatile struct vq_desc *)big;
     static struct blk_hdr gid __attribute__((aligned(16)));
@@ -203,7 +203,8 @@ void attack_wrap(struct rnd *r) {
     t[1] = (struct vq_desc){ (u32)small, 20, F_NEXT | F_WRITE, 2 };
     t[2] = (struct vq_desc){ (u32)&small[32], 1, F_WRITE, 0 };
     u16 qn = d->qn, batch = (u16)(qn - 1 - rnd_below(r, qn / 2));
-    for (u32 i = 0; i < qn; i++) d->desc[i] = (struct vq_desc){ (u32)big, 48, F_INDIRECT, 0 };
+    for (u32 i = 0; i < qn; i++)
+        d->desc[i] = d == &blk ? (struct vq_desc){ (u32)big, 48, F_INDIRECT, 0 } : (struct vq_desc){ (u32)small, 1, F_WRITE, 0 };
     d->avail[0] = AVAIL_F_NO_INTERRUPT;                 /* no interrupt per batch */
     u32 done = 0, wraps = 0, bad = 0;
     u32 irq0 = vector_hits[d->vq_vec];
@@ -225,7 +226,7 @@ void attack_wrap(struct rnd *r) {
         for (u16 i = 0; i < k; i++) {
             u16 idx = (u16)(first + i);
             u32 id = used_id(d, idx % qn), len = used_len(d, idx % qn);
-            if (id != (u32)(idx % qn) || len > 21) {
+            if (id != (u32)(idx % qn) || len > (d == &blk ? 21u : 1u)) {
                 snprint(why, sizeof why, "request %u: used id %u len %u, want id %u", done + i, id, len, idx % qn);
                 bad = 1;
                 break;
@@ -241,7 +242,7 @@ void attack_wrap(struct rnd *r) {
             done, batch, wraps, irqs, bad ? ": " : "", why);
     if (bad) { recover(d, "wrap", "indices+reset"); return; }
     d->avail[0] = 0;
-    int good = blk_good(d, 3, wraps + done, why, sizeof why);
+    int good = d == &blk ? blk_good(d, 3, wraps + done, why, sizeof why) : rng_good(d, why, sizeof why);
     verdict("wrap", "after-wrap", d->name, good, "a good request after the wrap, no reset: %s", good ? "served" : why);
     recover(d, "wrap", "end");
 }

@@ -19,11 +19,13 @@
  *                   (default all)
  *   ports=N         random accesses per CPU in the ports storm (default 4000)
  *   storm=N         MSI-X writes per CPU in the MSI-X storm (default 3000)
- *   wrap=N          virtio-blk requests in the index-wrap attack (default 65536 + 300)
+ *   wrap=N          requests in the index-wrap attack (default 65536 + 300), on virtio-rng
+ *                   (its requests cost the VMM least), or on virtio-blk with wrap_blk
  *   flood_descs=N   entries of the flood's indirect table, each a 64 KiB buffer (default 32768)
  *   flood_ms=N      how long the virtio-blk request during the flood may take (default 5000)
  *   ap=0            leave the APs alone: every storm runs on the BSP
- *   only=NAME       run only the ring or block-request attack NAME (e.g. only=avail-top)
+ *   only=NAMES      run only these ring or block-request attacks (e.g. only=avail-top,loop)
+ *   skip=NAMES      leave these ring or block-request attacks out
  *   spare_irq=1     spare pc-testdev's IRQ ports 0x2010-0x2017 (QEMU 7.2 asserts on them)
  *   spare_msix_enable=1  MSI-X storms toggle the function mask but never the enable bit (QEMU
  *                   7.2 aborts in msix_fire_vector_notifier() when a live vector's function is
@@ -42,11 +44,36 @@ u8 big[0x100000] __attribute__((aligned(4096)));
 u8 page_buf[65536] __attribute__((aligned(4096)));
 
 static u32 storm_ports_n, storm_msix_n;
-static char only[48];
+static char only[48], skip[160];
+
+/* Whether `name` is in the comma-separated list. */
+static int listed(const char *list, const char *name) {
+    u32 n = (u32)strlen(name);
+    for (const char *p = list; *p;) {
+        const char *e = p;
+        while (*e && *e != ',') e++;
+        if ((u32)(e - p) == n && !strncmp(p, name, n)) return 1;
+        p = *e ? e + 1 : e;
+    }
+    return 0;
+}
 
 int selected(const char *name) {
-    if (!only[0]) return 1;
-    return !strcmp(only, name);
+    if (skip[0] && listed(skip, name)) return 0;
+    return !only[0] || listed(only, name);
+}
+
+/* Copies the value of "key=" (up to the next space) into out. */
+static void word(const char *key, char *out, u32 size) {
+    u32 k = (u32)strlen(key);
+    const char *c = cmdline();
+    for (const char *v = c; *v; v++)
+        if (!strncmp(v, key, k) && v[k] == '=' && (v == c || v[-1] == ' ')) {
+            u32 i = 0;
+            for (v += k + 1; *v && *v != ' ' && i + 1 < size; v++) out[i++] = *v;
+            out[i] = 0;
+            return;
+        }
 }
 u32 wrap_requests, flood_descs, flood_ms;
 
@@ -95,14 +122,19 @@ void snprint(char *out, u32 n, const char *fmt, ...) {
     *s.p = 0;
 }
 
+/* Each verdict line ends with the milliseconds since the previous one: where a run spends its
+   time, and which check a slow VMM holds up. */
 void verdict(const char *cls, const char *name, const char *dev, int ok, const char *fmt, ...) {
+    static u64 last;
+    u64 now = rdtsc();
     if (ok) verdicts_ok++; else verdicts_failed++;
     printf("hostile: verdict %s/%s dev=%s %s ", cls, name, dev, ok ? "ok" : "FAIL");
     va_list ap;
     va_start(ap, fmt);
     vprintf(fmt, ap);
     va_end(ap);
-    putchar('\n');
+    printf(" [%llu ms]\n", last ? (now - last) / tsc_per_ms : 0);
+    last = now;
 }
 
 void give_up(const char *why) {
@@ -225,11 +257,14 @@ static void round_once(u32 round, u32 seed) {
         attack_blkreq(&r);
         end_background();
     }
-    if ((attacks & A_WRAP) && blk.present) {
-        printf("hostile: index wrap\n");
-        background(&r, &blk, round, seed);
-        attack_wrap(&r);
-        end_background();
+    if (attacks & A_WRAP) {
+        struct vdev *w = cmdline_has("wrap_blk") ? &blk : &rng;
+        if (w->present) {
+            printf("hostile: index wrap on %s\n", w->name);
+            background(&r, w, round, seed);
+            attack_wrap(&r, w);
+            end_background();
+        }
     }
     if ((attacks & A_FLOOD) && rng.present && blk.present) {
         printf("hostile: flood\n");
@@ -260,13 +295,8 @@ void kmain(void) {
     flood_descs = (u32)cmdline_uint("flood_descs", 32768);
     flood_ms = (u32)cmdline_uint("flood_ms", 5000);
     if (flood_descs > sizeof big / 16) flood_descs = sizeof big / 16;
-    for (const char *v = cmdline(); *v; v++)
-        if (!strncmp(v, "only=", 5) && (v == cmdline() || v[-1] == ' ')) {
-            u32 i = 0;
-            for (v += 5; *v && *v != ' ' && i + 1 < sizeof only; v++) only[i++] = *v;
-            only[i] = 0;
-            break;
-        }
+    word("only", only, sizeof only);
+    word("skip", skip, sizeof skip);
     if (cmdline_has("attacks")) {
         const char *c = cmdline();
         const char *v = c;

@@ -56,7 +56,7 @@ extern u32 wrap_requests;     /* wrap=: requests in the index-wrap attack */
 extern u32 flood_descs;       /* flood_descs=: entries of the flood's indirect table */
 extern u32 flood_ms;          /* flood_ms=: how long virtio-blk may wait behind the flood */
 
-/* only=NAME: run just the ring or block-request attack of that name (reproducing one finding). */
+/* only=/skip=: comma-separated ring or block-request attack names to run / leave out. */
 int selected(const char *name);
 
 /* ---- verdicts ---- */
@@ -201,7 +201,7 @@ void snprint(char *out, u32 n, const char *fmt, ...) __attribute__((format(print
 /* ---- the attack classes (BSP side) ---- */
 void attack_rings(struct rnd *r, struct vdev *d);
 void attack_blkreq(struct rnd *r);
-void attack_wrap(struct rnd *r);
+void attack_wrap(struct rnd *r, struct vdev *d);
 void attack_flood(struct rnd *r);
 void attack_msix(struct rnd *r, struct vdev *d);
 void attack_bars(struct rnd *r, struct vdev *d);
