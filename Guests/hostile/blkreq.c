@@ -79,7 +79,7 @@ static void expect(struct vdev *d, const char *name, u32 n, u32 allowed, const c
 
 /* Broken framing: anything may happen but the device must come back after a reset. */
 static void lenient(struct vdev *d, const char *name, u32 n, const char *what) {
-    if (!selected(name)) return;
+    if (!selected(name) || !lenient_too) return;
     u32 len = 0;
     int used = submit(d, n, &len, 2000);
     u8 dev = c_read8(d, C_STATUS);

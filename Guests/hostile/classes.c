@@ -48,7 +48,7 @@ static int fires(struct vdev *d) {
    keeps one and leaks the other, and may install its routing table without the route it kept)
    or two devices (two different routes added at once). Between rounds the BSP masks both. */
 static void msix_lockstep(struct rnd *r, struct vdev *e, struct vdev *f, const char *name) {
-    u32 rounds = ap_count ? 25 : 0, lost_e = 0, lost_f = 0;
+    u32 rounds = ap_count ? 16 : 0, lost_e = 0, lost_f = 0;
     if (!vdev_setup(e, 0) || (f != e && !vdev_setup(f, 0))) { verdict("msix", name, e->name, 0, "set-up failed"); return; }
     for (u32 k = 0; k < rounds; k++) {
         mmio_write32(ctl1(e), 1);
@@ -124,7 +124,7 @@ void attack_bars(struct rnd *r, struct vdev *d) {
     if (!vdev_setup(d, 0) || !vdev_setup(o, 0)) { verdict("bars", "moves", d->name, 0, "set-up failed"); return; }
     post_if_idle(d);                                   /* something in flight while it moves */
     printf("hostile: BAR moves on %s, requests on %s\n", d->name, o->name);
-    struct ap_cmd c = { AP_BARS, d, o, 0, 1000, seed_of(r) };
+    struct ap_cmd c = { AP_BARS, d, o, 0, 600, seed_of(r) };
     ap_run(&c);
     static char why[160];
     u32 served = 0;

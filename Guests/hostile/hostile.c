@@ -26,6 +26,7 @@
  *   ap=0            leave the APs alone: every storm runs on the BSP
  *   only=NAMES      run only these ring or block-request attacks (e.g. only=avail-top,loop)
  *   skip=NAMES      leave these ring or block-request attacks out
+ *   lenient=0       only the ring and block-request attacks with a judged outcome
  *   spare_irq=1     spare pc-testdev's IRQ ports 0x2010-0x2017 (QEMU 7.2 asserts on them)
  *   spare_msix_enable=1  MSI-X storms toggle the function mask but never the enable bit (QEMU
  *                   7.2 aborts in msix_fire_vector_notifier() when a live vector's function is
@@ -62,6 +63,8 @@ int selected(const char *name) {
     if (skip[0] && listed(skip, name)) return 0;
     return !only[0] || listed(only, name);
 }
+
+u32 lenient_too = 1;
 
 /* Copies the value of "key=" (up to the next space) into out. */
 static void word(const char *key, char *out, u32 size) {
@@ -295,6 +298,7 @@ void kmain(void) {
     flood_descs = (u32)cmdline_uint("flood_descs", 32768);
     flood_ms = (u32)cmdline_uint("flood_ms", 5000);
     if (flood_descs > sizeof big / 16) flood_descs = sizeof big / 16;
+    lenient_too = (u32)cmdline_uint("lenient", 1);
     word("only", only, sizeof only);
     word("skip", skip, sizeof skip);
     if (cmdline_has("attacks")) {

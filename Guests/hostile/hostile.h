@@ -58,6 +58,8 @@ extern u32 flood_ms;          /* flood_ms=: how long virtio-blk may wait behind 
 
 /* only=/skip=: comma-separated ring or block-request attack names to run / leave out. */
 int selected(const char *name);
+/* lenient=0: leave out the attacks whose outcome is only printed (comparing with QEMU). */
+extern u32 lenient_too;
 
 /* ---- verdicts ---- */
 extern u32 verdicts_ok, verdicts_failed;

@@ -230,7 +230,7 @@ static const struct ring_attack ring_attacks[] = {
 
 /* Runs one planned attack; prints the observation verdict (strict ones judged). */
 static void run_ring_attack(struct vdev *d, struct rnd *r, const struct ring_attack *a) {
-    if (!selected(a->name)) return;
+    if (!selected(a->name) || (!a->strict && !lenient_too)) return;
     struct plan p = { (u32)d->desc, (u32)d->avail, (u32)d->used, 0, d->qn, 1, 1 };
     if (!vdev_reset(d)) { verdict("rings", a->name, d->name, 0, "device never finished a reset"); return; }
     memset((void *)d->desc, 0, 4096);
@@ -272,7 +272,7 @@ static void run_ring_attack(struct vdev *d, struct rnd *r, const struct ring_att
 
 /* A reset while the device serves a full queue; then the device must come back. */
 static void reset_race(struct vdev *d, struct rnd *r) {
-    if (!selected("reset-race")) return;
+    if (!selected("reset-race") || !lenient_too) return;
     if (!vdev_setup(d, 0)) { verdict("rings", "reset-race", d->name, 0, "set-up failed"); return; }
     u16 n = d == &rng ? d->qn : (u16)(d->qn / 3);
     for (u16 i = 0; i < n; i++) {
@@ -291,7 +291,7 @@ static void reset_race(struct vdev *d, struct rnd *r) {
 
 /* Doorbells for queues that do not exist, and at odd offsets of the notify area. */
 static void notify_chaos(struct vdev *d, struct rnd *r) {
-    if (!selected("notify-chaos")) return;
+    if (!selected("notify-chaos") || !lenient_too) return;
     if (!vdev_setup(d, 0)) { verdict("rings", "notify-chaos", d->name, 0, "set-up failed"); return; }
     for (u32 i = 0; i < 200; i++) {
         u32 off = rnd_below(r, d->notify_cap.len ? d->notify_cap.len : 4) & ~1u;

@@ -13,8 +13,7 @@ enum HostileAttack: String, CaseIterable, Sendable, CustomTestStringConvertible 
     /// The guest's `-append` words for this class besides seed=.
     var guestArguments: String {
         switch self {
-        case .rings: return "attacks=rings rounds=2"         // twice: the log must not grow with it
-        case .msix: return "attacks=msix storm=1500"
+        case .msix: return "attacks=msix storm=1000"
         case .ports: return "attacks=ports ports=2000"
         default: return "attacks=\(rawValue)"
         }
@@ -23,10 +22,10 @@ enum HostileAttack: String, CaseIterable, Sendable, CustomTestStringConvertible 
     /// Verdict lines a complete run of the class prints (both devices present) at least.
     var minimumVerdicts: Int {
         switch self {
-        case .rings: return 2 * 2 * 54
+        case .rings: return 2 * 54
         case .blkreq: return 36
         case .wrap: return 3
-        case .flood: return 3
+        case .flood: return 6
         case .msix: return 11
         case .bars: return 4
         case .fwcfg: return 11
@@ -105,8 +104,9 @@ struct HostileGuestTests {
     static let rssGrowthBoundKiB = 64 * 1024
     /// Open descriptors may move with MSI-X vectors being re-routed (an eventfd each) but not grow.
     static let descriptorSlack = 8
-    /// Log lines (stderr) one run may print: errors are logged once per device and rate-limited.
-    static let logLineBound = 40
+    /// Log lines (stderr) one run may print. The rings class alone puts the devices in their
+    /// error state about 45 times; a VMM that logged each one would print more than this.
+    static let logLineBound = 30
 
     @Test(arguments: HostileAttack.allCases)
     func survives(_ attack: HostileAttack) throws {
@@ -116,7 +116,7 @@ struct HostileGuestTests {
         defer { try? FileManager.default.removeItem(atPath: image) }
         let append = "seed=\(Self.seed) \(attack.guestArguments)"
         let run = try MonitoredChild.run(vmm, Self.flags(kernel: kernel, image: image, append: append),
-                                         timeoutSeconds: 120, markers: ["hostile: round 0"])
+                                         timeoutSeconds: 120)
         let context = "attacks=\(attack.rawValue), -append \"\(append)\" (HOSTILE_SEED=\(Self.seed) reproduces)"
         let lines = run.stdout.split(separator: "\n").map { $0.filter { $0 != "\r" } }
         let verdicts = lines.filter { $0.hasPrefix("hostile: verdict ") }
@@ -132,18 +132,21 @@ struct HostileGuestTests {
         #expect(verdicts.count >= attack.minimumVerdicts, "\(context): \(verdicts.count) verdicts, a full run prints \(attack.minimumVerdicts)")
         #expect(failed.isEmpty, "\(context): \(failed.count) checks failed:\n\(failed.prefix(12).joined(separator: "\n"))")
 
-        // Bounded from outside.
-        let steady = run.samples(after: "hostile: round 0")
-        if let base = steady.first, let most = steady.map(\.descriptors).max() {
-            #expect(most <= base.descriptors + Self.descriptorSlack,
-                    "\(context): open descriptors went from \(base.descriptors) after set-up to \(most)")
+        // Bounded from outside: the first quarter of the samples holds the set-up (the guest is
+        // attacking within ~0.1 s of a run of seconds); the rest must not climb above it.
+        let samples = run.samples
+        #expect(samples.count >= 8, "\(context): only \(samples.count) /proc samples")
+        if samples.count >= 8 {
+            let setUp = samples.prefix(samples.count / 4), rest = samples.dropFirst(samples.count / 4)
+            let baseFDs = setUp.map(\.descriptors).max()!, mostFDs = rest.map(\.descriptors).max()!
+            #expect(mostFDs <= baseFDs + Self.descriptorSlack,
+                    "\(context): open descriptors went from \(baseFDs) during set-up to \(mostFDs)")
+            let baseRSS = setUp.map(\.rssKiB).max()!, peakRSS = rest.map(\.rssKiB).max()!
+            #expect(peakRSS - baseRSS <= Self.rssGrowthBoundKiB,
+                    "\(context): VmRSS grew from \(baseRSS) KiB during set-up to \(peakRSS) KiB")
         }
-        if let base = steady.first, let peak = steady.map(\.rssKiB).max() {
-            #expect(peak - base.rssKiB <= Self.rssGrowthBoundKiB,
-                    "\(context): VmRSS grew from \(base.rssKiB) KiB after set-up to \(peak) KiB")
-        }
-        #expect(steady.count >= 2, "\(context): fewer than two /proc samples after set-up")
-        #expect(run.stderrLines.count <= Self.logLineBound,
+        // (A VMM that died has printed its backtrace: the status above says so already.)
+        #expect(run.status >= 128 || run.stderrLines.count <= Self.logLineBound,
                 "\(context): \(run.stderrLines.count) log lines; the first: \(run.stderrLines.prefix(5).joined(separator: " | "))")
     }
 
@@ -157,8 +160,9 @@ struct HostileGuestTests {
     /// purpose not ours: virtio-blk's pop (virtqueue_split_pop()) never checks how far the avail
     /// index moved, so QEMU serves a jump of thousands of entries (virtio-rng goes through
     /// virtqueue_get_avail_bytes(), which does check). Left out under QEMU: the AP's background
-    /// storms (ap=0: not what is compared, and BAR moves are slow there); rings/buffer-huge
-    /// (QEMU's virtio-rng asks its backend for the whole 4 GiB buffer at once: 11 s); the flood
+    /// storms (ap=0: not what is compared, and BAR moves are slow there); the attacks whose
+    /// outcome is only printed (lenient=0), among them rings/buffer-huge, for which QEMU's
+    /// virtio-rng asks its backend for the whole 4 GiB buffer at once (11 s); the flood
     /// (the same, 2 GiB per chain: virtio-blk starves ~16 s before QEMU refuses the chain); msix
     /// (QEMU 7.2 aborts in msix_fire_vector_notifier() when a storm toggles MSI-X enable;
     /// spare_msix_enable=1 avoids it); ports (pc-testdev IRQs 16-23 abort QEMU; spare_irq=1);
@@ -168,14 +172,16 @@ struct HostileGuestTests {
         let kernel = try Self.kernel.get()
         let image = try Self.makeImage()
         defer { try? FileManager.default.removeItem(atPath: image) }
-        let append = "seed=\(Self.seed) attacks=rings,blkreq,fwcfg ap=0 skip=buffer-huge spare_irq=1 spare_msix_enable=1"
+        let append = "seed=\(Self.seed) attacks=rings,blkreq,fwcfg ap=0 lenient=0 spare_irq=1 spare_msix_enable=1"
         let run = try #require(try Harness.qemu(Self.flags(kernel: kernel, image: image, append: append), timeoutSeconds: 120))
         let lines = Harness.serialLines(run.output)
         let verdicts = lines.filter { $0.hasPrefix("hostile: verdict ") }
         let qemuOnly = ["hostile: verdict rings/avail-jump dev=blk FAIL", "hostile: verdict rings/avail-back dev=blk FAIL"]
         let failed = verdicts.filter { line in line.contains(" FAIL ") && !qemuOnly.contains { line.hasPrefix($0) } }
         #expect(run.status == 67, "QEMU, -append \"\(append)\": status \(run.status): \(run.output.suffix(800))")
-        #expect(verdicts.count >= HostileAttack.rings.minimumVerdicts / 2 - 4 + HostileAttack.blkreq.minimumVerdicts + HostileAttack.fwcfg.minimumVerdicts,
+        // Strict ones only (lenient=0): 16 ring attacks per device and 13 block requests, each
+        // with its reset or follow-up verdict, the end-of-class recovery, fw_cfg.
+        #expect(verdicts.count >= 2 * 2 * 16 + 2 * 12 + 1 + 1 + HostileAttack.fwcfg.minimumVerdicts,
                 "QEMU: only \(verdicts.count) verdicts")
         #expect(failed.isEmpty, "QEMU disagrees with the guest (seed \(Self.seed)):\n\(failed.joined(separator: "\n"))")
     }

@@ -22,22 +22,12 @@ struct MonitoredRun {
 
     /// stderr split into lines (without an empty last one).
     var stderrLines: [Substring] { stderr.split(separator: "\n", omittingEmptySubsequences: true) }
-
-    /// Samples taken once stdout contained `marker` (the set-up is over), and the first of them.
-    func samples(after marker: String) -> [Sample] {
-        guard let at = markerSeconds[marker] else { return [] }
-        return samples.filter { $0.seconds >= at }
-    }
-
-    fileprivate var markerSeconds: [String: Double] = [:]
 }
 
 enum MonitoredChild {
     /// Runs `executable` with `arguments`, stdin from /dev/null, sampling /proc every ~20 ms;
-    /// SIGKILL after `timeoutSeconds`. `markers` are stdout strings whose first appearance time
-    /// is recorded (so samples can be split into set-up and steady state).
-    static func run(_ executable: String, _ arguments: [String], timeoutSeconds: Double,
-                    markers: [String] = []) throws -> MonitoredRun {
+    /// SIGKILL after `timeoutSeconds`.
+    static func run(_ executable: String, _ arguments: [String], timeoutSeconds: Double) throws -> MonitoredRun {
         let dir = FileManager.default.temporaryDirectory
         let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let outURL = dir.appendingPathComponent("monitored-\(tag).out")
@@ -65,7 +55,6 @@ enum MonitoredChild {
         try err.close()
         let pid = process.processIdentifier
         var samples: [MonitoredRun.Sample] = []
-        var seen: [String: Double] = [:]
         var timedOut = false
         while process.isRunning {
             let t = elapsed()
@@ -78,9 +67,6 @@ enum MonitoredChild {
                let rss = residentKiB(pid) {
                 samples.append(.init(seconds: t, descriptors: fds, rssKiB: rss))
             }
-            if seen.count < markers.count, let text = try? String(contentsOf: outURL, encoding: .utf8) {
-                for m in markers where seen[m] == nil && text.contains(m) { seen[m] = t }
-            }
             usleep(20_000)       // the sampling period; exit is detected by isRunning, not by time
         }
         process.waitUntilExit()
@@ -88,17 +74,15 @@ enum MonitoredChild {
             ? 128 + process.terminationStatus : process.terminationStatus
         let stdout = (try? String(contentsOf: outURL, encoding: .utf8)) ?? ""
         let stderr = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
-        var run = MonitoredRun(stdout: stdout, stderr: stderr, status: status, timedOut: timedOut,
-                               seconds: elapsed(), samples: samples)
-        run.markerSeconds = seen
-        return run
+        return MonitoredRun(stdout: stdout, stderr: stderr, status: status, timedOut: timedOut,
+                            seconds: elapsed(), samples: samples)
     }
 
     /// VmRSS of `pid` in KiB, from /proc/PID/status.
     static func residentKiB(_ pid: Int32) -> Int? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
         for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-            return Int(line.dropFirst(6).split(separator: " ").first ?? "")
+            return Int(line.dropFirst(6).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "")
         }
         return nil
     }
