@@ -10,7 +10,6 @@ u16 pm1a_evt, pm1a_cnt, pm_tmr;
 static u8 bsp_buf[4096] __attribute__((aligned(4096)));
 static u8 post_buf[64] __attribute__((aligned(64)));
 static struct blk_hdr post_hdr __attribute__((aligned(16)));
-u32 msix_storm_count(void);
 
 static u32 seed_of(struct rnd *r) { return rnd32(r); }
 
@@ -41,38 +40,38 @@ static int fires(struct vdev *d) {
     return vdev_wait_used(d, 5000) && wait_vector(d->vq_vec, before, 2000);
 }
 
-/* Both CPUs unmask MSI-X entries at the same moment (a legal thing for an SMP guest to do:
-   the message was written while masked), then the devices complete a request each: every
+/* Both CPUs mask, then unmask, MSI-X entries at the same moment (a legal thing for an SMP guest
+   to do: the message was written while masked), then the devices complete a request each: every
    completion must interrupt. `e` and `f` are the devices whose entry 1 the BSP and the AP
-   unmask: the same device (two route updates for one vector racing: a VMM that routes both
-   keeps one and leaks the other, and may install its routing table without the route it kept)
-   or two devices (two different routes added at once). Between rounds the BSP masks both. */
-static void msix_lockstep(struct rnd *r, struct vdev *e, struct vdev *f, const char *name) {
-    u32 rounds = ap_count ? 16 : 0, lost_e = 0, lost_f = 0;
+   write: the same device (two re-routings of one vector racing: a VMM that routes both keeps
+   one and leaks the other) or two devices (two routes removed, then added, at once: a VMM that
+   installs its routing table outside the lock that built it can install an older table last
+   and lose the other CPU's route, and with it that device's interrupts). */
+static void msix_lockstep(struct rnd *r, struct vdev *e, struct vdev *f, const char *name, u32 rounds) {
+    u32 lost_e = 0, lost_f = 0;
+    if (!ap_count) rounds = 0;
     if (!vdev_setup(e, 0) || (f != e && !vdev_setup(f, 0))) { verdict("msix", name, e->name, 0, "set-up failed"); return; }
     for (u32 k = 0; k < rounds; k++) {
-        mmio_write32(ctl1(e), 1);
-        mmio_write32(ctl1(f), 1);
         sync_ready = sync_go = 0;
-        struct ap_cmd c = { AP_LOCKSTEP, f, 0, 1, 1, seed_of(r), ctl1(f), 0 };
+        struct ap_cmd c = { AP_LOCKSTEP, f, 0, 1, 2, seed_of(r), ctl1(f), 1 };
         ap_run(&c);
-        if (!lockstep_go(1, ctl1(e), 0)) give_up("the AP never reached the lock-step MSI-X write");
-        if (!ap_wait(30000)) give_up("the AP did not finish its lock-step MSI-X write in 30 s");
+        if (!lockstep_go(1, ctl1(e), 1) || !lockstep_go(2, ctl1(e), 0))
+            give_up("the AP never reached the lock-step MSI-X write");
+        if (!ap_wait(30000)) give_up("the AP did not finish its lock-step MSI-X writes in 30 s");
         if (!fires(e)) lost_e++;
         if (f != e && !fires(f)) lost_f++;
     }
     if (f == e)
-        verdict("msix", name, e->name, !lost_e, "%u times both CPUs unmasked entry 1 at once: %u completions without their interrupt",
+        verdict("msix", name, e->name, !lost_e, "%u times both CPUs masked and unmasked entry 1 at once: %u completions without their interrupt",
                 rounds, lost_e);
     else
         verdict("msix", name, "rng+blk", !lost_e && !lost_f,
-                "%u times the CPUs unmasked %s's and %s's entry 1 at once: %u + %u completions without their interrupt",
+                "%u times the CPUs masked and unmasked %s's and %s's entry 1 at once: %u + %u completions without their interrupt",
                 rounds, e->name, f->name, lost_e, lost_f);
     vdev_restore_pci(e);
     if (f != e) vdev_restore_pci(f);
 }
 
-/* leakprobe=N: N lock-step unmask/mask pairs on one entry, nothing else (measuring a leak). */
 void msix_leakprobe(struct vdev *d, u32 n) {
     if (!vdev_setup(d, 0) || !ap_count) return;
     sync_ready = sync_go = 0;
@@ -106,11 +105,11 @@ void attack_msix(struct rnd *r, struct vdev *d) {
     verdict("msix", "storm", d->name, 1, "entry %u: %u BSP + %u AP writes, %u requests posted, %u served meanwhile",
             entry, ops, ap_ops, posted, served);
     if (recover(d, "msix", "storm+reset")) {
-        msix_lockstep(r, d, d, "lockstep-same-entry");
+        msix_lockstep(r, d, d, "lockstep-same-entry", 16);
         recover(d, "msix", "lockstep+reset");
     }
     if (d == &blk && rng.present) {
-        msix_lockstep(r, &blk, &rng, "lockstep-two-devices");
+        msix_lockstep(r, &blk, &rng, "lockstep-two-devices", (u32)cmdline_uint("lockstep", 64));
         recover(&rng, "msix", "lockstep+reset");
         recover(&blk, "msix", "lockstep+reset");
     }

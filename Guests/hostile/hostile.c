@@ -19,6 +19,7 @@
  *                   (default all)
  *   ports=N         random accesses per CPU in the ports storm (default 4000)
  *   storm=N         MSI-X writes per CPU in the MSI-X storm (default 3000)
+ *   lockstep=N      rounds of the two-device lock-step mask/unmask check (default 64)
  *   wrap=N          requests in the index-wrap attack (default 65536 + 300), on virtio-rng
  *                   (its requests cost the VMM least), or on virtio-blk with wrap_blk
  *   flood_descs=N   entries of the flood's indirect table, each a 64 KiB buffer (default 32768)
@@ -301,12 +302,9 @@ void kmain(void) {
     lenient_too = (u32)cmdline_uint("lenient", 1);
     word("only", only, sizeof only);
     word("skip", skip, sizeof skip);
-    if (cmdline_has("attacks")) {
-        const char *c = cmdline();
-        const char *v = c;
-        while (*v && strncmp(v, "attacks=", 8)) v++;
-        attacks = *v ? parse_attacks(v + 8) : A_ALL;
-    }
+    char list[96] = "";
+    word("attacks", list, sizeof list);
+    if (list[0]) attacks = parse_attacks(list);
     printf("hostile: seed=%u rounds=%u attacks=", seed, rounds);
     print_attacks();
     printf(" ram %u MiB\n", ram_top >> 20);
@@ -326,7 +324,7 @@ void kmain(void) {
     if (!ap_count) printf("hostile: no AP: storms run on the BSP alone\n");
 
     u32 probe = (u32)cmdline_uint("leakprobe", 0);
-    if (probe && rng.present) { extern void msix_leakprobe(struct vdev *, u32); msix_leakprobe(&rng, probe); }
+    if (probe && rng.present) msix_leakprobe(&rng, probe);
     for (u32 round = 0; round < rounds; round++) round_once(round, seed);
 
     printf("hostile: survived %u rounds: %u verdicts, %u failed\n", rounds, verdicts_ok + verdicts_failed, verdicts_failed);

@@ -209,6 +209,10 @@ void attack_msix(struct rnd *r, struct vdev *d);
 void attack_bars(struct rnd *r, struct vdev *d);
 void attack_fwcfg(struct rnd *r);
 void attack_ports(struct rnd *r, u32 count);
+u32 msix_storm_count(void);                      /* storm=: MSI-X writes per CPU */
+/* leakprobe=N: N lock-step unmask/mask pairs on one entry and nothing else, for measuring a
+   route leak from outside (gdb on KVM_SET_GSI_ROUTING). */
+void msix_leakprobe(struct vdev *d, u32 n);
 
 /* ---- storms the AP (and sometimes the BSP) run; each returns the operations done ---- */
 u32 storm_ports(struct rnd *r, u32 count, u8 *buf);     /* buf: 4 KiB for string I/O */
