@@ -20,9 +20,9 @@ import VMMSys
 /// seconds or wrap around the address space:
 /// - a READ whose destination `[address, address + length)` wraps past 2^64 fails before any
 ///   byte is written (QEMU's `dma.address += len` wraps to 0 and carries on);
-/// - a READ needing more than `zeroFillLimit` zero bytes past the item's end writes no zeros
-///   and fails (QEMU's `dma_memory_set()` fills up to 4 GiB, ~seconds; no firmware reads past
-///   an item's end: SeaBIOS, OVMF and Linux's fw_cfg driver all read at most the item's size);
+/// - a READ past the item's end fills zeros as QEMU's `dma_memory_set()` does, in bulk copies
+///   of one reused 64 KiB block, stopping with the error bit where guest RAM ends (so a 4 GiB
+///   read costs at most one pass over the guest's own RAM, as on QEMU);
 /// - a SKIP past the item's end is O(1) (QEMU loops once).
 /// Every guest-given address and length goes through the bounds-checked `GuestMemory`; each
 /// failure also logs one rate-limited warning (QEMU logs none).
@@ -31,8 +31,8 @@ public final class FwCfgDMA: Sendable {
     static let controlError: UInt32 = 0x01, controlRead: UInt32 = 0x02, controlSkip: UInt32 = 0x04
     static let controlSelect: UInt32 = 0x08, controlWrite: UInt32 = 0x10
     static let signature: UInt64 = 0x5145_4d55_2043_4647       // "QEMU CFG"
-    /// Most zero bytes one READ writes past the end of an item (see the type's comment).
-    public static let zeroFillLimit = 0x10000
+    /// The zeros a READ past an item's end copies from, one chunk at a time.
+    static let zeros = [UInt8](repeating: 0, count: chunkSize)
     /// Item bytes are copied in pieces of this size (bounds each temporary buffer).
     static let chunkSize = 0x10000
 
@@ -134,15 +134,18 @@ public final class FwCfgDMA: Sendable {
             }
             done += UInt64(bytes.count)
         }
-        let zeros = length - done
-        guard zeros > 0 else { return nil }
-        guard zeros <= UInt64(Self.zeroFillLimit) else {
-            return "read of \(zeros) bytes past the item's end refused (at most \(Self.zeroFillLimit))"
-        }
-        do {
-            try memory.write([UInt8](repeating: 0, count: Int(zeros)), at: address + done)
-        } catch {
-            return "read to guest memory failed: \(error)"
+        // Past the item's end: zeros, as QEMU's dma_memory_set(), byte-exact up to where RAM
+        // ends (a chunk that does not fit is retried in halves).
+        var chunk = Self.chunkSize
+        while done < length {
+            let n = Int(min(length - done, UInt64(chunk)))
+            do {
+                try memory.write(n == Self.chunkSize ? Self.zeros : Array(Self.zeros[0..<n]), at: address + done)
+                done += UInt64(n)
+            } catch {
+                guard n > 1 else { return "zero fill past the item's end failed: \(error)" }
+                chunk = n / 2
+            }
         }
         return nil
     }
