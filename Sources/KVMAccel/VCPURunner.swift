@@ -1,3 +1,4 @@
+import Dispatch
 import KVM
 import Logging
 import Memory
@@ -56,6 +57,10 @@ public final class VCPURunner: Sendable {
     private let logger: Logger
     private let stopRequested = Atomic<Bool>(false)
     private let thread = Mutex<pthread_t?>(nil)
+    /// Pausing: requested by `pause()`, acknowledged by the run loop, which then waits for
+    /// `resumeSignal` outside KVM_RUN. QEMU: cpu->stop / cpu->stopped, qemu_wait_io_event().
+    private let parking = Mutex<(requested: Bool, parked: Bool, inRun: Bool, threadID: Int32?)>((false, false, false, nil))
+    private let resumeSignal = DispatchSemaphore(value: 0)
 
     public init(vcpu: VCPU, memory: AddressSpace, io: AddressSpace, logger: Logger = Logger(label: "vmm.vcpu")) {
         self.vcpu = vcpu
@@ -68,9 +73,27 @@ public final class VCPURunner: Sendable {
     /// Runs the vCPU on the calling thread until it stops.
     public func run() -> VCPUStopReason {
         thread.withLock { $0 = VCPUKick.currentThread() }
-        defer { thread.withLock { $0 = nil } }
+        let tid = HostThread.currentID
+        parking.withLock { $0.inRun = true; $0.threadID = tid }
+        defer {
+            thread.withLock { $0 = nil }
+            parking.withLock { $0.inRun = false }
+        }
         while true {
             if stopRequested.load(ordering: .acquiring) { return .stopped }
+            let park = parking.withLock { p -> Bool in
+                guard p.requested else { return false }
+                p.parked = true
+                return true
+            }
+            if park {
+                // Parked outside KVM_RUN: any exit already handled, any pending I/O completion
+                // stays in kvm_run for the next KVM_RUN, so nothing is lost or replayed.
+                resumeSignal.wait()
+                parking.withLock { $0.parked = false }
+                vcpu.immediateExit = false
+                continue
+            }
             let exit: VCPUExit
             do { exit = try vcpu.run() } catch { return .failed("\(error)") }
             if let reason = handle(exit) { return reason }
@@ -87,12 +110,43 @@ public final class VCPURunner: Sendable {
         }
     }
 
-    /// Asks the vCPU to stop, from any thread; it returns `.stopped` from `run()` promptly.
+    /// Asks the vCPU to stop, from any thread; it returns `.stopped` from `run()` promptly
+    /// (a parked vCPU too).
     public func stop() {
         stopRequested.store(true, ordering: .releasing)
         vcpu.immediateExit = true
         if let t = thread.withLock({ $0 }) { VCPUKick.kick(t) }
+        if parking.withLock({ $0.parked }) { resumeSignal.signal() }
     }
+
+    /// Asks the vCPU to park outside KVM_RUN (kicking it out of the guest), from any thread;
+    /// one that has not started parks as soon as it does (`-S`). `isParked` tells when it has.
+    /// QEMU: pause_all_vcpus() → qemu_cpu_kick().
+    public func pause() {
+        let first = parking.withLock { p -> Bool in
+            defer { p.requested = true }
+            return !p.requested
+        }
+        guard first else { return }
+        vcpu.immediateExit = true
+        if let t = thread.withLock({ $0 }) { VCPUKick.kick(t) }
+    }
+
+    /// Lets a paused vCPU run again. QEMU: resume_all_vcpus().
+    public func resume() {
+        let wake = parking.withLock { p -> Bool in
+            p.requested = false
+            return p.parked
+        }
+        if wake { resumeSignal.signal() }
+    }
+
+    /// Whether the vCPU is out of the guest for a pause: parked, or not running at all.
+    public var isParked: Bool { parking.withLock { $0.parked || !$0.inRun } }
+
+    /// The kernel thread id of the thread running the vCPU (nil before it starts).
+    /// QEMU: CPUState.thread_id (query-cpus-fast's thread-id).
+    public var threadID: Int32? { parking.withLock { $0.threadID } }
 
     /// Handles one exit; non-nil ends the run.
     @inline(__always)

@@ -6,6 +6,9 @@ import Glibc
 /// Starts detached POSIX threads without Foundation: the vCPU loops, the I/O thread and the
 /// monitor/QMP connections each run on one.
 public enum HostThread {
+    /// The calling thread's kernel thread id (gettid).
+    public static var currentID: Int32 { ckvm_gettid() }
+
     private final class Start {
         let name: String
         let body: () -> Void

@@ -32,6 +32,9 @@ extern int pthread_setname_np(pthread_t thread, const char *name);
 /// strerrorname_np(3) (glibc 2.32): the errno's symbolic name ("EEXIST"), NULL if unknown.
 extern const char *strerrorname_np(int errnum);
 static inline int ckvm_accept4(int fd, int flags) { return accept4(fd, 0, 0, flags); }
+#include <sys/syscall.h>
+/// The calling thread's kernel thread id (what QMP's query-cpus-fast reports).
+static inline int ckvm_gettid(void) { return (int)syscall(SYS_gettid); }
 static inline int ckvm_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
 static const int CKVM_FALLOC_FL_KEEP_SIZE = FALLOC_FL_KEEP_SIZE;
 static const int CKVM_FALLOC_FL_PUNCH_HOLE = FALLOC_FL_PUNCH_HOLE;
