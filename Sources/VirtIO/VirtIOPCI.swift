@@ -10,7 +10,7 @@ import VMMSys
 /// added once the driver is ready, and the I/O thread serves the queue when it fires; the
 /// completion interrupt goes out through the MSI-X vector's irqfd. Neither direction exits
 /// to userspace. QEMU: virtio-pci (hw/virtio/virtio-pci.c), modern-only layout in BAR4.
-public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
+public final class VirtIOPCI: PCIDevice, VirtIOTransport, @unchecked Sendable {
     public static let commonOffset: UInt64 = 0x0, isrOffset: UInt64 = 0x1000
     public static let deviceOffset: UInt64 = 0x2000, notifyOffset: UInt64 = 0x3000
     public static let notifyMultiplier: UInt32 = 4
@@ -18,7 +18,7 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
     static let versionOne: UInt64 = 1 << 32
     static let eventIdx: UInt64 = 1 << 29
     static let indirectDesc: UInt64 = 1 << 28
-    static let statusDriverOK: UInt8 = 4, statusNeedsReset: UInt8 = 0x40
+    static let statusDriverOK: UInt8 = 4, statusFeaturesOK: UInt8 = 8, statusNeedsReset: UInt8 = 0x40
     /// ISR bits: a used buffer (bit 0), a configuration change (bit 1).
     static let isrQueue: UInt8 = 1, isrConfig: UInt8 = 2
 
@@ -33,6 +33,8 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
     /// BAR4: the modern configuration structures.
     public let modernRegion: MemoryRegion
     let notifyRegion: MemoryRegion
+    /// Serves the queues (and the device's own backend descriptors).
+    public let ioThread: IOThread
     private let dma: GuestMemory
     private let intx: IRQ
     private let fastMMIO: Bool
@@ -110,6 +112,7 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
         self.intx = intx
         self.fastMMIO = fastMMIO
         self.logger = logger
+        self.ioThread = ioThread
         queues = device.queueSizes.map { VirtQueue(maxSize: min($0, VirtQueue.maxSize)) }
         var notifiers: [EventNotifier] = []
         for _ in device.queueSizes { notifiers.append(try EventNotifier()) }
@@ -135,7 +138,7 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
 
         let transitional: [UInt16: UInt16] = [1: 0x1000, 2: 0x1001, 5: 0x1002, 3: 0x1003, 8: 0x1004, 4: 0x1005, 9: 0x1009]
         let pciID = transitional[device.deviceType] ?? 0x1040 + device.deviceType
-        super.init(vendorID: 0x1af4, deviceID: pciID, classCode: 0x00_ff_00, revision: 0, interruptPin: 1,
+        super.init(vendorID: 0x1af4, deviceID: pciID, classCode: device.pciClassCode, revision: 0, interruptPin: 1,
                    subsystemVendorID: 0x1af4, subsystemID: device.deviceType)
         if let msix { registerBAR(1, region: msix.region, kind: .memory32) }
         registerBAR(4, region: modernRegion, kind: .memory64Prefetchable)
@@ -156,6 +159,9 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
         owner.set(self)
         for (i, n) in notifiers.enumerated() {
             try ioThread.watch(n) { [weak self] in self?.serve(queue: i) ?? .idle }
+        }
+        do { try device.attach(self) } catch let error as SystemError { throw error } catch {
+            throw SystemError(operation: "virtio device attach", arguments: "\(error)", code: .ioError)
         }
     }
 
@@ -207,6 +213,7 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
         // common-config writes with it (they are rare: driver setup and reset).
         processing.withLock { _ in
             var startIoeventfds = false, reset = false
+            var newStatus: UInt8?, featuresOK: UInt64?
             var enable: (queue: Int, config: QueueConfig, eventIdx: Bool)?
             state.withLock { s in
                 let q = Int(s.queueSelect)
@@ -231,10 +238,12 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
                         reset = true
                     } else {
                         if status & Self.statusDriverOK != 0, s.status & Self.statusDriverOK == 0, !s.broken { startIoeventfds = true }
+                        if status & Self.statusFeaturesOK != 0, s.status & Self.statusFeaturesOK == 0 { featuresOK = s.driverFeatures }
                         // Deliberate difference: NEEDS_RESET stays set while the device is
                         // broken, whatever the driver writes (QEMU lets a write clear the bit
                         // while the device stays broken).
                         s.status = status | (s.broken ? Self.statusNeedsReset : 0)
+                        newStatus = s.status
                     }
                 case 0x16: s.queueSelect = UInt16(truncatingIfNeeded: value)
                 case 0x18 where has && !s.queues[q].enabled:
@@ -254,6 +263,7 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
                 }
             }
             if reset { resetDevice() }
+            if let features = featuresOK { device.featuresNegotiated(features) }
             if let e = enable {
                 // The rings must lie in guest RAM. QEMU: virtio_queue_set_rings() →
                 // virtio_init_region_cache(), "Cannot map desc/used/avail".
@@ -265,7 +275,16 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
                 }
                 device.featuresNegotiated(state.withLock { $0.driverFeatures })
             }
-            if startIoeventfds { setIoeventfds(true) }
+            if startIoeventfds {
+                setIoeventfds(true)
+                // Kick right away: chains the driver published before DRIVER_OK (a receive
+                // queue filled during setup) get served without waiting for another kick.
+                // QEMU: virtio_device_start_ioeventfd_impl().
+                if options.ioeventfd {
+                    for (i, n) in notifiers.enumerated() where queues[i].isReady { n.set() }
+                }
+            }
+            if let status = newStatus { device.statusChanged(status) }
         }
     }
 
@@ -292,9 +311,15 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
     /// log line. Called with the device lock held. QEMU: virtio_error() → virtio_notify_config().
     private func virtioError(_ message: String) {
         errorLog.log({ logger.error("\($0)") }) { "virtio-pci \(name): \(message); device needs reset" }
-        let configVector = state.withLock { s -> UInt16? in
+        state.withLock { s in
             s.broken = true
             s.status |= Self.statusNeedsReset
+        }
+        notifyConfigChange()
+    }
+
+    public func notifyConfigChange() {
+        let configVector = state.withLock { s -> UInt16? in
             guard s.status & Self.statusDriverOK != 0 else { return nil }
             s.isr |= Self.isrConfig
             s.configGeneration &+= 1
@@ -367,27 +392,48 @@ public final class VirtIOPCI: PCIDevice, @unchecked Sendable {
     /// One budgeted turn on queue `index`: serves what the driver published, interrupts it if
     /// it asked, and tells the I/O thread whether to come back. Runs on the I/O thread.
     /// QEMU: virtio_queue_notify_vq() → the device's handle_output → virtio_notify().
-    private func serve(queue index: Int) -> IOThread.Next {
-        processing.withLock { _ -> IOThread.Next in
+    public func serve(queue index: Int) -> IOThread.Next? {
+        var budget = VirtQueueBudget.perWakeUp
+        let progress: VirtQueueProgress? = withQueue(index) { (queue, memory) throws(VirtQueueError) in
+            let p = try device.process(queue: index, queue, memory: memory, budget: &budget)
+            return (p, p.interrupt)
+        }
+        guard let progress else { return nil }
+        if budget.isExhausted { return .again }
+        if let resume = progress.resumeAt { return .at(resume) }
+        return .idle
+    }
+
+    public func queue(_ index: Int) -> VirtQueue? { queues.indices.contains(index) ? queues[index] : nil }
+
+    public func notifyQueue(_ index: Int) {
+        guard queues.indices.contains(index) else { return }
+        let vector = state.withLock { s -> UInt16 in
+            if msix?.isEnabled != true { s.isr |= Self.isrQueue }
+            return s.queues[index].vector
+        }
+        notify(vector: vector)
+    }
+
+    public func withQueue<R>(_ index: Int, _ body: (VirtQueue, GuestMemory) throws(VirtQueueError) -> (result: R, interrupt: Bool)) -> R? {
+        guard queues.indices.contains(index) else { return nil }
+        return processing.withLock { _ -> R? in
             let (ready, vector) = state.withLock { s in
                 (s.status & Self.statusDriverOK != 0 && !s.broken, s.queues[index].vector)
             }
-            guard ready, queues[index].isReady else { return .idle }
-            var budget = VirtQueueBudget.perWakeUp
-            let progress: VirtQueueProgress
+            guard ready, queues[index].isReady else { return nil }
+            let outcome: (result: R, interrupt: Bool)
             do {
-                progress = try device.process(queue: index, queues[index], memory: dma, budget: &budget)
+                outcome = try body(queues[index], dma)
             } catch {
                 virtioError("queue \(index): \(error)")
-                return .idle
+                return nil
             }
-            if progress.interrupt {
+            if outcome.interrupt {
                 if msix?.isEnabled != true { state.withLock { $0.isr |= Self.isrQueue } }
                 notify(vector: vector)
             }
-            if budget.isExhausted { return .again }
-            if let resume = progress.resumeAt { return .at(resume) }
-            return .idle
+            return outcome.result
         }
     }
 }
