@@ -60,6 +60,14 @@ public enum NonBlockingIO {
         _ = try retryingOnInterrupt("fcntl", arguments: "fd=\(fd.rawValue) F_SETFL") { Glibc.fcntl(fd.rawValue, F_SETFL, new) }
     }
 
+    /// Whether `fd` reports a hang-up now (poll with no wait): a pty master with no slave open.
+    public static func hasHungUp(_ fd: FileDescriptor) -> Bool {
+        var p = pollfd(fd: fd.rawValue, events: Int16(POLLIN), revents: 0)
+        // SAFETY: poll reads and writes the one pollfd, alive for the call.
+        let n = unsafe poll(&p, 1, 0)
+        return n > 0 && p.revents & Int16(POLLHUP) != 0
+    }
+
     /// Whether `fd` is open (F_GETFD succeeds): for descriptors handed over on the command line.
     public static func isOpen(_ fd: Int32) -> Bool { fd >= 0 && Glibc.fcntl(fd, F_GETFD) >= 0 }
 }

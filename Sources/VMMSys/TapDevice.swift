@@ -228,7 +228,7 @@ public final class TapDevice: Sendable {
     }
 
     /// The kernel's rules for an interface name (dev_valid_name()).
-    static func checkName(_ name: String) throws(TapError) {
+    public static func checkName(_ name: String) throws(TapError) {
         let bytes = Array(name.utf8)
         guard bytes.count < TunABI.nameSize else {
             throw TapError("ifname '\(name)' is too long: an interface name has at most \(TunABI.nameSize - 1) bytes")

@@ -46,6 +46,7 @@ public final class VirtIONet: VirtIODevice {
 
     public let mac: MACAddress
     public let maxPairs: Int
+    public let rxQueueSize: UInt16, txQueueSize: UInt16
     public let backend: (any NetBackend)?
     /// Host features from the `-device` properties, before the backend's limits.
     public let hostFeatures: UInt64
@@ -116,8 +117,16 @@ public final class VirtIONet: VirtIODevice {
     ///   - features: the host features the properties leave on (`VirtIONetFeature.qemuDefaults`,
     ///     `mq` added with `mq=on`).
     ///   - queuePairs: the backend's queue count (`-netdev tap,queues=`), 1...31.
+    ///   - rxQueueSize, txQueueSize: QEMU's `rx_queue_size`/`tx_queue_size`, powers of two from 256 to 1024.
     public init(mac: MACAddress, backend: (any NetBackend)?, features: UInt64 = VirtIONetFeature.qemuDefaults,
-                queuePairs: Int = 1, logger: Logger = Logger(label: "vmm.virtio-net")) throws(VirtIOError) {
+                queuePairs: Int = 1, rxQueueSize: UInt16 = VirtIONet.dataQueueSize, txQueueSize: UInt16 = VirtIONet.dataQueueSize,
+                logger: Logger = Logger(label: "vmm.virtio-net")) throws(VirtIOError) {
+        for (name, size) in [("rx_queue_size", rxQueueSize), ("tx_queue_size", txQueueSize)]
+        where size < 256 || size > 1024 || size & (size - 1) != 0 {
+            throw VirtIOError("Invalid \(name) (= \(size)), must be a power of 2 between 256 and 1024\(name == "rx_queue_size" ? "." : "")")
+        }
+        self.rxQueueSize = rxQueueSize
+        self.txQueueSize = txQueueSize
         guard (1...Self.maxQueuePairs).contains(queuePairs) else {
             throw VirtIOError("Invalid number of queue pairs (= \(queuePairs)), must be a positive integer less than \(Self.maxQueuePairs + 1) here")
         }
@@ -157,7 +166,7 @@ public final class VirtIONet: VirtIODevice {
     }
 
     public var queueSizes: [UInt16] {
-        Array(repeating: Self.dataQueueSize, count: 2 * maxPairs) + [Self.controlQueueSize]
+        (0..<2 * maxPairs).map { $0 % 2 == 0 ? rxQueueSize : txQueueSize } + [Self.controlQueueSize]
     }
 
     public func attach(_ transport: any VirtIOTransport) throws {
