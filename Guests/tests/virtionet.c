@@ -357,7 +357,32 @@ static void phase(const char *name) {
     if (!wait_until(udp_arrived, 8 * VIO_TIMEOUT)) fail("%s: the host did not answer", name);
 }
 
+/* Queues, receive buffers, DRIVER_OK (after FEATURES_OK). */
+static void net_queues(u32 accepted, u16 pairs, int verbose) {
+    int evidx = (accepted & F_EVENT_IDX) != 0;
+    memset(txbusy, 0, sizeof txbusy);
+    u16 qrx = vq_setup(&v, &rxqs[0], 0, rx_ring_mem[0], RXQ_MAX, 0, evidx);
+    u16 qtx = vq_setup(&v, &txq, 1, tx_ring_mem, TXQ_MAX, 0, evidx);
+    if (npairs > 1) {
+        vq_setup(&v, &rxqs[1], 2, rx_ring_mem[1], RXQ_MAX, 0, evidx);
+        vq_setup(&v, &txq1, 3, tx1_ring_mem, 16, 0, evidx);
+    }
+    u16 ctlidx = (accepted & F_MQ) ? (u16)(2 * pairs) : 2;
+    vq_setup(&v, &ctlq, ctlidx, ctl_ring_mem, 16, 0, evidx);
+    if (qtx < 4 * TXSLOTS) fail("transmit queue of %u entries", qtx);
+    /* Transmit completions: no interrupt. */
+    if (evidx) vq_set_used_event(&txq, 0x8000); else vq_set_no_interrupt(&txq, 1);
+    nrx = mergeable ? (qrx < RXQ_MAX ? qrx : RXQ_MAX) : qrx / 3;
+    if (nrx > RXQ_MAX) nrx = RXQ_MAX;
+    for (int p = 0; p < npairs; p++)               /* before DRIVER_OK: the device must find them */
+        for (u16 i = 0; i < nrx; i++) rx_post(&rxqs[p], rxbuf_mem[p], i);
+    virtio_driver_ok(&v);
+    if (verbose)
+        printf("queues rx %u tx %u control %u, %u receive %s\n", qrx, qtx, ctlidx, nrx, mergeable ? "buffers of 2048 bytes" : "chains of 3 x 4096 bytes");
+}
+
 static void bench(void);
+static void hostile(u32 offered);
 
 void kmain(void) {
     test_name = "virtionet";
@@ -387,33 +412,14 @@ void kmain(void) {
     printf("features accepted 0x%x\n", accepted);
     mergeable = (accepted & F_MRG_RXBUF) != 0;
     csum_tx = (accepted & F_CSUM) != 0;
-    int evidx = (accepted & F_EVENT_IDX) != 0;
 
     for (int i = 0; i < 6; i++) mac[i] = mmio_read8(v.device + (u32)i);
     u16 status = mmio_read16(v.device + 6);
     u16 pairs = (accepted & F_MQ) ? mmio_read16(v.device + 8) : 1;
     printf("mac %02x:%02x:%02x:%02x:%02x:%02x status %u max pairs %u\n", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], status, pairs);
     if (!(status & 1)) fail("link down");
-
     npairs = want_mq > 1 && pairs > 1 ? PAIRS : 1;
-    u16 qrx = vq_setup(&v, &rxqs[0], 0, rx_ring_mem[0], RXQ_MAX, 0, evidx);
-    u16 qtx = vq_setup(&v, &txq, 1, tx_ring_mem, TXQ_MAX, 0, evidx);
-    if (npairs > 1) {
-        vq_setup(&v, &rxqs[1], 2, rx_ring_mem[1], RXQ_MAX, 0, evidx);
-        vq_setup(&v, &txq1, 3, tx1_ring_mem, 16, 0, evidx);
-    }
-    u16 ctlidx = (accepted & F_MQ) ? (u16)(2 * pairs) : 2;
-    vq_setup(&v, &ctlq, ctlidx, ctl_ring_mem, 16, 0, evidx);
-    if (qtx < 4 * TXSLOTS) fail("transmit queue of %u entries", qtx);
-    /* Transmit completions: no interrupt. */
-    if (evidx) vq_set_used_event(&txq, 0x8000); else vq_set_no_interrupt(&txq, 1);
-    nrx = mergeable ? (qrx < RXQ_MAX ? qrx : RXQ_MAX) : qrx / 3;
-    if (nrx > RXQ_MAX) nrx = RXQ_MAX;
-    for (int p = 0; p < npairs; p++)               /* before DRIVER_OK: the device must find them */
-        for (u16 i = 0; i < nrx; i++) rx_post(&rxqs[p], rxbuf_mem[p], i);
-    virtio_driver_ok(&v);
-    printf("queues rx %u tx %u control %u, %u receive %s\n", qrx, qtx, ctlidx, nrx, mergeable ? "buffers of 2048 bytes" : "chains of 3 x 4096 bytes");
-
+    net_queues(accepted, pairs, 1);
     u8 off = 0;
     printf("ctrl promisc off: ack %u\n", control(0, 0, &off, 1));
     printf("ctrl unknown class: ack %u\n", control(42, 0, &off, 0));
@@ -431,6 +437,7 @@ void kmain(void) {
         wait_until(host_mac_known, VIO_TIMEOUT);
     }
     printf("arp: host %u.%u.%u.%u answered\n", host_ip >> 24, (host_ip >> 16) & 255, (host_ip >> 8) & 255, host_ip & 255);
+    if (cmdline_has("hostile")) { hostile(offered); pass(); }
 
     int phases = cmdline_has("phases");
     if (phases) phase("phase-start");
@@ -528,5 +535,139 @@ static void bench(void) {
     u64 ns = stream_last > stream_first ? (stream_last - stream_first) * 1000 / per_us : 0;
     printf("rx_datagrams=%u rx_ns=%llu\n", stream_rx_count, ns);
     phase("rx-end");
+    mmio_write8(v.common + C_STATUS, 0);
+}
+
+/* ---- hostile driver: malformed rings and requests, each followed by a device reset ---- */
+
+static int needs_reset(void) { return mmio_read8(v.common + C_STATUS) & 0x40; }
+static int tx_completed(void) { u32 id, len; return vq_next_used(&txq, &id, &len); }
+
+/* Waits until the device flags DEVICE_NEEDS_RESET (1) or `cond` holds (0); about 1.5 s. */
+static int verdict_wait(int (*cond)(void)) {
+    for (u64 t0 = rdtsc(); rdtsc() - t0 < VIO_TIMEOUT; cpu_relax()) {
+        if (needs_reset()) return 1;
+        if (cond && cond()) return 0;
+    }
+    return needs_reset() ? 1 : 0;
+}
+
+/* Reset and set up again with `features`; receive buffers posted unless `no_rx`. */
+static void restart(u32 features, int no_rx) {
+    mmio_write8(v.common + C_STATUS, 0);
+    for (u64 t0 = rdtsc(); mmio_read8(v.common + C_STATUS); )
+        if (rdtsc() - t0 > VIO_TIMEOUT) fail("reset: status stays %x", mmio_read8(v.common + C_STATUS));
+    mmio_write8(v.common + C_STATUS, S_ACKNOWLEDGE | S_DRIVER);
+    virtio_features_ok(&v, features);
+    mergeable = (features & F_MRG_RXBUF) != 0;
+    csum_tx = (features & F_CSUM) != 0;
+    npairs = 1;
+    if (no_rx) {
+        int evidx = (features & F_EVENT_IDX) != 0;
+        memset(txbusy, 0, sizeof txbusy);
+        vq_setup(&v, &rxqs[0], 0, rx_ring_mem[0], RXQ_MAX, 0, evidx);
+        vq_setup(&v, &txq, 1, tx_ring_mem, TXQ_MAX, 0, evidx);
+        vq_setup(&v, &ctlq, (features & F_MQ) ? (u16)(2 * mmio_read16(v.device + 8)) : 2, ctl_ring_mem, 16, 0, evidx);
+        virtio_driver_ok(&v);
+    } else {
+        net_queues(features, (features & F_MQ) ? mmio_read16(v.device + 8) : 1, 0);
+    }
+}
+
+static void verdict(const char *attack, int reset, const char *expected) {
+    printf("%s: %s\n", attack, reset ? "device needs reset" : expected);
+}
+
+static u8 junk[4 * 32768] __attribute__((aligned(4096)));
+
+static void hostile(u32 offered) {
+    u32 base = offered & (F_MAC | F_STATUS | F_CTRL_VQ | F_CTRL_RX | F_CSUM | F_GUEST_CSUM);
+    u32 mrg = offered & F_MRG_RXBUF;
+
+    restart(base | mrg, 0);
+    vq_desc(&txq, 0, (u32)(uintptr_t)junk, 64, VIRTQ_DESC_F_WRITE, 0);
+    vq_publish(&txq, 0); vq_kick(&txq);
+    verdict("tx chain with no readable buffer", verdict_wait(NULL), "ignored");
+
+    restart(base | mrg, 0);
+    vq_desc(&txq, 0, (u32)(uintptr_t)junk, 8, 0, 0);
+    vq_publish(&txq, 0); vq_kick(&txq);
+    verdict("tx header of 8 bytes", verdict_wait(NULL), "ignored");
+
+    restart(base | mrg, 0);
+    vq_desc(&txq, 0, (u32)(uintptr_t)junk, 16, VIRTQ_DESC_F_NEXT, 1);
+    vq_desc(&txq, 1, (u32)(uintptr_t)junk, 16, VIRTQ_DESC_F_NEXT, 0);
+    vq_publish(&txq, 0); vq_kick(&txq);
+    verdict("tx descriptor loop", verdict_wait(NULL), "ignored");
+
+    restart(base | mrg, 0);
+    memset(junk, 0, 128);
+    junk[1] = 1;                                    /* gso_type TCPV4 */
+    junk[2] = 0xe8; junk[3] = 0xfd;                 /* hdr_len 65000 */
+    memcpy(junk + 12, host_mac, 6); memcpy(junk + 18, mac, 6); junk[24] = 0x08;
+    vq_desc(&txq, 0, (u32)(uintptr_t)junk, 12 + 60, 0, 0);
+    vq_publish(&txq, 0); vq_kick(&txq);
+    verdict("tx malformed vnet header", verdict_wait(tx_completed), "completed, device fine");
+
+    restart(base | mrg, 0);
+    memset(junk, 0, sizeof junk);
+    for (int i = 0; i < 4; i++)
+        vq_desc(&txq, (u16)i, (u32)(uintptr_t)(junk + 32768 * i), 32768, i < 3 ? VIRTQ_DESC_F_NEXT : 0, (u16)(i + 1));
+    vq_publish(&txq, 0); vq_kick(&txq);
+    verdict("tx frame of 128 KiB", verdict_wait(tx_completed), "completed, device fine");
+
+    restart(base | mrg, 0);
+    *(volatile u16 *)(txq.avail + 1) = (u16)(txq.avail_idx + 200);
+    mmio_write16(txq.kick, 1);
+    verdict("tx avail index 200 ahead", verdict_wait(NULL), "ignored");
+
+    restart(base | mrg, 0);
+    vq_desc(&ctlq, 0, (u32)(uintptr_t)junk, 2, 0, 0);
+    vq_publish(&ctlq, 0); vq_kick(&ctlq);
+    verdict("control chain without an ack byte", verdict_wait(NULL), "ignored");
+
+    /* Receive chains without MRG_RXBUF: one of 64 bytes, then one with no writable buffer. */
+    restart(base, 1);
+    vq_desc(&rxqs[0], 0, (u32)(uintptr_t)rxbuf_mem[0][0], 64, VIRTQ_DESC_F_WRITE, 0);
+    vq_publish(&rxqs[0], 0); vq_kick(&rxqs[0]);
+    send_ping(1000);
+    int reset = verdict_wait(NULL);
+    u16 used = *(volatile u16 *)(rxqs[0].used + 2);
+    printf("rx chain of 64 bytes without MRG_RXBUF: %s\n", reset ? "device needs reset" : used ? "frame placed" : "frame dropped, chain unused");
+
+    restart(base, 1);
+    vq_desc(&rxqs[0], 0, (u32)(uintptr_t)rxbuf_mem[0][0], 2048, 0, 0);
+    vq_publish(&rxqs[0], 0); vq_kick(&rxqs[0]);
+    send_ping(1001);
+    verdict("rx chain with no writable buffer", verdict_wait(NULL), "ignored");
+
+    if (mrg) {
+        /* With MRG_RXBUF the same chain is only "no room": the frame waits; once a real
+           buffer follows it, the device takes the bad chain first. */
+        restart(base | mrg, 1);
+        vq_desc(&rxqs[0], 0, (u32)(uintptr_t)rxbuf_mem[0][0], 2048, 0, 0);
+        vq_publish(&rxqs[0], 0); vq_kick(&rxqs[0]);
+        send_ping(1002);
+        reset = verdict_wait(NULL);
+        printf("rx chain with no writable buffer, MRG_RXBUF: %s\n", reset ? "device needs reset" : "frame held");
+        vq_desc(&rxqs[0], 1, (u32)(uintptr_t)rxbuf_mem[0][1], 2048, VIRTQ_DESC_F_WRITE, 0);
+        vq_publish(&rxqs[0], 1); vq_kick(&rxqs[0]);
+        verdict("then a good buffer", verdict_wait(NULL), "frame placed");
+    }
+
+    if (offered & F_MQ) {
+        restart(base | F_MQ, 0);
+        u8 mq[2] = { 0x01, 0x80 };                  /* 0x8001 pairs */
+        printf("ctrl mq pairs 32769: ack %u\n", control(4, 0, mq, 2));
+        u8 zero[2] = { 0, 0 };
+        printf("ctrl mq pairs 0: ack %u\n", control(4, 0, zero, 2));
+    }
+
+    /* Back to work after all that. */
+    restart(base | mrg, 0);
+    want_seq = 7;
+    send_ping(7);
+    if (!wait_until(pong_arrived, 4 * VIO_TIMEOUT)) fail("no ping reply after the attacks");
+    printf("recovered: ping answered\n");
     mmio_write8(v.common + C_STATUS, 0);
 }
