@@ -251,12 +251,13 @@ public final class TapDevice: Sendable {
         String(decoding: b.prefix(TunABI.nameSize).prefix { $0 != 0 }, as: UTF8.self)
     }
 
-    /// QEMU's message for a refused TUNSETIFF, and what the errno means here.
+    /// QEMU's message for a refused TUNSETIFF, and what the errno means here. Whether the
+    /// interface exists is asked of the calling thread's network namespace (if_nametoindex),
+    /// not of /sys, which shows the namespace it was mounted in.
     static func setIFFError(_ name: String, queues: Int, errno: Errno) -> TapError {
         let head = "could not configure /dev/net/tun (\(name)): \(errno)"
-        // SAFETY (access): the String-to-C-string conversions are valid for the calls.
-        let exists = unsafe access("/sys/class/net/\(name)", F_OK) == 0
-        let isTun = unsafe access("/sys/class/net/\(name)/tun_flags", F_OK) == 0
+        // SAFETY: the String-to-C-string conversion is valid for the call.
+        let exists = unsafe if_nametoindex(name) != 0
         let hint: String
         switch errno {
         case .notPermitted, .permissionDenied:
@@ -266,8 +267,7 @@ public final class TapDevice: Sendable {
         case .resourceBusy:
             hint = "tap '\(name)' is in use by another process"
         case .invalidArgument:
-            hint = exists && !isTun ? "'\(name)' is a network interface but not a tap device"
-                : exists ? "tap '\(name)' exists with other settings (\(queues > 1 ? "it is not multi-queue, or is a tun" : "it is multi-queue, or is a tun"))"
+            hint = exists ? "'\(name)' exists but is not a \(queues > 1 ? "multi-queue" : "single-queue") tap device (another kind of interface, a tun, or the other queue mode)"
                 : "the kernel refused the name or flags"
         default:
             hint = ""

@@ -45,7 +45,7 @@ public struct QEMUArguments: Sendable {
         nodefaults: Bool = false, nographic: Bool = false, display: String? = nil, vnc: String? = nil,
         noReboot: Bool = false, global: [String] = [], monitor: String? = nil, drive: [String] = [],
         net: [String] = [], vga: String? = nil, noACPI: Bool = false, object: [String] = [],
-        ignored: [(String, String)] = []
+        ignored: [(String, String)] = [], nic: [String] = [], netdev: [String] = [], mon: [String] = []
     ) {
         self.kernel = kernel; self.append = append; self.initrd = initrd; self.memory = memory
         self.smp = smp; self.device = device; self.serial = serial; self.chardev = chardev; self.machine = machine
@@ -54,6 +54,7 @@ public struct QEMUArguments: Sendable {
         self.noReboot = noReboot; self.global = global; self.monitor = monitor
         self.drive = drive
         self.net = net; self.vga = vga; self.noACPI = noACPI; self.object = object; self.ignored = ignored
+        self.nic = nic; self.netdev = netdev; self.mon = mon
     }
 }
 

@@ -74,7 +74,10 @@ extension QEMUValueParsing {
             }
         }
         guard let id, !id.isEmpty else { throw ConfigurationError("\(context): Parameter 'id' is missing") }
-        guard DeviceRegistry.isValidID(id) else { throw ConfigurationError("\(context): Parameter 'id' expects an identifier") }
+        // -nic's backends get QEMU's internal ids ("__org.qemu.nicN"), which users cannot write.
+        guard DeviceRegistry.isValidID(id) || (option == "-nic" && id.hasPrefix("__org.qemu.")) else {
+            throw ConfigurationError("\(context): Parameter 'id' expects an identifier")
+        }
         if !fds.isEmpty {
             // QEMU: "ifname=, script=, downscript=, vnet_hdr=, helper=, queues=, fds=, and vhostfds= are invalid with fd=".
             if ifname != nil || script != nil || downscript != nil || queues != nil {
