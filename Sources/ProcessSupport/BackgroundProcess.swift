@@ -31,9 +31,22 @@ public final class BackgroundProcess: @unchecked Sendable {
         // SAFETY: each strdup'd string is freed after the spawn; the array ends with nil.
         let argv: [UnsafeMutablePointer<CChar>?] = unsafe arguments.map { unsafe strdup($0) } + [nil]
         defer { for unsafe p in unsafe argv { unsafe free(p) } }
+        // The child starts with no signal blocked and default dispositions, whatever the
+        // spawning thread had (a test runner may block signals in its threads).
+        // SAFETY: `attributes` is initialized here and destroyed on every path out; the sets
+        // are locals alive across the calls.
+        var attributes = unsafe posix_spawnattr_t()
+        unsafe posix_spawnattr_init(&attributes)
+        defer { unsafe posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t(), all = sigset_t()
+        unsafe sigemptyset(&empty)
+        unsafe sigfillset(&all)
+        unsafe posix_spawnattr_setsigmask(&attributes, &empty)
+        unsafe posix_spawnattr_setsigdefault(&attributes, &all)
+        unsafe posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var child: pid_t = 0
         // SAFETY: argv and environ are NUL-terminated arrays of C strings alive across the call.
-        let rc = unsafe posix_spawnp(&child, program, &actions, nil, argv, environ)
+        let rc = unsafe posix_spawnp(&child, program, &actions, &attributes, argv, environ)
         guard rc == 0 else { throw SystemError(operation: "posix_spawnp", arguments: program, errno: rc) }
         pid = child
     }

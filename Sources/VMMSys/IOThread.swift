@@ -185,12 +185,20 @@ public final class IOThread: Sendable {
         timers.reserveCapacity(64)
         round.reserveCapacity(128)
         pendingSchedule.reserveCapacity(16)
-        func inRound(_ token: UInt64) -> Bool { round.contains { $0.token == token } }
+        func indexInRound(_ token: UInt64) -> Int? {
+            var i = 0
+            while i < round.count {
+                if round[i].token == token { return i }
+                i += 1
+            }
+            return nil
+        }
         while true {
             let timeout: Int32
             if !again.isEmpty {
                 timeout = 0
-            } else if let soonest = timers.min(by: { $0.due < $1.due })?.due {
+            } else if var soonest = timers.first?.due {
+                for i in 1..<max(timers.count, 1) where timers[i].due < soonest { soonest = timers[i].due }
                 let left = ContinuousClock.now.duration(to: soonest)
                 let ms = left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000
                 timeout = Int32(clamping: max(0, ms + 1))
@@ -201,16 +209,18 @@ public final class IOThread: Sendable {
                 logger.error("\(name): \(error)")
                 return
             }
-            // This round: the re-queued first, then those that fired, then scheduled, then due timers.
+            // This round: the re-queued first, then those that fired, then scheduled, then due
+            // timers. Index loops throughout: no iterator or closure on the per-packet path.
             round.removeAll(keepingCapacity: true)
-            for t in again { round.append(Turn(token: t, events: 0)) }
+            var k = 0
+            while k < again.count { round.append(Turn(token: again[k], events: 0)); k += 1 }
             again.removeAll(keepingCapacity: true)
             var woken = false
             for i in 0..<buffer.count {
                 let token = buffer.token(i)
                 if token == Self.stopToken { return }
                 if token == Self.wakeToken { woken = true; continue }
-                if let j = round.firstIndex(where: { $0.token == token }) {
+                if let j = indexInRound(token) {
                     round[j].events |= buffer.events(i)
                 } else {
                     round.append(Turn(token: token, events: buffer.events(i)))
@@ -222,16 +232,31 @@ public final class IOThread: Sendable {
                     pendingSchedule.append(contentsOf: s)
                     s.removeAll(keepingCapacity: true)
                 }
-                for t in pendingSchedule where !inRound(t) { round.append(Turn(token: t, events: 0)) }
+                k = 0
+                while k < pendingSchedule.count {
+                    if indexInRound(pendingSchedule[k]) == nil { round.append(Turn(token: pendingSchedule[k], events: 0)) }
+                    k += 1
+                }
                 pendingSchedule.removeAll(keepingCapacity: true)
             }
             if !timers.isEmpty {
                 let now = ContinuousClock.now
-                for (token, due) in timers where due <= now && !inRound(token) { round.append(Turn(token: token, events: 0)) }
+                k = 0
+                while k < timers.count {
+                    if timers[k].due <= now && indexInRound(timers[k].token) == nil { round.append(Turn(token: timers[k].token, events: 0)) }
+                    k += 1
+                }
             }
-            for turn in round {
+            k = 0
+            while k < round.count {
+                let turn = round[k]
+                k += 1
                 guard let handler = handlers.withLock({ $0[turn.token] }) else { continue }
-                if let i = timers.firstIndex(where: { $0.token == turn.token }) { timers.remove(at: i) }
+                var t = 0
+                while t < timers.count {
+                    if timers[t].token == turn.token { timers.remove(at: t); break }
+                    t += 1
+                }
                 let next: Next
                 switch handler.body {
                 case .notifier(let notifier, let body):

@@ -23,7 +23,7 @@ extension VirtIONet {
             setReadPolling(p, false)
             return progress
         }
-        let fd = backend.queueDescriptors[p]
+        let fd = descriptors[p]
         let hostHeader = backend.vnetHeader ? Self.headerSize : 0
         var stalled = false, drained = false
         try pairs[p].withLock { (s: inout Pair) throws(VirtQueueError) in
@@ -240,7 +240,7 @@ extension VirtIONet {
                   _ budget: inout VirtQueueBudget) throws(VirtQueueError) -> VirtQueueProgress {
         var progress = VirtQueueProgress()
         let hostHeader = backend?.vnetHeader == true ? Self.headerSize : 0
-        let fd = backend.flatMap { p < $0.queueDescriptors.count ? $0.queueDescriptors[p] : nil }
+        let fd = p < descriptors.count ? descriptors[p] : nil
         var blocked = false
         try pairs[p].withLock { (s: inout Pair) throws(VirtQueueError) in
             if let pending = s.txPending, let fd {

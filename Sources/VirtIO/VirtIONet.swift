@@ -48,6 +48,8 @@ public final class VirtIONet: VirtIODevice {
     public let maxPairs: Int
     public let rxQueueSize: UInt16, txQueueSize: UInt16
     public let backend: (any NetBackend)?
+    /// The backend's descriptors, one per pair, fetched once (the packet path must not build arrays).
+    let descriptors: [FileDescriptor]
     /// Host features from the `-device` properties, before the backend's limits.
     public let hostFeatures: UInt64
     /// Configuration space bytes: mac, status, and max_virtqueue_pairs with MQ. QEMU: config_size.
@@ -135,6 +137,7 @@ public final class VirtIONet: VirtIODevice {
         }
         self.mac = mac
         self.backend = backend
+        descriptors = backend.map { Array($0.queueDescriptors.prefix(queuePairs)) } ?? []
         maxPairs = queuePairs
         hostFeatures = features | VirtIONetFeature.mac
         self.logger = logger
@@ -172,7 +175,7 @@ public final class VirtIONet: VirtIODevice {
     public func attach(_ transport: any VirtIOTransport) throws {
         transportBox.withLock { $0.transport = transport }
         guard let backend else { return }
-        for (p, fd) in backend.queueDescriptors.prefix(maxPairs).enumerated() {
+        for (p, fd) in descriptors.enumerated() {
             let watch = try transport.ioThread.watch(fd, events: []) { [weak self] events in
                 self?.backendReady(pair: p, events) ?? .idle
             }

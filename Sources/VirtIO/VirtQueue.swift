@@ -30,7 +30,11 @@ public struct DescriptorChain: Sendable, Equatable {
     }
 
     /// How many device-readable buffers lead the chain (they all come first).
-    public var readableCount: Int { buffers.firstIndex(where: \.writable) ?? buffers.count }
+    public var readableCount: Int {
+        var i = 0
+        while i < buffers.count && !buffers[i].writable { i += 1 }     // no closure: the packet path calls this
+        return i
+    }
 
     /// Total bytes of the device-readable buffers (at most 1024 × 4 GiB: no overflow).
     public var readableBytes: UInt64 { buffers.reduce(0) { $1.writable ? $0 : $0 + UInt64($1.length) } }
