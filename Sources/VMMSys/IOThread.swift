@@ -110,19 +110,22 @@ public final class IOThread: Sendable {
     }
 
     /// Changes what `watch` is polled for; [] stops polling it (the handler still runs for
-    /// `again`/`at`/`schedule`). Does nothing when the events are unchanged, so a device may
-    /// call it on every turn. Thread-safe. QEMU: tap_read_poll() / tap_write_poll().
+    /// `again`/`at`/`schedule`); `.hangUp` alone keeps only hang-ups and errors (a socket whose
+    /// reader has no room must still notice its peer leaving). Does nothing when the events are
+    /// unchanged, so a device may call it on every turn. Thread-safe.
+    /// QEMU: tap_read_poll() / tap_write_poll(), char-socket's hang-up watch.
     public func setEvents(_ watch: Watch, _ events: Events) throws(SystemError) {
         try handlers.withLock { (h: inout [UInt64: Handler]) throws(SystemError) in
             guard var handler = h[watch.token], case .descriptor(let fd, _) = handler.body else { return }
-            let wanted = events.subtracting([.error, .hangUp])
+            let wanted = events.subtracting(.error)
             guard handler.events != wanted else { return }
+            let mask = wanted.subtracting(.hangUp).rawValue
             if handler.events.isEmpty {
-                try epoll.add(fd, events: wanted.rawValue, token: watch.token)
+                try epoll.add(fd, events: mask, token: watch.token)
             } else if wanted.isEmpty {
                 try epoll.remove(fd)
             } else {
-                try epoll.modify(fd, events: wanted.rawValue, token: watch.token)
+                try epoll.modify(fd, events: mask, token: watch.token)
             }
             handler.events = wanted
             h[watch.token] = handler

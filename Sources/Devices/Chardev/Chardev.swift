@@ -237,9 +237,15 @@ public final class Chardev: SerialBackend, Sendable {
                 return .idle
             }
         }
+        if events.contains(.hangUp), isSocket {
+            // The client left (noticed even while not reading). QEMU: tcp_chr_hup().
+            disconnect(frontend)
+            return .idle
+        }
         let room = frontend.chardevCanReceive()
         guard room > 0 else {
-            try? thread.setEvents(watch, [])
+            // No room: stop reading, but a socket still watches for its peer leaving.
+            try? thread.setEvents(watch, isSocket ? .hangUp : [])
             return frontend.callsAcceptInput ? .idle : .at(.now + Self.retryDelay)
         }
         try? thread.setEvents(watch, .readable)
@@ -255,6 +261,13 @@ public final class Chardev: SerialBackend, Sendable {
         case .endOfFile, .failed:
             disconnect(frontend)
             return .idle
+        }
+    }
+
+    private var isSocket: Bool {
+        switch transport {
+        case .server, .client: return true
+        default: return false
         }
     }
 
