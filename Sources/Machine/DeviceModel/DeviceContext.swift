@@ -124,13 +124,15 @@ public final class DeviceContext {
 
     /// The NIC's MAC: `text` if given, else QEMU's next free default (52:54:00:12:34:56,
     /// :57, ...). A given address in that range takes its slot. QEMU: qemu_macaddr_default_if_unset().
-    public func macAddress(_ text: String?) -> MACAddress {
+    public func macAddress(_ text: String?) -> MACAddress { Self.allocateMAC(text, used: &usedMACSlots) }
+
+    static func allocateMAC(_ text: String?, used: inout Set<UInt8>) -> MACAddress {
         if let text, let mac = MACAddress(parsing: text) {
-            if mac.isQEMUDefaultRange { usedMACSlots.insert(mac.bytes.5 &- 0x56) }
+            if mac.isQEMUDefaultRange { used.insert(mac.bytes.5 &- 0x56) }
             return mac
         }
-        let slot = (0...255).lazy.map { UInt8($0) }.first { !usedMACSlots.contains($0) } ?? 0
-        usedMACSlots.insert(slot)
+        let slot = (0...255).lazy.map { UInt8($0) }.first { !used.contains($0) } ?? 0
+        used.insert(slot)
         return .qemuDefault(index: slot)
     }
 
