@@ -94,16 +94,20 @@ public final class UDPEchoServer: Sendable {
     public let socket: UDPSocket
     private let markers: Set<String>
     private let onMarker: @Sendable (String, UDPSocket.Peer) -> Void
+    private let afterMarker: @Sendable (String, UDPSocket.Peer) -> Void
     private let stopped = Atomic<Bool>(false)
     private let finished = Atomic<Bool>(false)
     private let stats = Mutex<(datagrams: Int, bytes: Int, first: UInt64, last: UInt64)>((0, 0, 0, 0))
 
     /// Binds `host:port` in the calling thread's namespace and starts echoing.
+    /// `afterMarker` runs once the marker's echo is sent (e.g. to start a stream to the guest).
     public init(host: String, port: UInt16, markers: Set<String> = [],
-                onMarker: @escaping @Sendable (String, UDPSocket.Peer) -> Void = { _, _ in }) throws {
+                onMarker: @escaping @Sendable (String, UDPSocket.Peer) -> Void = { _, _ in },
+                afterMarker: @escaping @Sendable (String, UDPSocket.Peer) -> Void = { _, _ in }) throws {
         socket = try UDPSocket(host: host, port: port)
         self.markers = markers
         self.onMarker = onMarker
+        self.afterMarker = afterMarker
         try HostThread.start(name: "udp-echo") { [self] in loop() }
     }
 
@@ -131,6 +135,9 @@ public final class UDPEchoServer: Sendable {
             let now = HostClock.monotonicNanoseconds()
             if n <= 32, let text = String(validating: buffer[0..<n], as: UTF8.self), markers.contains(text) {
                 onMarker(text, peer)
+                socket.send(buffer[0..<n], to: peer)
+                afterMarker(text, peer)
+                continue
             } else {
                 stats.withLock { s in
                     if s.datagrams == 0 { s.first = now }
