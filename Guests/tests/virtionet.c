@@ -510,7 +510,7 @@ static void bench(void) {
         samples[s - 1] = rdtsc_ordered() - t0;
     }
     phase("rtt-end");
-    sort(samples, rtt);
+    sort(samples, rtt);                                /* printed after the marker, as below */
     printf("rtt_median_ns=%llu rtt_p99_ns=%llu\n", samples[rtt / 2] * 1000 / per_us, samples[rtt * 99 / 100] * 1000 / per_us);
     /* Guest → host stream: the host counts and times arrivals. */
     phase("tx-start");
@@ -533,8 +533,8 @@ static void bench(void) {
     }
     stream_rx_count = udp_replies - before;
     u64 ns = stream_last > stream_first ? (stream_last - stream_first) * 1000 / per_us : 0;
+    phase("rx-end");                                   /* before printing: the serial port exits */
     printf("rx_datagrams=%u rx_ns=%llu\n", stream_rx_count, ns);
-    phase("rx-end");
     mmio_write8(v.common + C_STATUS, 0);
 }
 

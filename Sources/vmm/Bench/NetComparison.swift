@@ -1,4 +1,6 @@
 import ArgumentParser
+import Devices
+import Machine
 import ProcessSupport
 import Synchronization
 import VMMSys
@@ -11,8 +13,8 @@ import Glibc
 /// alternating, in a private network namespace created for the run. The virtionet kernel in
 /// bench mode measures ping round trips (rdtsc), streams UDP datagrams to the host (counted and
 /// timed here) and receives a stream from the host (counted and timed in the guest); around
-/// each phase it sends a marker datagram, and the userspace exits in between are read from
-/// KVM's statistics in debugfs (io_exits + mmio_exits of the VM), the same source for both VMMs.
+/// each phase it sends a marker datagram, and the userspace exits in between are counted: vmm's
+/// vCPU runner counters (vmm runs in this process), QEMU's `kvm_run_exit` trace events.
 struct NetBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "net",
@@ -28,8 +30,6 @@ struct NetBenchCommand: ParsableCommand {
     var size: Int = 1024
     @Option(name: .customLong("kernel"), help: "Kernel (default: built from Guests/tests/virtionet.c).")
     var kernel: String?
-    @Flag(name: .customLong("mount-debugfs"), help: "Mount debugfs at /sys/kernel/debug if KVM's statistics are not there (for exit counts).")
-    var mountDebugfs = false
     @Flag(name: .customLong("json"), help: "Print JSON.")
     var json = false
 
@@ -45,9 +45,6 @@ struct NetBenchCommand: ParsableCommand {
     func run() throws {
         let vmmPath = try BundledKernels.vmmExecutable()
         let kernelPath = try kernel ?? (BundledKernels.build() + "/virtionet.elf")
-        if mountDebugfs && access("/sys/kernel/debug/kvm", F_OK) != 0 {
-            _ = try? ChildProcess.run(["mount", "-t", "debugfs", "none", "/sys/kernel/debug"])
-        }
         let qemu = ChildProcess.which("qemu-system-x86_64")
         var results: [String: [NetRun]] = ["vmm": [], "qemu": []]
         for round in 1...rounds {
@@ -66,20 +63,24 @@ struct NetBenchCommand: ParsableCommand {
 struct NetRun {
     var rttMedianNs = 0.0, rttP99Ns = 0.0
     var txPPS = 0.0, txMbits = 0.0, rxPPS = 0.0, rxMbits = 0.0
-    /// Userspace exits (io + mmio, from debugfs) over all packets of the three phases; nil without debugfs.
+    /// Userspace exits (KVM_EXIT_IO and KVM_EXIT_MMIO returns to the VMM) over all packets of
+    /// the three phases.
     var exitsPerPacket: Double?
 
     static let markers: Set<String> = ["rtt-start", "rtt-end", "tx-start", "tx-end", "rx-start", "rx-end"]
 
+    /// vmm runs in this process (its vCPU runner counts the exits); QEMU as a child with its
+    /// `kvm_run_exit` trace event written to a file (one line per return from KVM_RUN, with the
+    /// exit reason), the count read at each marker.
     static func measure(binary: String, qemu: Bool, kernel: String, pings: Int, datagrams: Int, size: Int) throws -> NetRun {
         try NetworkNamespace.run { () throws -> NetRun in
             try NetworkNamespace.addTap("tap0", address: "10.0.2.2/24")
-            let pid = Mutex<Int32>(0)
+            let exitCount = Mutex<(@Sendable () -> UInt64?)?>(nil)
             let exits = Mutex<[String: UInt64]>([:])
             let txCounts = Mutex<(Int, Int, UInt64)>((0, 0, 0))
             let server = Mutex<UDPEchoServer?>(nil)
             let echo = try UDPEchoServer(host: "10.0.2.2", port: 7777, markers: markers, onMarker: { marker, _ in
-                if let e = KVMStats.userspaceExits(pid: pid.withLock { $0 }) { exits.withLock { $0[marker] = e } }
+                if let e = exitCount.withLock({ $0 })?() { exits.withLock { $0[marker] = e } }
                 if marker == "tx-start" { server.withLock { $0?.resetCounts() } }
                 if marker == "tx-end", let c = server.withLock({ $0?.counts }) { txCounts.withLock { $0 = c } }
             }, afterMarker: { marker, peer in
@@ -90,13 +91,29 @@ struct NetRun {
             server.withLock { $0 = echo }
             defer { echo.stop() }
             let netdev = "tap,id=n0,ifname=tap0,script=no,downscript=no" + (qemu ? ",vhost=off" : "")
-            let vm = try BackgroundProcess([binary, "-machine", "accel=kvm", "-nodefaults", "-display", "none", "-serial", "stdio",
-                                            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4", "-netdev", netdev,
-                                            "-device", "virtio-net-pci,netdev=n0", "-kernel", kernel,
-                                            "-append", "bench=1 rtt=\(pings) stream=\(datagrams) size=\(size)"])
-            pid.withLock { $0 = vm.pid }
-            let status = vm.wait(timeoutSeconds: 600)
-            let output = vm.output
+            let flags = ["-machine", "accel=kvm", "-nodefaults", "-display", "none", "-serial", "stdio",
+                         "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4", "-netdev", netdev,
+                         "-device", "virtio-net-pci,netdev=n0", "-kernel", kernel,
+                         "-append", "bench=1 rtt=\(pings) stream=\(datagrams) size=\(size)"]
+            let status: Int32, output: String
+            if qemu {
+                let trace = (getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp") + "/vmm-bench-qemu-trace-\(getpid())"
+                defer { unlink(trace) }
+                let vm = try BackgroundProcess([binary] + flags + ["-trace", "kvm_run_exit", "-D", trace])
+                exitCount.withLock { $0 = { QEMUTrace.userspaceExits(trace) } }
+                status = vm.wait(timeoutSeconds: 600)
+                output = vm.output
+            } else {
+                let parsed = try QEMUCommandLine.parse(flags)
+                let config = try MachineConfiguration(qemu: parsed.arguments)
+                let serial = CapturingSerialBackend()
+                let machine = try PCMachine(config, serial: serial)
+                exitCount.withLock { $0 = { machine.runners.reduce(0) { $0 + $1.counters.portIO + $1.counters.mmio } } }
+                status = machine.run()
+                exitCount.withLock { $0 = nil }
+                output = serial.text
+            }
+            exitCount.withLock { $0 = nil }
             guard status == 1, output.contains("PASS virtionet") else {
                 throw BenchError("\(qemu ? "qemu" : "vmm"): the bench kernel failed (status \(status)): "
                     + output.split(separator: "\n").suffix(3).joined(separator: " | "))
@@ -123,32 +140,25 @@ struct NetRun {
             let e = exits.withLock { $0 }
             if let a = e["rtt-start"], let b = e["rtt-end"], let c = e["tx-start"], let d = e["tx-end"], let f = e["rx-start"], let g = e["rx-end"] {
                 let packets = Double(2 * pings + n) + (fields["rx_datagrams"] ?? 0)
-                run.exitsPerPacket = Double((b - a) + (d - c) + (g - f)) / max(packets, 1)
+                run.exitsPerPacket = Double((b &- a) &+ (d &- c) &+ (g &- f)) / max(packets, 1)
             }
             return run
         }
     }
 }
 
-/// KVM's per-VM statistics in debugfs (/sys/kernel/debug/kvm/PID-FD/): the same numbers for
-/// any VMM, read from outside it.
-enum KVMStats {
-    /// io_exits + mmio_exits of `pid`'s VM, or nil when debugfs is not mounted.
-    static func userspaceExits(pid: Int32) -> UInt64? {
-        guard pid > 0, let dir = opendir("/sys/kernel/debug/kvm") else { return nil }
-        defer { closedir(dir) }
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard name.hasPrefix("\(pid)-") else { continue }
-            var total: UInt64 = 0
-            for stat in ["io_exits", "mmio_exits"] {
-                guard let bytes = try? readWholeFile("/sys/kernel/debug/kvm/\(name)/\(stat)", maximumBytes: 64),
-                      let v = UInt64(String(decoding: bytes, as: UTF8.self).filter(\.isNumber)) else { return nil }
-                total += v
-            }
-            return total
+/// QEMU's `kvm_run_exit` trace: one line per return from KVM_RUN ("kvm_run_exit cpu_index 0,
+/// reason 2"); reasons 2 (KVM_EXIT_IO) and 6 (KVM_EXIT_MMIO) are the exits to userspace device
+/// I/O causes. KVM's own statistics (debugfs, query-stats) do not count them on this host.
+enum QEMUTrace {
+    static func userspaceExits(_ path: String) -> UInt64? {
+        guard let bytes = try? readWholeFile(path, maximumBytes: 1 << 30) else { return nil }
+        var count: UInt64 = 0
+        for line in bytes.split(separator: UInt8(ascii: "\n")) where line.starts(with: Array("kvm_run_exit".utf8)) {
+            if line.count >= 2, line.last == UInt8(ascii: "2") || line.last == UInt8(ascii: "6"),
+               line[line.index(before: line.endIndex) - 1] == UInt8(ascii: " ") { count += 1 }
         }
-        return nil
+        return count
     }
 }
 
@@ -180,7 +190,6 @@ struct NetReport {
             let ratio = (v != nil && q != nil && q! != 0) ? fixed(v! / q!, 3) : ""
             lines.append(padded(name, 28) + padded(vs, 12) + padded(qs, 12) + ratio)
         }
-        if rows.last?.1 == nil { lines.append("(exits need KVM's statistics in debugfs: --mount-debugfs)") }
         return lines.joined(separator: "\n")
     }
 
