@@ -35,7 +35,7 @@ public final class BackgroundProcess: @unchecked Sendable {
         // spawning thread had (a test runner may block signals in its threads).
         // SAFETY: `attributes` is initialized here and destroyed on every path out; the sets
         // are locals alive across the calls.
-        var attributes = unsafe posix_spawnattr_t()
+        var attributes = posix_spawnattr_t()
         unsafe posix_spawnattr_init(&attributes)
         defer { unsafe posix_spawnattr_destroy(&attributes) }
         var empty = sigset_t(), all = sigset_t()
