@@ -173,10 +173,10 @@ struct NetReport {
         return [
             ("ping rtt median (us)", m(vmm) { $0.rttMedianNs / 1e3 }, m(qemu) { $0.rttMedianNs / 1e3 }, 1),
             ("ping rtt p99 (us)", m(vmm) { $0.rttP99Ns / 1e3 }, m(qemu) { $0.rttP99Ns / 1e3 }, 1),
-            ("udp guest->host (kpps)", m(vmm) { $0.txPPS / 1e3 }, m(qemu) { $0.txPPS / 1e3 }, 1),
-            ("udp guest->host (Mbit/s)", m(vmm) { $0.txMbits }, m(qemu) { $0.txMbits }, 1),
-            ("udp host->guest (kpps)", m(vmm) { $0.rxPPS / 1e3 }, m(qemu) { $0.rxPPS / 1e3 }, 1),
-            ("udp host->guest (Mbit/s)", m(vmm) { $0.rxMbits }, m(qemu) { $0.rxMbits }, 1),
+            ("udp guest->host (packets/s)", m(vmm) { $0.txPPS }, m(qemu) { $0.txPPS }, 0),
+            ("udp guest->host (Mbit/s)", m(vmm) { $0.txMbits }, m(qemu) { $0.txMbits }, 2),
+            ("udp host->guest (packets/s)", m(vmm) { $0.rxPPS }, m(qemu) { $0.rxPPS }, 0),
+            ("udp host->guest (Mbit/s)", m(vmm) { $0.rxMbits }, m(qemu) { $0.rxMbits }, 2),
             ("userspace exits per packet", m(vmm) { $0.exitsPerPacket }, m(qemu) { $0.exitsPerPacket }, 3),
         ]
     }
