@@ -68,7 +68,7 @@ let package = Package(
         .target(
             name: "Machine",
             dependencies: [
-                "KVM", "KVMAccel", "Memory", "Devices", "VirtIO", "Loader", "VMMSys",
+                "KVM", "KVMAccel", "Memory", "Devices", "VirtIO", "Loader", "VMMSys", "QMP",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

@@ -6,7 +6,7 @@ import Synchronization
 /// The machine is always in ACPI mode (the FADT has no SMI command port), so SCI_EN reads 1.
 /// Writing SLP_EN with SLP_TYP 0 (the DSDT's \_S5) powers the machine off.
 /// QEMU: `acpi_pm1_evt_*`, `acpi_pm1_cnt_*` (hw/acpi/core.c) inside PIIX4_PM.
-public final class ACPIPMRegisters: Sendable {
+public final class ACPIPMRegisters: Resettable {
     public static let defaultBase: UInt64 = 0x600
     public static let sciEnable: UInt16 = 1 << 0
     public static let sleepEnable: UInt16 = 1 << 13
@@ -15,12 +15,22 @@ public final class ACPIPMRegisters: Sendable {
     /// the PM timer.
     public let eventRegion: MemoryRegion
     public let controlRegion: MemoryRegion
+    /// PM1 status bits: the power button (write 1 to clear).
+    public static let powerButtonStatus: UInt16 = 1 << 8
+    /// PM1 enable bits the SCI follows (timer, global lock, power button, RTC).
+    /// QEMU: the mask in acpi_pm1_evt_get_sts() / pm_update_sci().
+    static let sciEvents: UInt16 = 1 << 0 | 1 << 5 | 1 << 8 | 1 << 10
     private let state = Mutex<(status: UInt16, enable: UInt16, control: UInt16)>((0, 0, ACPIPMRegisters.sciEnable))
     private let powerOff: @Sendable () -> Void
+    private let sci: IRQ
 
-    /// - Parameter powerOff: called when the guest enters S5 (soft off).
-    public init(powerOff: @escaping @Sendable () -> Void) {
+    /// - Parameters:
+    ///   - powerOff: called when the guest enters S5 (soft off).
+    ///   - sci: the SCI line (ISA IRQ 9, level, as the FADT says), high while an enabled event
+    ///     is pending.
+    public init(sci: IRQ = .disconnected(), powerOff: @escaping @Sendable () -> Void) {
         self.powerOff = powerOff
+        self.sci = sci
         let owner = RegionOwner<ACPIPMRegisters>()
         let impl = AccessConstraints(minAccessSize: 2, maxAccessSize: 2)
         eventRegion = .io(name: "acpi-evt", size: 4, ops: owner.ops(read: ACPIPMRegisters.readEvent, write: ACPIPMRegisters.writeEvent,
@@ -44,9 +54,33 @@ public final class ACPIPMRegisters: Sendable {
 
     private func writeEvent(_ offset: UInt64, _ value64: UInt64, _ size: Int) {
         let value = UInt16(truncatingIfNeeded: value64)
-        state.withLock { s in
+        let level = state.withLock { s -> Bool in
             if offset < 2 { s.status &= ~value } else { s.enable = value }   // status: write 1 to clear
+            return Self.sciLevel(s)
         }
+        sci.set(level)
+    }
+
+    /// SCI is high while an enabled PM1 event is pending and SCI_EN is set. QEMU: pm_update_sci().
+    private static func sciLevel(_ s: (status: UInt16, enable: UInt16, control: UInt16)) -> Bool {
+        s.control & sciEnable != 0 && s.status & s.enable & sciEvents != 0
+    }
+
+    /// The power button was pressed (QMP system_powerdown): PWRBTN_STS, if the guest enabled
+    /// the event, and the SCI. QEMU: acpi_pm1_evt_power_down().
+    public func pressPowerButton() {
+        let level = state.withLock { s -> Bool? in
+            guard s.enable & Self.powerButtonStatus != 0 else { return nil }
+            s.status |= Self.powerButtonStatus
+            return Self.sciLevel(s)
+        }
+        if let level { sci.set(level) }
+    }
+
+    /// Back to the power-on state (status and enable clear, SCI_EN set, SCI low).
+    public func reset() {
+        state.withLock { $0 = (0, 0, Self.sciEnable) }
+        sci.lower()
     }
 
     private func readControl(_ offset: UInt64, _ size: Int) -> UInt64 { UInt64(control) }

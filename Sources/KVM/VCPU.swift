@@ -62,7 +62,7 @@ import Glibc
     /// the thread). Clear it before running again.
     public var immediateExit: Bool {
         get { runLoad(CKVM_RUN_IMMEDIATE_EXIT, as: UInt8.self) != 0 }
-        set { runStore(newValue ? 1 : 0, at: CKVM_RUN_IMMEDIATE_EXIT) }
+        set { runStore(UInt8(newValue ? 1 : 0), at: CKVM_RUN_IMMEDIATE_EXIT) }
     }
 
     /// Supplies the value of the pending single `in` (`.ioIn`): its low `size` bytes.

@@ -141,6 +141,9 @@ public final class VCPURunner: Sendable {
         if wake { resumeSignal.signal() }
     }
 
+    /// Whether a thread is in `run()`.
+    public var isRunning: Bool { parking.withLock { $0.inRun } }
+
     /// Whether the vCPU is out of the guest for a pause: parked, or not running at all.
     public var isParked: Bool { parking.withLock { $0.parked || !$0.inRun } }
 

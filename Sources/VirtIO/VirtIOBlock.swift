@@ -61,6 +61,8 @@ public final class VirtIOBlock: VirtIODevice {
     }
 
     public var deviceType: UInt16 { 2 }
+    /// PCI_CLASS_STORAGE_SCSI, as QEMU's virtio-blk-pci. QEMU: virtio_blk_pci_class_init().
+    public var pciClassCode: UInt32 { 0x01_00_00 }
     /// QEMU's virtio-blk feature set for a raw image.
     public var features: UInt64 {
         Self.featureSegMax | Self.featureGeometry | Self.featureBlkSize | Self.featureFlush | Self.featureTopology

@@ -5,6 +5,9 @@ import Memory
 public protocol VirtIODevice: AnyObject, Sendable {
     /// The virtio device ID (2 = block, 4 = entropy source).
     var deviceType: UInt16 { get }
+    /// The PCI class code (class << 16 | subclass << 8 | prog-if) virtio-pci gives the function.
+    /// QEMU: the class_code of each virtio-*-pci type (storage/SCSI for block, others "other").
+    var pciClassCode: UInt32 { get }
     /// Feature bits beyond the transport's (VERSION_1, INDIRECT_DESC, EVENT_IDX).
     var features: UInt64 { get }
     /// Maximum size of each queue; the count is the number of queues.
@@ -26,6 +29,7 @@ public protocol VirtIODevice: AnyObject, Sendable {
 
 extension VirtIODevice {
     public func featuresNegotiated(_ features: UInt64) {}
+    public var pciClassCode: UInt32 { 0x00_ff_00 }
 }
 
 /// What one turn on a queue achieved.
