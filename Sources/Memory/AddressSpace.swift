@@ -38,7 +38,7 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
         defer { system.lock.unlock() }
         root.bind(to: system)
         system.addressSpaces.append(self)
-        map.withLock { $0 = FlatView.render(root: root) }
+        map.withLock { $0 = FlatView.render(root: root, globalDirtyLog: system.globalDirtyLogStorage) }
         updateIoeventfds()
     }
 
@@ -79,6 +79,7 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
             if let frold, frnew == nil || frold.start < frnew!.start
                 || (frold.start == frnew!.start && !frold.isSame(as: frnew!)) {
                 if !adding {
+                    coalescedDel(frold)
                     let s = MemoryRegionSection(frold, in: self)
                     listeners.call(.reverse) { $0.regionDel(s) }
                 }
@@ -100,6 +101,7 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
                 if adding {
                     let s = MemoryRegionSection(frnew, in: self)
                     listeners.call(.forward) { $0.regionAdd(s) }
+                    coalescedAdd(frnew)
                 }
                 inew += 1
             }
@@ -173,9 +175,12 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
 
     // MARK: Listeners
 
-    /// Adds `listener` and replays the current topology to it inside begin/commit: a region
-    /// add for every range, then an eventfd add for every ioeventfd. Unlike QEMU, the first
-    /// eventfd listener is replayed the true current ioeventfds, not a stale array.
+    /// Adds `listener` and replays the current topology to it inside begin/commit: for every
+    /// range a region add (then its coalesced ranges, and log start when it logs), then an
+    /// eventfd add for every ioeventfd; under global dirty logging `logGlobalStart` first.
+    /// Deliberate differences: the first eventfd listener is replayed the true current
+    /// ioeventfds, not a stale array; and coalesced ranges are replayed (QEMU replays none,
+    /// so an accelerator attached after the devices would miss them).
     /// QEMU: `memory_listener_register()`, `listener_add_address_space()`.
     public func register(_ listener: any MemoryListener) {
         system.lock.lock()
@@ -186,9 +191,11 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
             ioeventfdList = collectIoeventfds()
         }
         listener.begin()
+        if system.globalDirtyLogStorage { listener.logGlobalStart() }
         for fr in currentMap.ranges {
             let s = MemoryRegionSection(fr, in: self)
             listener.regionAdd(s)
+            coalescedAdd(fr, to: [listener])
             if fr.dirtyLogMask != 0 { listener.logStart(s, old: 0, new: fr.dirtyLogMask) }
         }
         if listener.handlesEventfds {
@@ -199,7 +206,8 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// Removes `listener`, first sending it the mirror of registration inside begin/commit:
-    /// region del for every range, then eventfd del for every ioeventfd (QEMU's order).
+    /// for every range log stop (when it logs), its coalesced ranges' del and region del, then
+    /// eventfd del for every ioeventfd (QEMU's order; the coalesced dels mirror the replay).
     /// QEMU: `memory_listener_unregister()`, `listener_del_address_space()`.
     public func unregister(_ listener: any MemoryListener) {
         system.lock.lock()
@@ -210,6 +218,7 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
         for fr in currentMap.ranges {
             let s = MemoryRegionSection(fr, in: self)
             if fr.dirtyLogMask != 0 { listener.logStop(s, old: fr.dirtyLogMask, new: 0) }
+            coalescedDel(fr, to: [listener])
             listener.regionDel(s)
         }
         if listener.handlesEventfds {

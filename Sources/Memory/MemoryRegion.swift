@@ -33,8 +33,13 @@ public final class MemoryRegion: @unchecked Sendable, CustomStringConvertible {
     var aliasOffsetStorage: UInt64 = 0
     var dirtyLogMaskStorage: UInt8 = 0
     weak var containerStorage: MemoryRegion?
-    /// In rendering order: higher priority first; among equals, the most recently added first.
-    var subregionList: [MemoryRegion] = []
+    /// The subregions in the reverse of QEMU's order: lowest priority first, and among equals
+    /// the oldest first, so that adding one at an equal priority (a machine's whole build) is
+    /// an append, not an insertion at the front. Rendering walks it backwards.
+    var subregionStack: [MemoryRegion] = []
+    /// Coalesced MMIO ranges, offsets in this region, in the order added.
+    /// QEMU: `mr->coalesced`.
+    var coalescedList: [CoalescedMemoryRange] = []
     /// Sorted by `MemoryRegionIoeventfd.isOrderedBefore`; starts are offsets in this region.
     var ioeventfdList: [MemoryRegionIoeventfd] = []
     /// The system this region joined (through a container, an alias or an address space).
@@ -46,12 +51,36 @@ public final class MemoryRegion: @unchecked Sendable, CustomStringConvertible {
     /// Accesses that reached this region's callbacks (i.e. exits that were not absorbed).
     let readCount = Atomic<UInt64>(0)
     let writeCount = Atomic<UInt64>(0)
+    /// Whether dispatch flushes the coalesced MMIO buffer before reaching this region's
+    /// callbacks. QEMU: `mr->flush_coalesced_mmio`.
+    let flushCoalescedFlag = Atomic<Bool>(false)
+
+    /// The aliased region (fixed at creation; read by rendering without matching on `kind`).
+    let aliasTargetStorage: MemoryRegion?
+    /// Whether the region has contents of its own (RAM, ROM, I/O), so it fills the flat view
+    /// where no subregion covers it. QEMU: `mr->terminates`.
+    let terminates: Bool
+    /// Pages written while dirty logging was on, per client (RAM and ROM regions only).
+    /// QEMU: the RAM block's part of `ram_list.dirty_memory`.
+    let dirtyBitmap: DirtyBitmap?
 
     init(name: String, kind: Kind, size: UInt128) {
         self.name = name
         self.kind = kind
         self.sizeStorage = size
-        if case .rom = kind { readOnlyStorage = true }
+        switch kind {
+        case .container:
+            aliasTargetStorage = nil; terminates = false; dirtyBitmap = nil
+        case .alias(let target):
+            aliasTargetStorage = target; terminates = false; dirtyBitmap = nil
+        case .io:
+            aliasTargetStorage = nil; terminates = true; dirtyBitmap = nil
+        case .ram(let block):
+            aliasTargetStorage = nil; terminates = true; dirtyBitmap = DirtyBitmap(bytes: block.size)
+        case .rom(let block):
+            aliasTargetStorage = nil; terminates = true; dirtyBitmap = DirtyBitmap(bytes: block.size)
+            readOnlyStorage = true
+        }
     }
 
     /// A region with no contents of its own, only subregions. QEMU: `memory_region_init()`.
@@ -94,6 +123,8 @@ public final class MemoryRegion: @unchecked Sendable, CustomStringConvertible {
     public var isReadOnly: Bool { withLock { readOnlyStorage } }
     public var aliasOffset: UInt64 { withLock { aliasOffsetStorage } }
     public var container: MemoryRegion? { withLock { containerStorage } }
+    /// The subregions in QEMU's order: higher priority first, among equals the most recently
+    /// added (or moved) first. QEMU: `mr->subregions`.
     public var subregions: [MemoryRegion] { withLock { subregionList } }
     /// This region's ioeventfds, offsets relative to the region, in sorted order.
     public var ioeventfds: [MemoryRegionIoeventfd] { withLock { ioeventfdList } }
@@ -107,19 +138,10 @@ public final class MemoryRegion: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// The aliased region, if this is an alias.
-    public var aliasTarget: MemoryRegion? {
-        if case .alias(let t) = kind { return t }
-        return nil
-    }
+    public var aliasTarget: MemoryRegion? { aliasTargetStorage }
 
-    /// Whether the region has contents of its own (RAM, ROM, I/O), so it fills the flat view
-    /// where no subregion covers it. QEMU: `mr->terminates`.
-    var terminates: Bool {
-        switch kind {
-        case .ram, .rom, .io: return true
-        case .container, .alias: return false
-        }
-    }
+    /// The subregions in QEMU's order (lock held).
+    var subregionList: [MemoryRegion] { Array(subregionStack.reversed()) }
 
     /// Whether the guest accesses this region's bytes directly (RAM/ROM).
     public var isRAM: Bool { ramBlock != nil }
@@ -152,7 +174,7 @@ public final class MemoryRegion: @unchecked Sendable, CustomStringConvertible {
             return
         }
         system = newSystem
-        for sub in subregionList { sub.bind(to: newSystem) }
+        for sub in subregionStack { sub.bind(to: newSystem) }
         if case .alias(let t) = kind { t.bind(to: newSystem) }
     }
 }

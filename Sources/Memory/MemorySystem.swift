@@ -1,3 +1,5 @@
+import Synchronization
+
 /// One guest's memory API state: the big lock, the transaction depth and pending flags, the
 /// address spaces and the global listener list. Production uses `shared` (QEMU has exactly
 /// one); tests make their own so their listener counts are theirs alone.
@@ -14,6 +16,10 @@ public final class MemorySystem: @unchecked Sendable {
     var addressSpaces: [AddressSpace] = []
     /// All listeners of all address spaces, by priority. QEMU: `memory_listeners`.
     var listeners: [any MemoryListener] = []
+    /// Whether every RAM region logs for the migration client. QEMU: `global_dirty_tracking`.
+    var globalDirtyLogStorage = false
+    /// Drains the accelerator's coalesced MMIO buffer. QEMU: `qemu_flush_coalesced_mmio_buffer()`.
+    let coalescedFlush = Mutex<(@Sendable () -> Void)?>(nil)
 
     public init() {}
 
@@ -32,7 +38,7 @@ public final class MemorySystem: @unchecked Sendable {
         transactionDepth -= 1
         guard transactionDepth == 0 else { return }
         if updatePending {
-            let views = addressSpaces.map { FlatView.render(root: $0.root) }
+            let views = addressSpaces.map { FlatView.render(root: $0.root, globalDirtyLog: globalDirtyLogStorage) }
             listeners.call(.forward) { $0.begin() }
             for (space, view) in zip(addressSpaces, views) {
                 space.setFlatView(view)
@@ -58,5 +64,24 @@ extension MemoryRegion {
     /// Runs `body` as one transaction of the memory system this region belongs to.
     public func withTransaction<T>(_ body: () throws -> T) rethrows -> T {
         try (system ?? .shared).withTransaction(body)
+    }
+}
+
+extension MemorySystem {
+    /// Installs what drains the accelerator's coalesced MMIO buffer (nil: none). Dispatch calls
+    /// it before reaching a region marked `setFlushCoalesced()`, and `clearCoalescing()` before
+    /// removing ranges, so buffered writes are never overtaken. The accelerator's drain must
+    /// tolerate being called from any thread that dispatches, and re-entry (a drained write
+    /// may reach a flushing region). QEMU: `qemu_flush_coalesced_mmio_buffer()` →
+    /// `kvm_flush_coalesced_mmio_buffer()`.
+    public func setCoalescedMMIOFlush(_ flush: (@Sendable () -> Void)?) {
+        coalescedFlush.withLock { $0 = flush }
+    }
+
+    /// Drains the coalesced MMIO buffer if an accelerator installed a drain.
+    /// QEMU: `qemu_flush_coalesced_mmio_buffer()`.
+    public func flushCoalescedMMIO() {
+        let flush = coalescedFlush.withLock { $0 }
+        flush?()
     }
 }
