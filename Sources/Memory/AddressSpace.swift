@@ -16,8 +16,9 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
     var listeners: [any MemoryListener] = []
     /// How many registered listeners consume ioeventfds. QEMU: `ioeventfd_notifiers`.
     var ioeventfdNotifiers = 0
-    /// Absolute ioeventfds last announced to listeners. QEMU: `as->ioeventfds`.
-    var ioeventfdList: [MemoryRegionIoeventfd] = []
+    /// Absolute ioeventfds last announced to listeners, sorted, each with the flat range it
+    /// came from. QEMU: `as->ioeventfds`.
+    var ioeventfdEntries: [CollectedIoeventfd] = []
 
     private let acceleratorFlag = Atomic<Bool>(false)
     /// Refusals remembered one by one (at most `refusedIoeventfdLimit`) and those counted only.
@@ -39,7 +40,6 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
         root.bind(to: system)
         system.addressSpaces.append(self)
         map.withLock { $0 = FlatView.render(root: root, globalDirtyLog: system.globalDirtyLogStorage) }
-        updateIoeventfds()
     }
 
     public var description: String { "AddressSpace(\(name))" }
@@ -57,20 +57,32 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
 
     // MARK: Topology updates (called by MemorySystem with the lock held)
 
+    /// What a view swap changed: the ranges only in the old view and those only in the new
+    /// one (nil when no listener was told, so nothing was compared).
+    struct TopologyChange {
+        var deleted: [FlatRange] = []
+        var added: [FlatRange] = []
+    }
+
     /// Announces the difference between the current and `new` views to this space's
     /// listeners — all deletions first (Reverse), then additions and survivors (Forward) —
     /// then publishes `new`. QEMU: `address_space_set_flatview()`.
-    func setFlatView(_ new: FlatView) {
+    @discardableResult
+    func setFlatView(_ new: FlatView) -> TopologyChange? {
         let old = currentMap
+        var change: TopologyChange?
         if !listeners.isEmpty {
-            updateTopologyPass(old: old, new: new, adding: false)
-            updateTopologyPass(old: old, new: new, adding: true)
+            var c = TopologyChange()
+            updateTopologyPass(old: old, new: new, adding: false, &c)
+            updateTopologyPass(old: old, new: new, adding: true, &c)
+            change = c
         }
         map.withLock { $0 = new }
+        return change
     }
 
     /// One merge pass over two sorted views. QEMU: `address_space_update_topology_pass()`.
-    private func updateTopologyPass(old: FlatView, new: FlatView, adding: Bool) {
+    private func updateTopologyPass(old: FlatView, new: FlatView, adding: Bool, _ change: inout TopologyChange) {
         var iold = 0, inew = 0
         let o = old.ranges, n = new.ranges
         while iold < o.count || inew < n.count {
@@ -82,6 +94,7 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
                     coalescedDel(frold)
                     let s = MemoryRegionSection(frold, in: self)
                     listeners.call(.reverse) { $0.regionDel(s) }
+                    change.deleted.append(frold)
                 }
                 iold += 1
             } else if let frold, let frnew, frold.isSame(as: frnew) {
@@ -102,72 +115,8 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
                     let s = MemoryRegionSection(frnew, in: self)
                     listeners.call(.forward) { $0.regionAdd(s) }
                     coalescedAdd(frnew)
+                    change.added.append(frnew)
                 }
-                inew += 1
-            }
-        }
-    }
-
-    /// The ioeventfds the current view implies: every region's ioeventfds translated to
-    /// absolute addresses by each flat range showing that region, kept when they intersect
-    /// the range (not clipped). QEMU: the collection in `address_space_update_ioeventfds()`.
-    func collectIoeventfds() -> [MemoryRegionIoeventfd] {
-        var out: [MemoryRegionIoeventfd] = []
-        for fr in currentMap.ranges {
-            let fds = fr.region.ioeventfdList
-            guard !fds.isEmpty else { continue }
-            let shift = Int128(fr.start) - Int128(fr.offsetInRegion)
-            for fd in fds {
-                let start = Int128(fd.start) + shift
-                guard start >= 0, start < Int128(1) << 64 else { continue }
-                let rangeStart = Int128(fr.start), rangeEnd = Int128(fr.end)
-                let fdEnd = start + Int128(fd.size)
-                let intersects = (rangeStart >= start && rangeStart < fdEnd) || (start >= rangeStart && start < rangeEnd)
-                guard intersects else { continue }
-                var abs = fd
-                abs.start = UInt64(start)
-                out.append(abs)
-            }
-        }
-        // QEMU relies on flat-range order; an ioeventfd reaching into a range from its left
-        // can break that, and the merge pass needs sorted input, so sort (stable) to be sure.
-        if !out.isEmpty { out = stableSorted(out) }
-        return out
-    }
-
-    private func stableSorted(_ a: [MemoryRegionIoeventfd]) -> [MemoryRegionIoeventfd] {
-        a.enumerated().sorted { l, r in
-            if l.element.isOrderedBefore(r.element) { return true }
-            if r.element.isOrderedBefore(l.element) { return false }
-            return l.offset < r.offset
-        }.map(\.element)
-    }
-
-    /// Recollects the ioeventfds and tells eventfd listeners exactly what changed (skipped
-    /// while none is registered). QEMU: `address_space_update_ioeventfds()`.
-    func updateIoeventfds() {
-        guard ioeventfdNotifiers > 0 else { return }
-        let new = collectIoeventfds()
-        addDelIoeventfds(new: new, old: ioeventfdList)
-        ioeventfdList = new
-    }
-
-    /// One merge pass over the old and new arrays: `eventfdDel` (Forward) for entries only in
-    /// the old, `eventfdAdd` (Reverse) for entries only in the new.
-    /// QEMU: `address_space_add_del_ioeventfds()`.
-    func addDelIoeventfds(new: [MemoryRegionIoeventfd], old: [MemoryRegionIoeventfd]) {
-        var iold = 0, inew = 0
-        while iold < old.count || inew < new.count {
-            if iold < old.count, inew == new.count || old[iold].isOrderedBefore(new[inew]) {
-                let fd = old[iold]
-                listeners.call(.forward) { if $0.handlesEventfds { $0.eventfdDel(fd, in: self) } }
-                iold += 1
-            } else if inew < new.count, iold == old.count || new[inew].isOrderedBefore(old[iold]) {
-                let fd = new[inew]
-                listeners.call(.reverse) { if $0.handlesEventfds { $0.eventfdAdd(fd, in: self) } }
-                inew += 1
-            } else {
-                iold += 1
                 inew += 1
             }
         }
@@ -188,7 +137,7 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
         system.listeners.insertByPriority(listener)
         listeners.insertByPriority(listener)
         if listener.handlesEventfds && ioeventfdNotifiers == 0 {
-            ioeventfdList = collectIoeventfds()
+            ioeventfdEntries = collectAll()
         }
         listener.begin()
         if system.globalDirtyLogStorage { listener.logGlobalStart() }

@@ -13,6 +13,9 @@ public final class MemorySystem: @unchecked Sendable {
     var transactionDepth = 0
     var updatePending = false
     var ioeventfdUpdatePending = false
+    /// Regions whose own ioeventfds changed since the last commit (their flat ranges'
+    /// entries are recollected even where the ranges did not move).
+    var ioeventfdChangedRegions: [ObjectIdentifier: MemoryRegion] = [:]
     var addressSpaces: [AddressSpace] = []
     /// All listeners of all address spaces, by priority. QEMU: `memory_listeners`.
     var listeners: [any MemoryListener] = []
@@ -40,16 +43,20 @@ public final class MemorySystem: @unchecked Sendable {
         if updatePending {
             let views = addressSpaces.map { FlatView.render(root: $0.root, globalDirtyLog: globalDirtyLogStorage) }
             listeners.call(.forward) { $0.begin() }
+            let changed = Array(ioeventfdChangedRegions.values)
             for (space, view) in zip(addressSpaces, views) {
-                space.setFlatView(view)
-                space.updateIoeventfds()
+                let change = space.setFlatView(view)
+                space.updateIoeventfds(after: change, changedRegions: changed)
             }
             updatePending = false
             ioeventfdUpdatePending = false
+            ioeventfdChangedRegions = [:]
             listeners.call(.forward) { $0.commit() }
         } else if ioeventfdUpdatePending {
-            for space in addressSpaces { space.updateIoeventfds() }
+            let changed = Array(ioeventfdChangedRegions.values)
+            for space in addressSpaces { space.updateIoeventfds(after: nil, changedRegions: changed) }
             ioeventfdUpdatePending = false
+            ioeventfdChangedRegions = [:]
         }
     }
 }
