@@ -78,15 +78,21 @@ extension AddressSpace {
         guard ioeventfdNotifiers > 0 else { return }
         var out = change?.deleted ?? []
         var into = change?.added ?? []
-        if !changedRegions.isEmpty {
+        if !changedRegions.isEmpty, changedRegions.count <= Self.incrementalRangeLimit {
             // Ranges showing such a region that survived the swap: their entries change too.
-            let ids = Set(changedRegions.map { ObjectIdentifier($0) })
-            let added = Set(into.map(\.start))
-            for fr in currentMap.ranges where ids.contains(ObjectIdentifier(fr.region)) && !added.contains(fr.start) {
-                out.append(fr)
-                into.append(fr)
-                if out.count + into.count > Self.incrementalRangeLimit { break }
+            // (Compared in place by identity: reading a range out would touch its region.)
+            let ranges = currentMap.ranges
+            let addedStarts = into.map(\.start)
+            var i = 0
+            while i < ranges.count, out.count + into.count <= Self.incrementalRangeLimit {
+                if changedRegions.contains(where: { $0 === ranges[i].region }), !addedStarts.contains(ranges[i].start) {
+                    out.append(ranges[i])
+                    into.append(ranges[i])
+                }
+                i += 1
             }
+        } else if !changedRegions.isEmpty {
+            out.append(contentsOf: currentMap.ranges)   // too many: take the full path
         }
         guard out.count + into.count <= Self.incrementalRangeLimit else {
             let new = collectAll()

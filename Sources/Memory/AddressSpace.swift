@@ -73,53 +73,101 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
         var change: TopologyChange?
         if !listeners.isEmpty {
             var c = TopologyChange()
-            updateTopologyPass(old: old, new: new, adding: false, &c)
-            updateTopologyPass(old: old, new: new, adding: true, &c)
+            let laterSteps = updateTopologyPass(old: old, new: new, adding: false, &c)
+            if listeners.contains(where: \.handlesRegionNop) {
+                updateTopologyPass(old: old, new: new, adding: true, &c)
+            } else {
+                // Nobody takes nops: the second pass only has the steps the first one noted.
+                for step in laterSteps { addingStep(step, old: old.ranges, new: new.ranges, nopListeners: [], &c) }
+            }
             change = c
         }
         map.withLock { $0 = new }
         return change
     }
 
+    /// A step of the adding pass: a range only in the new view, or one in both (old index,
+    /// new index).
+    enum AddingStep { case add(Int), keep(Int, Int) }
+
     /// One merge pass over two sorted views. QEMU: `address_space_update_topology_pass()`.
-    private func updateTopologyPass(old: FlatView, new: FlatView, adding: Bool, _ change: inout TopologyChange) {
+    /// The deleting pass returns the steps the adding pass will have to take other than
+    /// nops (additions, and kept ranges whose dirty log mask changed), so that when no
+    /// listener takes nops the adding pass need not walk the views again.
+    ///
+    /// Unchanged ranges (most of them, when one BAR moved) are compared in place, field by
+    /// field, and a section is built for one only when a listener takes `regionNop` or its
+    /// dirty log mask changed: building one references the region, and touching a hundred
+    /// thousand regions is what a pass would otherwise cost.
+    @discardableResult
+    private func updateTopologyPass(old: FlatView, new: FlatView, adding: Bool, _ change: inout TopologyChange) -> [AddingStep] {
         var iold = 0, inew = 0
         let o = old.ranges, n = new.ranges
+        let nopListeners = adding ? listeners.filter(\.handlesRegionNop) : []
+        var steps: [AddingStep] = []
         while iold < o.count || inew < n.count {
-            let frold = iold < o.count ? o[iold] : nil
-            let frnew = inew < n.count ? n[inew] : nil
-            if let frold, frnew == nil || frold.start < frnew!.start
-                || (frold.start == frnew!.start && !frold.isSame(as: frnew!)) {
+            let same = iold < o.count && inew < n.count && Self.sameRange(o, iold, n, inew)
+            if iold < o.count, !same, inew == n.count || o[iold].start <= n[inew].start {
+                // In old but not in new, or in both with other attributes.
                 if !adding {
+                    let frold = o[iold]
                     coalescedDel(frold)
                     let s = MemoryRegionSection(frold, in: self)
                     listeners.call(.reverse) { $0.regionDel(s) }
                     change.deleted.append(frold)
                 }
                 iold += 1
-            } else if let frold, let frnew, frold.isSame(as: frnew) {
+            } else if same {
                 if adding {
-                    let s = MemoryRegionSection(frnew, in: self)
-                    listeners.call(.forward) { $0.regionNop(s) }
-                    if frnew.dirtyLogMask & ~frold.dirtyLogMask != 0 {
-                        listeners.call(.forward) { $0.logStart(s, old: frold.dirtyLogMask, new: frnew.dirtyLogMask) }
-                    }
-                    if frold.dirtyLogMask & ~frnew.dirtyLogMask != 0 {
-                        listeners.call(.reverse) { $0.logStop(s, old: frold.dirtyLogMask, new: frnew.dirtyLogMask) }
-                    }
+                    addingStep(.keep(iold, inew), old: o, new: n, nopListeners: nopListeners, &change)
+                } else if o[iold].dirtyLogMask != n[inew].dirtyLogMask {
+                    steps.append(.keep(iold, inew))
                 }
                 iold += 1
                 inew += 1
-            } else if let frnew {
+            } else {
                 if adding {
-                    let s = MemoryRegionSection(frnew, in: self)
-                    listeners.call(.forward) { $0.regionAdd(s) }
-                    coalescedAdd(frnew)
-                    change.added.append(frnew)
+                    addingStep(.add(inew), old: o, new: n, nopListeners: nopListeners, &change)
+                } else {
+                    steps.append(.add(inew))
                 }
                 inew += 1
             }
         }
+        return steps
+    }
+
+    /// What the adding pass does for one step: region add (then its coalesced ranges) for a
+    /// new range; for a kept one, nop to the listeners that take it, then log start (Forward)
+    /// or stop (Reverse) if its dirty log mask grew or shrank.
+    private func addingStep(_ step: AddingStep, old o: [FlatRange], new n: [FlatRange], nopListeners: [any MemoryListener],
+                            _ change: inout TopologyChange) {
+        switch step {
+        case .add(let inew):
+            let frnew = n[inew]
+            let s = MemoryRegionSection(frnew, in: self)
+            listeners.call(.forward) { $0.regionAdd(s) }
+            coalescedAdd(frnew)
+            change.added.append(frnew)
+        case .keep(let iold, let inew):
+            let oldMask = o[iold].dirtyLogMask, newMask = n[inew].dirtyLogMask
+            guard !nopListeners.isEmpty || oldMask != newMask else { return }
+            let s = MemoryRegionSection(n[inew], in: self)
+            nopListeners.call(.forward) { $0.regionNop(s) }
+            if newMask & ~oldMask != 0 {
+                listeners.call(.forward) { $0.logStart(s, old: oldMask, new: newMask) }
+            }
+            if oldMask & ~newMask != 0 {
+                listeners.call(.reverse) { $0.logStop(s, old: oldMask, new: newMask) }
+            }
+        }
+    }
+
+    /// `o[i].isSame(as: n[j])`, read in place. QEMU: `flatrange_equal()`.
+    @inline(__always)
+    private static func sameRange(_ o: [FlatRange], _ i: Int, _ n: [FlatRange], _ j: Int) -> Bool {
+        o[i].start == n[j].start && o[i].size == n[j].size && o[i].region === n[j].region
+            && o[i].offsetInRegion == n[j].offsetInRegion && o[i].readOnly == n[j].readOnly
     }
 
     // MARK: Listeners

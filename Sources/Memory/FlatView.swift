@@ -3,7 +3,7 @@
 public struct FlatRange: Sendable {
     public let start: UInt64
     /// Up to 2^64 (a range covering the whole space).
-    public let size: UInt128
+    public internal(set) var size: UInt128
     public let region: MemoryRegion
     public let offsetInRegion: UInt64
     /// Read-only to the guest here (ROM, or under a read-only container/alias).

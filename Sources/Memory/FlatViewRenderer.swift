@@ -17,18 +17,24 @@ extension FlatView {
     /// vanish. Adjacent compatible ranges are then merged. With `globalDirtyLog`, RAM ranges
     /// also log for the migration client.
     /// QEMU: `generate_memory_topology()`, `render_memory_region()`, `flatview_simplify()`.
-    static func render(root: MemoryRegion, globalDirtyLog: Bool = false) -> FlatView {
+    /// `expected` sizes the buffers (the previous view's range count is a good guess).
+    static func render(root: MemoryRegion, globalDirtyLog: Bool = false, expected: Int = 0) -> FlatView {
         var collector = ClaimCollector(globalDirtyLog: globalDirtyLog)
-        collector.visit(root, base: 0, clipStart: 0, clipEnd: Int128(1) << 64, readOnly: false)
-        return FlatView(ranges: sweep(collector.claims))
+        collector.claims.reserveCapacity(expected)
+        collector.owners.append([root])
+        collector.visit(root, owner: 0, index: 0, base: 0, clipStart: 0, clipEnd: Int128(1) << 64, readOnly: false)
+        return FlatView(ranges: sweep(collector.claims, collector.owners))
     }
 
     /// A terminating region's clipped range `[start, end)`, shown with its byte 0 at `base`.
+    /// The region is `owners[owner][index]`: claims hold no reference of their own, so
+    /// listing and dropping a hundred thousand of them touches no region's reference count.
     struct Claim {
         var start: Int128
         var end: Int128
         var base: Int128
-        var region: MemoryRegion
+        var owner: Int32
+        var index: Int32
         var readOnly: Bool
         var dirtyLogMask: UInt8
     }
@@ -36,11 +42,15 @@ extension FlatView {
     /// The walk of `render_memory_region()`, listing claims in fill order.
     struct ClaimCollector {
         var claims: [Claim] = []
+        /// The sibling arrays walked (one reference each), and one-element arrays for the root
+        /// and alias targets.
+        var owners: [[MemoryRegion]] = []
         let globalDirtyLog: Bool
 
         init(globalDirtyLog: Bool) { self.globalDirtyLog = globalDirtyLog }
 
-        mutating func visit(_ mr: MemoryRegion, base: Int128, clipStart: Int128, clipEnd: Int128, readOnly: Bool) {
+        mutating func visit(_ mr: MemoryRegion, owner: Int32, index: Int32, base: Int128, clipStart: Int128, clipEnd: Int128,
+                            readOnly: Bool) {
             guard mr.enabledStorage else { return }
             let base = base + Int128(mr.addressStorage)
             let start = max(clipStart, base)
@@ -49,26 +59,33 @@ extension FlatView {
             let readOnly = readOnly || mr.readOnlyStorage
             if let target = mr.aliasTargetStorage {
                 let targetBase = base - Int128(target.addressStorage) - Int128(mr.aliasOffsetStorage)
-                visit(target, base: targetBase, clipStart: start, clipEnd: end, readOnly: readOnly)
+                owners.append([target])
+                visit(target, owner: Int32(owners.count - 1), index: 0, base: targetBase, clipStart: start, clipEnd: end,
+                      readOnly: readOnly)
                 return
             }
-            // QEMU's list order is the stack read backwards.
             let subs = mr.subregionStack
-            var k = subs.count
-            while k > 0 {
-                k -= 1
-                visit(subs[k], base: base, clipStart: start, clipEnd: end, readOnly: readOnly)
+            if !subs.isEmpty {
+                owners.append(subs)
+                let o = Int32(owners.count - 1)
+                // QEMU's list order is the stack read backwards.
+                var k = subs.count
+                while k > 0 {
+                    k -= 1
+                    visit(subs[k], owner: o, index: Int32(k), base: base, clipStart: start, clipEnd: end, readOnly: readOnly)
+                }
             }
             guard mr.terminates else { return }
             var mask = mr.dirtyLogMaskStorage
             if globalDirtyLog, mr.dirtyBitmap != nil { mask |= DirtyMemoryClient.migration.mask }
-            claims.append(Claim(start: start, end: end, base: base, region: mr, readOnly: readOnly, dirtyLogMask: mask))
+            claims.append(Claim(start: start, end: end, base: base, owner: owner, index: index, readOnly: readOnly,
+                                dirtyLogMask: mask))
         }
     }
 
     /// Gives every address to the earliest claim covering it and merges neighbours that
     /// continue each other (QEMU: `can_merge()`).
-    static func sweep(_ claims: [Claim]) -> [FlatRange] {
+    static func sweep(_ claims: [Claim], _ owners: [[MemoryRegion]]) -> [FlatRange] {
         let m = claims.count
         guard m > 0 else { return [] }
         // Claims by start; at equal starts, by claim order (the heap decides anyway).
@@ -99,11 +116,11 @@ extension FlatView {
                 while next < m, claims[Int(order[next])].start <= pos { heap.push(order[next]); next += 1 }
                 continue
             }
-            let c = claims[Int(top)]
+            let t = Int(top)
             let nextStart = next < m ? claims[Int(order[next])].start : Int128(1) << 64
-            let end = min(c.end, nextStart)
+            let end = min(claims[t].end, nextStart)
             if end > pos {
-                emit(&out, c, from: pos, to: end)
+                emit(&out, claims, t, owners, from: pos, to: end)
                 pos = end
             }
             while next < m, claims[Int(order[next])].start <= pos { heap.push(order[next]); next += 1 }
@@ -111,20 +128,22 @@ extension FlatView {
         return out
     }
 
-    /// Appends `[from, to)` of claim `c`, extending the last range when it continues it.
+    /// Appends `[from, to)` of claim `t`, extending the last range when it continues it.
+    /// (Fields are read in place: copying a claim or range out costs reference counting.)
     @inline(__always)
-    private static func emit(_ out: inout [FlatRange], _ c: Claim, from: Int128, to: Int128) {
-        let offset = UInt64(truncatingIfNeeded: from - c.base)
-        if let last = out.last, last.end == UInt128(from), last.region === c.region,
-           UInt128(last.offsetInRegion) + last.size == UInt128(offset),
-           last.readOnly == c.readOnly, last.dirtyLogMask == c.dirtyLogMask {
-            out[out.count - 1] = FlatRange(start: last.start, size: last.size + UInt128(to - from), region: c.region,
-                                           offsetInRegion: last.offsetInRegion, readOnly: c.readOnly,
-                                           dirtyLogMask: c.dirtyLogMask)
+    private static func emit(_ out: inout [FlatRange], _ claims: [Claim], _ t: Int, _ owners: [[MemoryRegion]],
+                             from: Int128, to: Int128) {
+        let offset = UInt64(truncatingIfNeeded: from - claims[t].base)
+        let owner = Int(claims[t].owner), index = Int(claims[t].index)
+        let n = out.count
+        if n > 0, out[n - 1].end == UInt128(from), out[n - 1].region === owners[owner][index],
+           UInt128(out[n - 1].offsetInRegion) + out[n - 1].size == UInt128(offset),
+           out[n - 1].readOnly == claims[t].readOnly, out[n - 1].dirtyLogMask == claims[t].dirtyLogMask {
+            out[n - 1].size += UInt128(to - from)
             return
         }
-        out.append(FlatRange(start: UInt64(from), size: UInt128(to - from), region: c.region, offsetInRegion: offset,
-                             readOnly: c.readOnly, dirtyLogMask: c.dirtyLogMask))
+        out.append(FlatRange(start: UInt64(from), size: UInt128(to - from), region: owners[owner][index],
+                             offsetInRegion: offset, readOnly: claims[t].readOnly, dirtyLogMask: claims[t].dirtyLogMask))
     }
 
     /// A binary min-heap of claim ranks: the earliest claim among those covering the sweep.

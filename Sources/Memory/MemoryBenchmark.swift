@@ -32,60 +32,99 @@ public enum MemoryBenchmark {
     /// The largest size accepted (regions sit 4 KiB apart below 2^44).
     public static let maximumRegions = 1 << 24
 
-    /// Builds the space for `regions` regions and measures each operation `repetitions` times
-    /// (the build once). Needs one file descriptor (all ioeventfds share one eventfd).
-    /// - Throws: the eventfd's creation failure.
+    /// Measures one size. See `run(sizes:repetitions:)`.
     public static func run(regions n: Int, repetitions: Int = 5) throws(SystemError) -> Case {
-        let n = min(max(n, 1), maximumRegions)
+        try run(sizes: [n], repetitions: repetitions)[0]
+    }
+
+    /// Builds one space per size (timing each build), then measures `repetitions` moves and
+    /// as many added ioeventfds per size, the sizes taking turns so that a shift in the host's
+    /// load affects them alike (the ratio between sizes is what the figures are read for).
+    /// Needs one file descriptor per size (a size's ioeventfds share one eventfd).
+    /// - Throws: an eventfd's creation failure.
+    public static func run(sizes: [Int], repetitions: Int = 5) throws(SystemError) -> [Case] {
         let repetitions = max(repetitions, 1)
+        var fixtures: [Fixture] = []
+        for n in sizes { fixtures.append(try Fixture(regions: min(max(n, 1), maximumRegions))) }
+        var moveTimes = Array(repeating: [Double](), count: fixtures.count)
+        var moveCalls = moveTimes.map { _ in [Int]() }
+        var addTimes = moveTimes, addCalls = moveCalls
+        for k in 0..<repetitions {
+            for (i, f) in fixtures.enumerated() {
+                let (t, c) = f.moveOne(away: k % 2 == 0)
+                moveTimes[i].append(t)
+                moveCalls[i].append(c)
+            }
+        }
+        for _ in 0..<repetitions {
+            for (i, f) in fixtures.enumerated() {
+                let (t, c) = f.addOne()
+                addTimes[i].append(t)
+                addCalls[i].append(c)
+            }
+        }
+        return fixtures.enumerated().map { i, f in
+            f.finish()
+            return Case(regions: f.regions.count, buildMs: f.buildMs, moveOneMs: median(moveTimes[i]),
+                        addOneMs: median(addTimes[i]), moveCalls: same(moveCalls[i]), addOneCalls: same(addCalls[i]))
+        }
+    }
+
+    /// One size's address space, built (and timed) at creation.
+    final class Fixture {
         let system = MemorySystem()
         let root = MemoryRegion.container(name: "bench", size: UInt128(1) << 64)
-        let space = AddressSpace(root: root, name: "bench", system: system)
+        let space: AddressSpace
         let listener = EventfdCountingListener()
-        space.register(listener)
-        let notifier = try EventNotifier()
-        let ops = MemoryRegionOps(read: { _, _ in 0 }, write: { _, _, _ in })
-        let stride: UInt64 = 0x1000
-
+        let notifier: EventNotifier
         var regions: [MemoryRegion] = []
-        regions.reserveCapacity(n)
-        let build = time {
-            system.withTransaction {
-                for i in 0..<n {
-                    let r = MemoryRegion.io(name: "dev", size: 0x100, ops: ops)
-                    root.addSubregion(r, at: UInt64(i) * stride)
-                    try? r.addEventfd(offset: 0, size: 4, matchData: true, data: UInt64(i), notifier: notifier)
-                    regions.append(r)
+        var buildMs = 0.0
+        static let stride: UInt64 = 0x1000
+
+        init(regions n: Int) throws(SystemError) {
+            space = AddressSpace(root: root, name: "bench", system: system)
+            space.register(listener)
+            notifier = try EventNotifier()
+            let ops = MemoryRegionOps(read: { _, _ in 0 }, write: { _, _, _ in })
+            regions.reserveCapacity(n)
+            buildMs = MemoryBenchmark.time {
+                system.withTransaction {
+                    for i in 0..<n {
+                        let r = MemoryRegion.io(name: "dev", size: 0x100, ops: ops)
+                        root.addSubregion(r, at: UInt64(i) * Self.stride)
+                        try? r.addEventfd(offset: 0, size: 4, matchData: true, data: UInt64(i), notifier: notifier)
+                        regions.append(r)
+                    }
                 }
             }
         }
 
-        let moved = regions[n / 2]
-        let home = UInt64(n / 2) * stride, away = UInt64(n + 1) * stride
-        var moveTimes: [Double] = [], moveCalls: [Int] = []
-        for k in 0..<repetitions {
+        var moved: MemoryRegion { regions[regions.count / 2] }
+
+        /// Moves the middle region past the last one (or back home): time and eventfd calls.
+        func moveOne(away: Bool) -> (Double, Int) {
+            let to = away ? UInt64(regions.count + 1) * Self.stride : UInt64(regions.count / 2) * Self.stride
             let before = listener.calls
-            moveTimes.append(time { system.withTransaction { moved.setAddress(k % 2 == 0 ? away : home) } })
-            moveCalls.append(listener.calls - before)
+            let t = MemoryBenchmark.time { system.withTransaction { moved.setAddress(to) } }
+            return (t, listener.calls - before)
         }
 
-        var addTimes: [Double] = [], addCalls: [Int] = []
-        for _ in 0..<repetitions {
+        /// Adds one ioeventfd to the middle region (timed), then removes it (not timed).
+        func addOne() -> (Double, Int) {
             let before = listener.calls
-            addTimes.append(time {
+            let t = MemoryBenchmark.time {
                 try? moved.addEventfd(offset: 0x10, size: 4, matchData: true, data: 0xfa, notifier: notifier)
-            })
-            addCalls.append(listener.calls - before)
+            }
+            let calls = listener.calls - before
             try? moved.delEventfd(offset: 0x10, size: 4, matchData: true, data: 0xfa, notifier: notifier)
+            return (t, calls)
         }
-        space.unregister(listener)
 
-        return Case(regions: n, buildMs: build, moveOneMs: median(moveTimes), addOneMs: median(addTimes),
-                    moveCalls: same(moveCalls), addOneCalls: same(addCalls))
+        func finish() { space.unregister(listener) }
     }
 
     /// Milliseconds `body` took.
-    private static func time(_ body: () -> Void) -> Double {
+    static func time(_ body: () -> Void) -> Double {
         let clock = ContinuousClock()
         let d = clock.measure(body)
         return Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15

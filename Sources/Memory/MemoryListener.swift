@@ -51,6 +51,11 @@ public protocol MemoryListener: AnyObject, Sendable {
     /// Whether this listener consumes ioeventfds; an address space collects ioeventfds only
     /// while at least one such listener is registered. QEMU: `eventfd_add`/`eventfd_del` set.
     var handlesEventfds: Bool { get }
+    /// Whether this listener takes `regionNop` (false by default, like a QEMU listener whose
+    /// `region_nop` is NULL — KVM's). A listener implementing `regionNop` must say true, or
+    /// it is not called: on a commit that moved one range among a hundred thousand, telling
+    /// every listener about every unchanged range is most of the work.
+    var handlesRegionNop: Bool { get }
 
     /// A topology update starts (all listeners of all address spaces).
     func begin()
@@ -60,7 +65,7 @@ public protocol MemoryListener: AnyObject, Sendable {
     func regionAdd(_ section: MemoryRegionSection)
     /// A range disappeared (or is about to be re-added with new attributes).
     func regionDel(_ section: MemoryRegionSection)
-    /// A range survived the update unchanged.
+    /// A range survived the update unchanged (only to listeners with `handlesRegionNop`).
     func regionNop(_ section: MemoryRegionSection)
     /// Dirty logging started for some client on a range that stays mapped (`old`/`new` are
     /// the dirty log masks); also replayed at registration for ranges that log. A range that
@@ -100,6 +105,7 @@ public protocol MemoryListener: AnyObject, Sendable {
 extension MemoryListener {
     public var priority: Int { 0 }
     public var handlesEventfds: Bool { false }
+    public var handlesRegionNop: Bool { false }
     public func begin() {}
     public func commit() {}
     public func regionAdd(_ section: MemoryRegionSection) {}

@@ -40,6 +40,7 @@ extension MemoryRegion {
                 let range = coalescedList.removeFirst()
                 notifyCoalesced(range, adding: false)
             }
+            system?.coalescedRegionCount -= 1
         }
     }
 
@@ -63,6 +64,7 @@ extension MemoryRegion {
 
     private func addCoalescingRange(_ range: CoalescedMemoryRange) {
         withLock {
+            if coalescedList.isEmpty { system?.coalescedRegionCount += 1 }
             coalescedList.append(range)
             notifyCoalesced(range, adding: true)
         }
@@ -85,6 +87,7 @@ extension AddressSpace {
     /// Coalesced ranges going away with `fr` (before its `regionDel`), to `listeners`
     /// (default: all of this space's). QEMU: `flat_range_coalesced_io_del()`.
     func coalescedDel(_ fr: FlatRange, to listeners: [any MemoryListener]? = nil) {
+        guard system.coalescedRegionCount > 0 else { return }
         let to = listeners ?? self.listeners
         for range in fr.region.coalescedList { notify(to, fr, range, adding: false) }
     }
@@ -92,6 +95,7 @@ extension AddressSpace {
     /// Coalesced ranges arriving with `fr` (after its `regionAdd`), to `listeners` (default:
     /// all of this space's). QEMU: `flat_range_coalesced_io_add()`.
     func coalescedAdd(_ fr: FlatRange, to listeners: [any MemoryListener]? = nil) {
+        guard system.coalescedRegionCount > 0 else { return }
         let to = listeners ?? self.listeners
         for range in fr.region.coalescedList { notify(to, fr, range, adding: true) }
     }

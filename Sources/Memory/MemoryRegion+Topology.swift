@@ -48,6 +48,10 @@ extension MemoryRegion {
     /// an append when the priorities are equal).
     private func insertOrdered(_ subregion: MemoryRegion) {
         let p = subregion.priorityStorage
+        if subregionStack.last.map({ $0.priorityStorage <= p }) ?? true {
+            subregionStack.append(subregion)
+            return
+        }
         var lo = 0, hi = subregionStack.count
         while lo < hi {
             let mid = (lo + hi) / 2

@@ -22,21 +22,33 @@ public final class MemoryRegion: @unchecked Sendable, CustomStringConvertible {
         case alias(MemoryRegion)
     }
 
-    public let name: String
-    public let kind: Kind
-
+    // Rendering reads these for every region of the tree on every commit: they come first,
+    // so that with the object header they share one or two cache lines (a tree of 100 000
+    // regions does not fit in cache, and each line a render touches per region costs).
     var sizeStorage: UInt128
     var addressStorage: UInt64 = 0
-    var priorityStorage: Int32 = 0
-    var enabledStorage = true
-    var readOnlyStorage = false
-    var aliasOffsetStorage: UInt64 = 0
-    var dirtyLogMaskStorage: UInt8 = 0
-    weak var containerStorage: MemoryRegion?
     /// The subregions in the reverse of QEMU's order: lowest priority first, and among equals
     /// the oldest first, so that adding one at an equal priority (a machine's whole build) is
     /// an append, not an insertion at the front. Rendering walks it backwards.
     var subregionStack: [MemoryRegion] = []
+    /// The aliased region (fixed at creation; read by rendering without matching on `kind`).
+    let aliasTargetStorage: MemoryRegion?
+    var priorityStorage: Int32 = 0
+    var enabledStorage = true
+    var readOnlyStorage = false
+    var dirtyLogMaskStorage: UInt8 = 0
+    /// Whether the region has contents of its own (RAM, ROM, I/O), so it fills the flat view
+    /// where no subregion covers it. QEMU: `mr->terminates`.
+    let terminates: Bool
+    var aliasOffsetStorage: UInt64 = 0
+    /// Pages written while dirty logging was on, per client (RAM and ROM regions only).
+    /// QEMU: the RAM block's part of `ram_list.dirty_memory`.
+    let dirtyBitmap: DirtyBitmap?
+
+    public let name: String
+    public let kind: Kind
+
+    weak var containerStorage: MemoryRegion?
     /// Coalesced MMIO ranges, offsets in this region, in the order added.
     /// QEMU: `mr->coalesced`.
     var coalescedList: [CoalescedMemoryRange] = []
@@ -54,15 +66,6 @@ public final class MemoryRegion: @unchecked Sendable, CustomStringConvertible {
     /// Whether dispatch flushes the coalesced MMIO buffer before reaching this region's
     /// callbacks. QEMU: `mr->flush_coalesced_mmio`.
     let flushCoalescedFlag = Atomic<Bool>(false)
-
-    /// The aliased region (fixed at creation; read by rendering without matching on `kind`).
-    let aliasTargetStorage: MemoryRegion?
-    /// Whether the region has contents of its own (RAM, ROM, I/O), so it fills the flat view
-    /// where no subregion covers it. QEMU: `mr->terminates`.
-    let terminates: Bool
-    /// Pages written while dirty logging was on, per client (RAM and ROM regions only).
-    /// QEMU: the RAM block's part of `ram_list.dirty_memory`.
-    let dirtyBitmap: DirtyBitmap?
 
     init(name: String, kind: Kind, size: UInt128) {
         self.name = name
@@ -174,6 +177,11 @@ public final class MemoryRegion: @unchecked Sendable, CustomStringConvertible {
             return
         }
         system = newSystem
+        if !coalescedList.isEmpty {
+            newSystem.lock.lock()
+            newSystem.coalescedRegionCount += 1
+            newSystem.lock.unlock()
+        }
         for sub in subregionStack { sub.bind(to: newSystem) }
         if case .alias(let t) = kind { t.bind(to: newSystem) }
     }

@@ -19,6 +19,9 @@ public final class MemorySystem: @unchecked Sendable {
     var addressSpaces: [AddressSpace] = []
     /// All listeners of all address spaces, by priority. QEMU: `memory_listeners`.
     var listeners: [any MemoryListener] = []
+    /// How many regions of this system have coalesced ranges (counted when a region gets its
+    /// first range while bound, or joins with ranges): while zero, commits skip looking.
+    var coalescedRegionCount = 0
     /// Whether every RAM region logs for the migration client. QEMU: `global_dirty_tracking`.
     var globalDirtyLogStorage = false
     /// Drains the accelerator's coalesced MMIO buffer. QEMU: `qemu_flush_coalesced_mmio_buffer()`.
@@ -41,7 +44,9 @@ public final class MemorySystem: @unchecked Sendable {
         transactionDepth -= 1
         guard transactionDepth == 0 else { return }
         if updatePending {
-            let views = addressSpaces.map { FlatView.render(root: $0.root, globalDirtyLog: globalDirtyLogStorage) }
+            let views = addressSpaces.map {
+                FlatView.render(root: $0.root, globalDirtyLog: globalDirtyLogStorage, expected: $0.currentMap.ranges.count)
+            }
             listeners.call(.forward) { $0.begin() }
             let changed = Array(ioeventfdChangedRegions.values)
             for (space, view) in zip(addressSpaces, views) {

@@ -77,6 +77,24 @@ import VMMSys
         #expect(l.log.matching("coalesced").count == 2 && l.coalesced.isEmpty)
     }
 
+    /// A region given coalesced ranges before it joins any memory system (a device built
+    /// before the machine maps it) still has them announced when it is mapped.
+    @Test func rangesAddedBeforeMappingAreAnnouncedOnMapping() {
+        let root = MemoryRegion.container(name: "root", size: 0x100000)
+        let space = AddressSpace(root: root, name: "m", system: system)
+        let l = RecordingListener("L")
+        space.register(l)
+        let dev = dummyIO("dev", 0x100)
+        dev.addCoalescing(offset: 0, size: 0x40)                          // unbound: nobody to tell
+        l.log.clear()
+        root.addSubregion(dev, at: 0x2000)
+        #expect(l.log.all == ["L.begin", "L.add dev@0x2000", "L.coalesced_add dev 0x2000+0x40", "L.commit"])
+        dev.clearCoalescing()
+        l.log.clear()
+        dev.setAddress(0x3000)                                            // none left: none announced
+        #expect(l.log.matching("coalesced").isEmpty)
+    }
+
     /// Dispatch drains the buffer before the callbacks of a flushing region, and only there
     /// (QEMU: `prepare_mmio_access()`).
     @Test func dispatchDrainsBeforeFlushingRegions() {

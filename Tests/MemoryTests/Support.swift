@@ -14,6 +14,7 @@ final class RecordingListener: MemoryListener, @unchecked Sendable {
     // @unchecked: immutable configuration; mutable state is in the Mutex.
     let priority: Int
     let handlesEventfds: Bool
+    var handlesRegionNop: Bool { true }
     let tag: String
     let log: CallLog
     /// Called from `logSync` (an accelerator would pull its log into the region here).

@@ -15,8 +15,8 @@ struct MemoryBenchCommand: ParsableCommand {
             help: "Region counts to measure (default: 1000 10000 100000).")
     var regions: [Int] = MemoryBenchmark.defaultSizes
 
-    @Option(name: .customLong("repetitions"), help: "Moves and adds per size (medians are reported).")
-    var repetitions: Int = 5
+    @Option(name: .customLong("repetitions"), help: "Moves and adds per size, the sizes taking turns (medians are reported).")
+    var repetitions: Int = 15
 
     @Flag(name: .customLong("json"), help: "Print JSON.")
     var json = false
@@ -30,11 +30,8 @@ struct MemoryBenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        var cases: [MemoryBenchmark.Case] = []
-        for n in regions {
-            if !json { printError("bench: \(n) regions") }
-            cases.append(try MemoryBenchmark.run(regions: n, repetitions: repetitions))
-        }
+        if !json { printError("bench: building \(regions.map(String.init).joined(separator: ", ")) regions, then \(repetitions) rounds") }
+        let cases = try MemoryBenchmark.run(sizes: regions, repetitions: repetitions)
         print(json ? Self.json(cases) : Self.table(cases))
     }
 
