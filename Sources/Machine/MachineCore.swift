@@ -35,7 +35,7 @@ public final class MachineCore: Sendable {
         if pit { try vm.createPIT2() }
         self.memorySystem = memorySystem
         systemRoot = .container(name: "system", size: UInt128(1) << 64)
-        ioRoot = .container(name: "io", size: 0x10000)
+        ioRoot = .ioRoot()
         memory = AddressSpace(root: systemRoot, name: "memory", system: memorySystem)
         io = AddressSpace(root: ioRoot, name: "I/O", system: memorySystem)
         accelerator = KVMAccelerator(vm: vm, logger: logger)

@@ -111,7 +111,14 @@ import Testing
         for seed: UInt64 in [1, 2, 3, 42, 0xdead_beef] { try Self.runOne(seed: seed) }
     }
 
-    static func runOne(seed: UInt64) throws {
+    /// Larger trees (150 regions, so deep nesting and many overlaps) against the per-address
+    /// oracle; `FlatViewScaleTests` goes to thousands against the reference renderer.
+    @Test func mediumTreesMatchOracle() throws {
+        let base = UInt64.random(in: 0...UInt64.max >> 8)
+        for n in 0..<8 { try Self.runOne(seed: base &+ UInt64(n), regions: 150) }
+    }
+
+    static func runOne(seed: UInt64, regions: Int? = nil) throws {
         var g = SeededGenerator(seed: seed)
         let system = MemorySystem()
         let m = Model()
@@ -159,7 +166,7 @@ import Testing
             m.inserted(r)
             placed.append(r)
         }
-        let count = Int(g.next() % 10) + 2
+        let count = regions ?? Int(g.next() % 10) + 2
         for i in 0..<count {
             let r = try makeRegion(i)
             place(r)
