@@ -40,11 +40,24 @@ func makeSpace(_ name: String, size: UInt128, system: MemorySystem) -> (root: Me
 }
 
 extension RAMBlock {
-    /// Sets the whole block to `image` followed by zeros.
-    func fill(with image: some Collection<UInt8>) {
-        let n = Int(min(UInt64(image.count), size))
-        write(image.prefix(n), offset: 0)
-        if UInt64(n) < size { write([UInt8](repeating: 0, count: Int(size) - n), offset: UInt64(n)) }
+    /// Sets the whole block to `image` followed by zeros, storing only the bytes that differ
+    /// (a run's device writes are few; rewriting every byte would dominate the run).
+    func fill(with image: [UInt8]) {
+        let current = contents
+        var i = 0
+        while i < current.count {
+            let want: UInt64
+            let chunk = min(8, current.count - i)
+            var have: UInt64 = 0
+            var w: UInt64 = 0
+            for k in 0..<chunk {
+                have |= UInt64(current[i + k]) << (8 * UInt64(k))
+                if i + k < image.count { w |= UInt64(image[i + k]) << (8 * UInt64(k)) }
+            }
+            want = w
+            if have != want { store(offset: UInt64(i), value: want, size: chunk) }
+            i += chunk
+        }
     }
 
     /// A copy of the whole block.

@@ -21,12 +21,11 @@ func fuzzLoader(_ data: [UInt8]) throws(FuzzFailure) {
 final class LoaderFixture {
     static let shared = Fixture { LoaderFixture() }
     static let name = FuzzTarget.loader.rawValue
-    static let ramSize: UInt64 = 0x180000
+    static let ramSize: UInt64 = 0x140000
     static let kernelPath = "fuzz-kernel"
 
     let memory: GuestMemory
     let ram: RAMBlock
-    let zeros = [UInt8](repeating: 0, count: Int(LoaderFixture.ramSize))
 
     init() {
         let system = MemorySystem()
@@ -38,7 +37,7 @@ final class LoaderFixture {
     }
 
     func run(_ data: [UInt8]) throws(FuzzFailure) {
-        ram.write(zeros, offset: 0)
+        ram.fill(with: [])
         var input = FuzzInput(data)
         let layout = input.u8()
         let commandLine = input.shortString()
@@ -81,7 +80,7 @@ final class LoaderFixture {
     private func refused(_ e: LoaderError) throws(FuzzFailure) {
         let text = e.description
         try require(!e.problem.isEmpty && !text.contains("\n"), Self.name, "error is not one line: \(text.debugDescription)")
-        try require(ram.contents == zeros, Self.name, "a refused kernel (\(text)) wrote guest RAM")
+        try require(!ram.contents.contains { $0 != 0 }, Self.name, "a refused kernel (\(text)) wrote guest RAM")
     }
 
     private func inside(_ r: Range<UInt64>, _ usable: [Range<UInt64>]) -> Bool {

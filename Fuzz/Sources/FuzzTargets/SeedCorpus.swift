@@ -49,7 +49,7 @@ public enum SeedCorpus {
 
     static func virtqueue() -> [(String, [UInt8])] {
         func seed(_ sizeLog: UInt8, eventIdx: Bool, _ rings: (UInt64, UInt64, UInt64), _ img: [UInt8]) -> [UInt8] {
-            var b = FuzzInputBuilder()
+            let b = FuzzInputBuilder()
             b.u8(sizeLog).u8(eventIdx ? 1 : 0).u64(rings.0).u64(rings.1).u64(rings.2).raw(img)
             return b.bytes
         }
@@ -64,7 +64,7 @@ public enum SeedCorpus {
     }
 
     static func virtioPCI() -> [(String, [UInt8])] {
-        var b = FuzzInputBuilder()
+        let b = FuzzInputBuilder()
         let img = ringImage(published: 1)
         b.u16(UInt16(img.count)).raw(img)
         func common(_ off: UInt8, _ v: UInt64, _ size: UInt8) { b.u8(0).u8(off).u64(v).u8(size) }
@@ -88,7 +88,7 @@ public enum SeedCorpus {
     }
 
     static func pciConfig() -> [(String, [UInt8])] {
-        var enumerate = FuzzInputBuilder()
+        let enumerate = FuzzInputBuilder()
         for devfn: UInt32 in [0, 8, 9, 11, 16, 24, 32] {
             for reg: UInt32 in [0x00, 0x08, 0x0c, 0x10, 0x14, 0x20, 0x2c, 0x34, 0x3c, 0x40] {
                 enumerate.u8(0).u32(devfn << 8 | reg)
@@ -96,7 +96,7 @@ public enum SeedCorpus {
             }
             enumerate.u8(2).u8(2).u8(1).u8(2).u8(1).u8(0)         // narrower reads
         }
-        var program = FuzzInputBuilder()
+        let program = FuzzInputBuilder()
         program.u8(0).u32(2 << 11 | 0x10).u8(3).u8(0).u32(0xffff_ffff).u8(2).u8(2).u8(0).u8(2)   // size BAR0 by hand
         program.u8(3).u8(0).u32(0xfe00_0000).u8(2)
         program.u8(0).u32(2 << 11 | 0x04).u8(3).u8(0).u32(0x0007).u8(1)                          // command
@@ -110,7 +110,7 @@ public enum SeedCorpus {
     }
 
     static func msix() -> [(String, [UInt8])] {
-        var b = FuzzInputBuilder()
+        let b = FuzzInputBuilder()
         b.u8(2)                                                   // 3 vectors
         for v: UInt8 in 0..<3 {
             b.u8(0).u8(v).u8(0).u64(0xfee0_0000)                  // address
@@ -127,7 +127,7 @@ public enum SeedCorpus {
     }
 
     static func fwcfg() -> [(String, [UInt8])] {
-        var b = FuzzInputBuilder()
+        let b = FuzzInputBuilder()
         b.u16(0)
         b.u8(0).u16(0)                                            // signature
         for _ in 0..<5 { b.u8(1) }
@@ -233,7 +233,7 @@ public enum SeedCorpus {
 
     static func loader() -> [(String, [UInt8])] {
         func seed(_ layout: UInt8, _ cmdline: String, _ modules: [(String, [UInt8])], _ kernel: [UInt8]) -> [UInt8] {
-            var b = FuzzInputBuilder()
+            let b = FuzzInputBuilder()
             b.u8(layout | UInt8(modules.count) << 6).shortString(cmdline)
             for m in modules { b.shortString(m.0).shortBytes(m.1) }
             return b.raw(kernel).bytes
