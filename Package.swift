@@ -78,7 +78,7 @@ let package = Package(
             name: "FuzzTargets",
             dependencies: ["Memory", "MemoryOracle", "Devices", "VirtIO", "Loader", "Machine", "VMMSys"],
             path: "Fuzz/Sources/FuzzTargets", swiftSettings: strict),
-        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets"], swiftSettings: strict),
+        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "Loader", "Machine", "Memory", "VirtIO"], swiftSettings: strict),
         .testTarget(
             name: "MachineTests",
             dependencies: ["Machine", "KVMAccel", "KVM", "Memory", "Devices", "Loader", "VMMSys"],

@@ -32,8 +32,9 @@ public enum SeedCorpus {
         le(addr) + le(len) + le(flags) + le(next)
     }
 
-    /// Rings for 8 entries at 0x1000/0x2000/0x3000: chain 0 → 1 (readable then writable), and
-    /// chain 2 pointing to an indirect table of two at 0x8000; `published` chains available.
+    /// Rings for 8 entries at 0x1000/0x2000/0x3000: the available ring offers chain 0 → 1
+    /// (readable then writable), chain 1 alone, and chain 2 pointing to an indirect table of two
+    /// at 0x8000; the first `published` of them are available.
     static func ringImage(published: UInt16) -> [UInt8] {
         var img = [UInt8](repeating: 0, count: 0x9000)
         put(descriptor(0x5000, 16, 1, 1), at: 0x1000, in: &img)
@@ -41,7 +42,7 @@ public enum SeedCorpus {
         put(descriptor(0x8000, 32, 4, 0), at: 0x1020, in: &img)
         put(descriptor(0x7000, 8, 1, 1), at: 0x8000, in: &img)
         put(descriptor(0x7100, 128, 2, 0), at: 0x8010, in: &img)
-        put(le(UInt16(0)) + le(published) + le(UInt16(0)) + le(UInt16(2)) + le(UInt16(0)), at: 0x2000, in: &img)
+        put(le(UInt16(0)) + le(published) + le(UInt16(0)) + le(UInt16(1)) + le(UInt16(2)), at: 0x2000, in: &img)
         return img
     }
 
@@ -221,12 +222,12 @@ public enum SeedCorpus {
         put(le(UInt16(0x020f)), at: 0x206, in: &f)
         f[0x211] = 0x01                                          // LOADED_HIGH
         put(le(UInt32(0x37ff_ffff)), at: 0x22c, in: &f)
-        put(le(UInt32(0x20_0000)), at: 0x230, in: &f)
+        put(le(UInt32(0x10_0000)), at: 0x230, in: &f)
         f[0x234] = 1                                             // relocatable
         put(le(UInt16(1)), at: 0x236, in: &f)                     // XLF_KERNEL_64
         put(le(UInt32(2048)), at: 0x238, in: &f)
         put(le(UInt64(0x100000)), at: 0x258, in: &f)
-        put(le(UInt32(0x40000)), at: 0x260, in: &f)
+        put(le(UInt32(0x20000)), at: 0x260, in: &f)
         f += (0..<0x800).map { UInt8(truncatingIfNeeded: $0 &* 3) }
         return f
     }
@@ -250,7 +251,7 @@ public enum SeedCorpus {
         let lines: [[String]] = [
             ["-machine", "accel=kvm", "-nodefaults", "-display", "none", "-serial", "stdio",
              "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4", "-device", "pc-testdev", "-device", "pci-testdev",
-             "-kernel", "K", "-append", "ARGS", "-initrd", "MOD1 ARGS,MOD2", "-smp", "2", "-m", "256M", "-monitor", "stdio"],
+             "-kernel", "K", "-append", "ARGS", "-initrd", "MOD1 ARGS,MOD2", "-smp", "2", "-m", "256M"],
             ["-nodefaults", "-device", "pc-testdev", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4",
              "-vnc", "none", "-serial", "stdio", "-device", "pci-testdev", "-machine", "accel=kvm,kernel_irqchip=split",
              "-kernel", "hello", "-smp", "2", "-cpu", "qemu64,+x2apic,+tsc-deadline",
