@@ -112,9 +112,19 @@ case $1 in
         build
         mkdir -p Fuzz/regressions/"$2"
         out=Fuzz/regressions/$2/$(basename "$3")
-        VMM_FUZZ_TARGET=$2 "$bin" -minimize_crash=1 -max_total_time=${FUZZ_MINIMIZE_SECONDS:-30} -exact_artifact_path="$out" "$3" || true
-        [[ -f $out ]] || cp "$3" "$out"
-        echo "fuzz: minimized reproducer $out ($(wc -c <"$out") bytes)"
+        # libFuzzer keeps any crash while shrinking; keep the result only if it still fails the
+        # same way (same check message or same first project frame), else the original.
+        signature() {
+            VMM_FUZZ_TARGET=$1 "$bin" -runs=1 "$2" 2>&1 | grep -m1 -oE \
+                "fuzz target [^:]+: [^0-9]{0,40}|/Sources/[A-Za-z/+]+\.swift:[0-9]+|ERROR: [A-Za-z]+: [a-z-]+" || true
+        }
+        want=$(signature "$2" "$3")
+        tmp=$(mktemp)
+        VMM_FUZZ_TARGET=$2 "$bin" -minimize_crash=1 -max_total_time="${FUZZ_MINIMIZE_SECONDS:-30}" \
+            -exact_artifact_path="$tmp" "$3" >/dev/null 2>&1 || true
+        if [[ -s $tmp && -n $want && $(signature "$2" "$tmp") == "$want" ]]; then mv "$tmp" "$out"
+        else rm -f "$tmp"; cp "$3" "$out"; fi
+        echo "fuzz: reproducer $out ($(wc -c <"$out") bytes): ${want:-no failure}"
         ;;
     *)
         [[ $# -ge 2 && $2 =~ ^[0-9]+$ ]] || usage
