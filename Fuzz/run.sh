@@ -28,8 +28,11 @@ usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 build() {
     if [[ -z "${FUZZ_NO_BUILD:-}" ]]; then
         echo "fuzz: building vmm-fuzz (release, fuzzer+address sanitizers)" >&2
+        # --sanitize links libFuzzer's main (and stops SwiftPM renaming main); -Xswiftc puts the
+        # coverage instrumentation into every module, not only the driver's.
         VMM_FUZZ=1 swift build -c release --product vmm-fuzz --scratch-path .build-fuzz \
-            --sanitize fuzzer --sanitize address 2>&1 | grep -E "error|Compiling vmm_fuzz|complete" >&2 || true
+            --sanitize fuzzer --sanitize address -Xswiftc -sanitize=fuzzer,address 2>&1 \
+            | grep -E "error|Compiling vmm_fuzz|complete" >&2 || true
     fi
     [[ -x $bin ]] || { echo "fuzz: $bin was not built" >&2; exit 1; }
 }
