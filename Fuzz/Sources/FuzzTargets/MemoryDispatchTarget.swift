@@ -29,7 +29,8 @@ final class FuzzDeviceStore: @unchecked Sendable {
     // @unchecked: only touched by the single thread running the target.
     var bytes: [UInt64: UInt8] = [:]
     var violations: [String] = []
-    let size: UInt128
+    /// The region's size (kept in step when the fuzzer resizes it).
+    var size: UInt128
     let implementation: AccessConstraints
 
     init(size: UInt128, implementation: AccessConstraints) {
@@ -303,7 +304,11 @@ final class MemoryDispatchFixture {
                 case 2:
                     let p = Int32(input.u8() % 5) - 2
                     if p != r.priority { r.setPriority(p); t.model.inserted(r) }
-                case 3: if r.ramBlock == nil { r.setSize(Self.size(&input)) }     // a guest cannot resize RAM
+                case 3:
+                    guard r.ramBlock == nil else { break }     // a guest cannot resize RAM
+                    let size = Self.size(&input)
+                    r.setSize(size)
+                    (t.plain[ObjectIdentifier(r)] ?? t.strict[ObjectIdentifier(r)])?.size = size
                 case 4: if r.aliasTarget != nil { r.setAliasOffset(Self.address(&input)) }
                 case 5:
                     if let c = r.container, !t.parents.contains(where: { $0 === r }) {
