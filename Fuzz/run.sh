@@ -37,9 +37,13 @@ build() {
         echo "fuzz: building vmm-fuzz (release, fuzzer+address sanitizers)" >&2
         # --sanitize links libFuzzer's main (and stops SwiftPM renaming main); -Xswiftc puts the
         # coverage instrumentation into every module, not only the driver's.
-        VMM_FUZZ=1 swift build -c release --product vmm-fuzz --scratch-path .build-fuzz \
-            --sanitize fuzzer --sanitize address -Xswiftc -sanitize=fuzzer,address 2>&1 \
-            | grep -E "error|Compiling vmm_fuzz|complete" >&2 || true
+        mkdir -p .build-fuzz/logs
+        if ! VMM_FUZZ=1 swift build -c release --product vmm-fuzz --scratch-path .build-fuzz \
+            --sanitize fuzzer --sanitize address -Xswiftc -sanitize=fuzzer,address >.build-fuzz/logs/build.log 2>&1; then
+            grep -E "error" .build-fuzz/logs/build.log | head -20 >&2
+            echo "fuzz: build failed (.build-fuzz/logs/build.log)" >&2
+            exit 1
+        fi
     fi
     [[ -x $bin ]] || { echo "fuzz: $bin was not built" >&2; exit 1; }
 }
