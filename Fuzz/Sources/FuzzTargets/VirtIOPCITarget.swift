@@ -90,7 +90,16 @@ final class VirtIOPCIFixture {
             case 0:     // common configuration write
                 memory.write(bar4 + UInt64(input.u8() % 0x40), value: input.u64(), size: accessSize(input.u8()))
             case 1:     // any BAR4 read (common, ISR, device, notify)
-                _ = memory.read(bar4 + UInt64(input.u16() % 0x4000), size: accessSize(input.u8()))
+                let offset = UInt64(input.u16() % 0x4000), size = accessSize(input.u8())
+                let value = memory.read(bar4 + offset, size: size).value
+                let view = memory.currentMap
+                let shown = view.lookup(bar4 + offset).map { view.ranges[$0] }
+                // Only where the ISR itself answers (another BAR may overlap BAR4).
+                if bar4 != 0, offset >= VirtIOPCI.isrOffset, offset + UInt64(size) <= VirtIOPCI.deviceOffset,
+                   let shown, shown.region.name == "virtio-pci-isr", shown.end >= UInt128(bar4 + offset) + UInt128(size) {
+                    // Each ISR callback (at most 4 bytes wide) returns only bits 0-1.
+                    try require(value & ~0x0000_0003_0000_0003 == 0, Self.name, "ISR read \(hex(value))")
+                }
             case 2:     // any BAR4 write
                 memory.write(bar4 + UInt64(input.u16() % 0x4000), value: input.u64(), size: accessSize(input.u8()))
             case 3:     // MSI-X table / PBA write
