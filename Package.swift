@@ -89,15 +89,35 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "QMPTests", dependencies: ["QMP", "VMMSys"], swiftSettings: strict),
         .testTarget(name: "VMMSysTests", dependencies: ["VMMSys", "ProcessSupport", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "MemoryTests", dependencies: ["Memory", "VMMSys", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "MemoryTests", dependencies: ["Memory", "MemoryOracle", "VMMSys", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "VMMSys", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "KVMAccelTests", dependencies: ["KVMAccel", "KVM", "Memory", "VMMSys", "Machine", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory", "VMMSys", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "VirtIOTests", dependencies: ["VirtIO", "Devices", "Memory", "VMMSys", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "LoaderTests", dependencies: ["Loader", "Memory", "VMMSys"], swiftSettings: strict),
+        // The naive flat-view oracle, shared by MemoryTests and the memory-dispatch fuzz target.
+        .target(name: "MemoryOracle", dependencies: ["Memory"], path: "Fuzz/Sources/MemoryOracle", swiftSettings: strict),
+        // One function per fuzz target, always built: libFuzzer (Fuzz/run.sh) and the corpus
+        // replay tests run the same code.
+        .target(
+            name: "FuzzTargets",
+            dependencies: ["Memory", "MemoryOracle", "Devices", "VirtIO", "Loader", "Machine", "VMMSys"],
+            path: "Fuzz/Sources/FuzzTargets", swiftSettings: strict),
+        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "Loader", "Machine", "Memory", "VirtIO"], swiftSettings: strict),
         .testTarget(
             name: "MachineTests",
             dependencies: ["Machine", "KVMAccel", "KVM", "Memory", "Devices", "Loader", "VMMSys", "ProcessSupport", "TestSupport"],
             swiftSettings: strict),
     ]
 )
+
+// The libFuzzer driver, only when building for fuzzing (`VMM_FUZZ=1`, see Fuzz/run.sh): its
+// entry points need `-sanitize=fuzzer`, which an ordinary build must not link.
+if Context.environment["VMM_FUZZ"] != nil {
+    package.products.append(.executable(name: "vmm-fuzz", targets: ["vmm-fuzz"]))
+    package.targets.append(.executableTarget(
+        name: "vmm-fuzz",
+        dependencies: ["FuzzTargets", .product(name: "Logging", package: "swift-log")],
+        path: "Fuzz/Sources/vmm-fuzz",
+        swiftSettings: strict + [.unsafeFlags(["-parse-as-library"])]))
+}

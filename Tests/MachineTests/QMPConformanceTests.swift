@@ -53,6 +53,7 @@ struct QMPConformanceTests {
             return
         }
         let reference = try Self.transcript(qemu)
-        #expect(vmm == reference, "vmm:\n\(vmm.joined(separator: "\n"))\nqemu:\n\(reference.joined(separator: "\n"))")
+        let differing = zip(vmm, reference).filter { $0 != $1 }.map { "vmm:  \($0)\nqemu: \($1)" }
+        #expect(vmm == reference, "\(vmm.count) vs \(reference.count) lines; differing:\n\(differing.joined(separator: "\n"))")
     }
 }

@@ -149,8 +149,12 @@ extension PCMachine {
         let boot = try Self.loadSoftware(configuration: configuration, layout: layout, kernelPath: kernelPath,
                                          amdHost: core.amdHost, fwCfg: devices.fwCfg, guest: guest, logger: logger)
         self.boot.withLock { $0 = boot }
+        try InterruptControllerSetup.reset(vm)
+        try InterruptControllerSetup.programELCR(vm)
         for (id, r) in runners.enumerated() {
+            try r.vcpu.clearPendingEvents()
             VCPUSetup.setInitialMSRs(r.vcpu, logger: logger)
+            try VCPUSetup.powerOnLocalAPIC(r.vcpu)
             try VCPUSetup.resetLocalAPIC(r.vcpu, bsp: id == 0)
             if id == 0 {
                 try r.vcpu.setMPState(.runnable)

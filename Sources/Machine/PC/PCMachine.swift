@@ -53,6 +53,7 @@ public final class PCMachine: Sendable {
         layout = PCMemoryLayout(ramSize: configuration.memorySize)
         let core = try MachineCore(memorySystem: memorySystem, irqchip: true, pit: true, logger: logger)
         self.core = core
+        try InterruptControllerSetup.programELCR(core.vm)
         let amdHost = core.amdHost
         let memoryMap = layout.memoryMap(amdHost: amdHost)
 
