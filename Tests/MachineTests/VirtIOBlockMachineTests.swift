@@ -31,10 +31,9 @@ struct VirtIOBlockMachineTests {
         #expect(v.output.contains("readback 100+2 ok") && v.output.contains("read past end status 1"))
         let disk = try Data(contentsOf: URL(fileURLWithPath: mine))
         #expect(disk[5 * 512 + 1] == 10, "sector 5 holds the guest's pattern (i*7+3)")
-        guard Harness.qemuPath != nil else { return }
         let theirs = try Self.makeImage("qemu-disk")
         defer { try? FileManager.default.removeItem(atPath: theirs) }
-        let q = try #require(try Harness.qemu(Self.flags(kernel, theirs)))
+        guard let q = try Harness.qemuOrKnownIssue(Self.flags(kernel, theirs)) else { return }
         #expect(q.status == v.status)
         // Same features offered, same requests, same used lengths, same results.
         #expect(Harness.serialLines(v.output) == Harness.serialLines(q.output), "vmm:\n\(v.output)\nqemu:\n\(q.output)")
