@@ -62,6 +62,7 @@ import VMMSys
         try space.guestMemory.store(UInt32(0x1234_5678), at: 0)
         let done = Mutex(false)
         let bad = Mutex(0)
+        let finished = DispatchSemaphore(value: 0)
         let reader = Thread {
             while !done.withLock({ $0 }) {
                 let v = space.currentMap
@@ -70,11 +71,14 @@ import VMMSys
                 let (val, _) = space.read(r.start, size: 4)
                 _ = val
             }
+            finished.signal()
         }
         reader.start()
         for i in 0..<2000 { ram.setAddress(UInt64(i % 2) * 0x1000) }
         done.withLock { $0 = true }
-        Thread.sleep(forTimeInterval: 0.05)
+        // The reader's last snapshot is checked before it signals; wait for that (a hang
+        // guard, not a timing assumption).
+        #expect(finished.wait(timeout: .now() + 60) == .success)
         #expect(bad.withLock { $0 } == 0)
     }
 }
