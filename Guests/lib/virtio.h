@@ -10,7 +10,7 @@
 #define VIO_MSI_VECTOR 0x41
 #define VIO_TIMER_VECTOR 0x42
 #define VIO_QMAX 16
-#define VIO_TIMEOUT 4000000000ull              /* about 1.5 s at this host's 2.6 GHz TSC */
+#define VIO_TIMEOUT HANG_GUARD_CYCLES          /* a hang guard only (lib.h) */
 
 /* virtio_pci_common_cfg offsets */
 #define C_DFSELECT 0x00
