@@ -77,6 +77,8 @@ struct KernelTests {
                     "no HPET table (vmm has no HPET; -no-hpet is implied) and no WAET (a Windows hint about the RTC and PM timer)"),
     ]
 
+    static let cyclesPerRequest = Mask(#"^cycles_per_request=\d+$"#, "cycles_per_request=N", "timing")
+
     static let cases: [Case] = [
         Case(kernel: "hello", append: "arg1 arg2=x"),
         Case(kernel: "mbinfo", append: "mem=128"),
@@ -108,7 +110,14 @@ struct KernelTests {
         Case(kernel: "smp", append: "cpus=4", extra: ["-smp", "4"]),
         // virtio-rng-pci: modern interface, MSI-X; per-request cycles differ run to run.
         Case(kernel: "virtiorng", append: "requests=50", extra: ["-device", "virtio-rng-pci"],
-             masks: [Mask(#"^cycles_per_request=\d+$"#, "cycles_per_request=N", "timing")]),
+             masks: [cyclesPerRequest]),
+        // INTx and the ISR: no MSI-X capability (vectors=0), then MSI-X present but left
+        // disabled; the line as SeaBIOS routes it (slot 3: PIRQC -> IRQ 11), level, IOAPIC.
+        Case(kernel: "virtiorng", append: "requests=50", extra: ["-device", "virtio-rng-pci,vectors=0"], masks: [cyclesPerRequest]),
+        Case(kernel: "virtiorng", append: "requests=50 intx", extra: ["-device", "virtio-rng-pci"], masks: [cyclesPerRequest]),
+        // MSI-X function mask; reset and a full re-initialization (MSI-X and INTx).
+        Case(kernel: "virtiorng", append: "requests=20 fmask reinit", extra: ["-device", "virtio-rng-pci"], masks: [cyclesPerRequest]),
+        Case(kernel: "virtiorng", append: "requests=20 reinit", extra: ["-device", "virtio-rng-pci,vectors=0"], masks: [cyclesPerRequest]),
         // -serial stdio is two-way: the kernel echoes a line typed on standard input.
         Case(kernel: "echo", stdin: GuestKernels.repositoryRoot.appendingPathComponent("Guests/tests/echo-input.txt").path),
         // 64-bit long mode (entered by the kernel itself); cycle counts differ run to run.
