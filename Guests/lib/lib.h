@@ -72,6 +72,8 @@ int strncmp(const char *a, const char *b, size_t n);
 
 /* ---- serial console (COM1, 0x3f8) and verdicts ---- */
 void serial_init(void);
+/* COM1's registers 1-7 (IER, IIR, LCR, MCR, LSR, MSR, SCR) as serial_init() found them. */
+extern u8 serial_boot_regs[8];
 void putchar(char c);
 void puts(const char *s);                       /* no newline added */
 void printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

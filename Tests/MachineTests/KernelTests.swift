@@ -118,6 +118,8 @@ struct KernelTests {
         // MSI-X function mask; reset and a full re-initialization (MSI-X and INTx).
         Case(kernel: "virtiorng", append: "requests=20 fmask reinit", extra: ["-device", "virtio-rng-pci"], masks: [cyclesPerRequest]),
         Case(kernel: "virtiorng", append: "requests=20 reinit", extra: ["-device", "virtio-rng-pci,vectors=0"], masks: [cyclesPerRequest]),
+        // The 16550A's reset state and FIFO: overrun, trigger levels, character timeout.
+        Case(kernel: "uart"),
         // -serial stdio is two-way: the kernel echoes a line typed on standard input.
         Case(kernel: "echo", stdin: GuestKernels.repositoryRoot.appendingPathComponent("Guests/tests/echo-input.txt").path),
         // 64-bit long mode (entered by the kernel itself); cycle counts differ run to run.
