@@ -8,8 +8,9 @@
  * RSDT order, the FADT's fixed-hardware fields (those inside its length), the MADT's entries,
  * the DSDT's \_S5 package (SLP_TYPa/b for soft-off) and the HPET table's fields when present.
  * Then reads PM_TMR_BLK from the FADT (PM_TMR_LEN must be 4) and checks the 24-bit PM timer at
- * that port advances; for information it prints the TSC rate measured against it over 50 ms
- * (3.579545 MHz ticks).
+ * that port advances, prints PM1 status TMR_STS after clearing it and after the timer's bit 23
+ * next changes (up to ~2.4 s), and for information the TSC rate measured against the timer
+ * over 50 ms (3.579545 MHz ticks).
  */
 #include "../lib/lib.h"
 
@@ -191,6 +192,15 @@ void kmain(void) {
     }
     printf("PM timer advanced %u ticks, changed on %u reads\n", total, moved);
     if (!moved || total == 0) fail("PM timer does not advance");
+    /* PM1 status TMR_STS (bit 0): set whenever the timer's bit 23 changes (every 2^23 ticks,
+       ~2.34 s). Cleared by writing 1, then watched across one change of bit 23. */
+    u16 evt = (u16)*(u32 *)((u8 *)fadt + 56);
+    outw(evt, 1);
+    u16 cleared = inw(evt) & 1;
+    u32 start = pm_timer_read(port), bit23 = start >> 23;
+    for (u32 waited = 0; (pm_timer_read(port) >> 23) == bit23 && waited <= (1u << 23) + PM_TIMER_HZ / 10; )
+        waited = (pm_timer_read(port) - start) & 0xffffff;
+    printf("PM1 TMR_STS %u after clearing, %u after timer bit 23 changed\n", cleared, inw(evt) & 1);
     /* Against the TSC, for information: tick rate should be 3579545 Hz. */
     u32 t0 = pm_timer_read(port);
     u64 c0 = rdtsc_ordered();

@@ -17,8 +17,10 @@ struct KernelTests {
         var differences: [OutputDifference] = []
         /// Standard input for the run (the serial console's input with -serial stdio).
         var stdin: String = "/dev/null"
-        /// The exit status both VMMs give (1: the kernel passed).
+        /// The exit status both VMMs give (1: the kernel passed; 0: the guest powered off).
         var status: Int32 = 1
+        /// The last serial line under vmm, where the verdict is not a PASS line.
+        var lastLine: String?
         var description: String { "\(kernel) \(append) \(extra.joined(separator: " "))" }
     }
 
@@ -100,7 +102,15 @@ struct KernelTests {
         Case(kernel: "irq"),
         // Through the IOAPIC on an edge-triggered line.
         Case(kernel: "irq", append: "irq=3 mode=ioapic"),
-        Case(kernel: "acpi", masks: acpiMasks, differences: acpiDifferences),
+        Case(kernel: "acpi", masks: acpiMasks, differences: acpiDifferences + [
+            .knownIssue(vmm: "PM1 TMR_STS 0 after clearing, 0 after timer bit 23 changed", qemu: "PM1 TMR_STS 0 after clearing, 1 after timer bit 23 changed",
+                        "PM1 status TMR_STS (bit 0) is never set under vmm; QEMU sets it each time PM timer bit 23 changes (acpi_pm1_evt_get_sts) (Sources/Devices/ACPIPMRegisters.swift)"),
+        ]),
+        // ACPI S5 soft-off from the FADT and the DSDT's \_S5: the machine stops (status 0);
+        // first a sleep type nothing names, which must not.
+        Case(kernel: "poweroff", masks: [Mask(#"status [0-9a-f]{4} enable"#, "status S enable",
+                                             "TMR_STS depends on how long firmware ran before the kernel (QEMU + SeaBIOS: > 2.3 s)")],
+             status: 0, lastLine: "powering off"),
         // The ELCR as SeaBIOS's piix_isa_bridge_setup leaves it (PCI IRQs 10 and 11 level).
         Case(kernel: "elcr", differences: [
             .knownIssue(vmm: "elcr 4d0 00 4d1 00|level-triggered IRQs:|IRQ 10 raised and lowered while masked in the 8259: 1 deliveries at unmask",
@@ -132,7 +142,11 @@ struct KernelTests {
         let kernel = try GuestKernels.path(c.kernel)
         let run = try Harness.vmm(Harness.qemuFlags(kernel: kernel, append: c.append, extra: c.extra), stdinPath: c.stdin)
         let lines = Harness.serialLines(run.output)
-        if c.status == 1 { #expect(lines.contains("PASS \(c.kernel)"), "\(run.output)") }
+        if let last = c.lastLine {
+            #expect(lines.last(where: { !$0.isEmpty }) == last, "\(run.output)")
+        } else {
+            #expect(lines.contains("PASS \(c.kernel)"), "\(run.output)")
+        }
         #expect(run.status == c.status, "exit status \(run.status)\n\(run.output)")
     }
 
