@@ -1,6 +1,9 @@
 import Memory
 import Synchronization
 @testable import Devices
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An I/O port space and a memory space on a private memory system, as the machine builds them.
 struct TestBus {
@@ -30,4 +33,34 @@ final class IRQRecorder: Sendable {
     var history: [Bool] { levels.withLock { $0 } }
     var level: Bool { levels.withLock { $0.last ?? false } }
     func clear() { levels.withLock { $0 = [] } }
+}
+
+/// A seeded, reproducible generator (SplitMix64) for the randomized tests: the seed comes from
+/// `VMM_TEST_SEED` (decimal or 0x-hex) when set, else from the system generator; tests print it
+/// in every failure so a failing run can be replayed.
+struct SeededGenerator: RandomNumberGenerator {
+    private var state: UInt64
+    let seed: UInt64
+
+    init(seed: UInt64) {
+        self.seed = seed
+        state = seed
+    }
+
+    /// The seed a test should use: `VMM_TEST_SEED`, or a fresh random one.
+    static func seedFromEnvironment() -> UInt64 {
+        if let text = getenv("VMM_TEST_SEED").map({ String(cString: $0) }) {
+            let parsed = text.hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16) : UInt64(text)
+            if let parsed { return parsed }
+        }
+        return UInt64.random(in: 0...UInt64.max)
+    }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9e37_79b9_7f4a_7c15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
 }
