@@ -423,11 +423,14 @@ final class CharacterTimer: Sendable {
     func setHandler(_ handler: @escaping @Sendable () -> Void) { state.withLock { $0.handler = handler } }
 
     func arm(at deadline: UInt64?) {
-        let start = state.withLock { s -> Bool in
+        let (start, earlier) = state.withLock { s -> (Bool, Bool) in
+            let old = s.deadline
             s.deadline = deadline
-            guard deadline != nil, !s.started, !s.stopped else { return false }
+            // A later deadline (or none) needs no wake-up: the thread finds it when it wakes.
+            let earlier = deadline.map { d in old.map { d < $0 } ?? true } ?? false
+            guard deadline != nil, !s.started, !s.stopped else { return (false, earlier) }
             s.started = true
-            return true
+            return (true, earlier)
         }
         if start {
             do {
@@ -436,7 +439,7 @@ final class CharacterTimer: Sendable {
                 state.withLock { $0.started = false }   // register accesses still apply the timeout
             }
         }
-        wake.set()
+        if earlier { wake.set() }
     }
 
     func stop() {
