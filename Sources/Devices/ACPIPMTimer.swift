@@ -37,6 +37,9 @@ public final class ACPIPMTimer: Sendable {
     /// The current counter value.
     public var value: UInt32 { ACPIPMTimer.counter(atNanoseconds: nanoseconds()) }
 
+    /// Ticks of the 3.579545 MHz clock so far, not wrapped (TMR_STS watches bit 23 of these).
+    public var ticks: UInt64 { UInt64(truncatingIfNeeded: UInt128(nanoseconds()) * UInt128(Self.frequency) / 1_000_000_000) }
+
     /// ns × 3579545 / 10⁹ in 128-bit arithmetic (no overflow), masked to 24 bits.
     static func counter(atNanoseconds ns: UInt64) -> UInt32 {
         let ticks = UInt128(ns) * UInt128(frequency) / 1_000_000_000

@@ -49,10 +49,11 @@ public final class PCDevices: Sendable {
         fwCfgDMA.map(into: ioRoot)
         cmos = CMOS(belowFourGiB: layout.below4G, aboveFourGiB: layout.above4G, cpus: c.cpuCount)
         cmos.map(into: ioRoot)
-        pmTimer = ACPIPMTimer()
+        let timer = ACPIPMTimer()
+        pmTimer = timer
         pmTimer.map(into: ioRoot)
         // The SCI is ISA IRQ 9, level-triggered (the FADT's SCI_INT, the MADT's override).
-        pmRegisters = ACPIPMRegisters(sci: isaIRQ(9), powerOff: hooks.powerOff)
+        pmRegisters = ACPIPMRegisters(sci: isaIRQ(9), timerTicks: { timer.ticks }, powerOff: hooks.powerOff)
         pmRegisters.map(into: ioRoot)
         resetControl = ResetControl(reset: hooks.reset)
         resetControl.map(into: ioRoot)

@@ -113,6 +113,8 @@ public final class PCMachine: Sendable {
             runners.append(runner)
         }
         self.runners = runners
+        // Running from the start (monitors may ask before `run()` is called), unless -S.
+        state.withLock { $0 = configuration.startPaused ? .prelaunch : .running }
         exitBox.machine.withLock { $0 = WeakMachine(self) }
     }
 
@@ -171,10 +173,8 @@ public final class PCMachine: Sendable {
         devices.ioThread.start()
         defer { devices.ioThread.stop() }
         let startPaused = configuration.startPaused
-        if startPaused {
+        if startPaused && runState == .prelaunch {
             for r in runners { r.pause() }
-        } else {
-            state.withLock { $0 = .running }
         }
         for (i, r) in runners.enumerated() { startVCPU(i, r) }
         while true {
