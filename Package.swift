@@ -79,7 +79,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: strict),
+            swiftSettings: strict,
+            // The release binary carries the Swift runtime and standard library itself: no
+            // shared Swift libraries to map and relocate at start-up (README: start-up figures).
+            linkerSettings: [.unsafeFlags(["-static-executable", "-l_FoundationCollections", "-l_FoundationCShims", "-use-ld=lld"],
+                                          .when(configuration: .release))]),
         // What several test targets share: host checks (KVM, toolchain, QEMU, the built vmm),
         // polling against a deadline, IRQ recorders, a test bus, a seeded generator.
         .target(

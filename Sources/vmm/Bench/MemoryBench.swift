@@ -1,6 +1,6 @@
 import ArgumentParser
-import Foundation
 import Memory
+import VMMSys
 
 /// `vmm bench memory`: the memory API at scale — n I/O regions in one address space, each
 /// with one datamatch ioeventfd, one eventfd listener — timing the build (one transaction),
@@ -56,5 +56,5 @@ struct MemoryBenchCommand: ParsableCommand {
         return String(out.dropLast())
     }
 
-    private static func ms(_ v: Double) -> String { String(format: "%.3f", v) }
+    private static func ms(_ v: Double) -> String { fixed(v, 3) }
 }
