@@ -49,7 +49,7 @@ let package = Package(
             swiftSettings: strictUnsafe),
         // Running other programs (posix_spawn + wait4) for the benchmarks and the tests; the
         // machine never links it.
-        .target(name: "ProcessSupport", dependencies: ["VMMSys"], swiftSettings: strictUnsafe),
+        .target(name: "ProcessSupport", dependencies: ["CKVM", "VMMSys"], swiftSettings: strictUnsafe),
         // Device models, wired only through the memory API.
         .target(
             name: "Devices",

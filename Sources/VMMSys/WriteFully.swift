@@ -23,13 +23,18 @@ public func writeFully(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
 /// every conformance record in the binary and touches a megabyte or two of pages; this
 /// does not (README: start-up figures).
 public func writeStandardOutputDirectly(_ text: String) {
+    writeDirectly(1, text)
+}
+
+/// `writeStandardOutputDirectly` for any descriptor (the start-up trace writes to 2).
+public func writeDirectly(_ fd: Int32, _ text: String) {
     var text = text
     text.withUTF8 { bytes in
         var offset = 0
         while offset < bytes.count {
             // SAFETY: `bytes` is valid for `bytes.count` bytes for the closure's duration and
             // `offset < bytes.count`, so the range written stays inside it.
-            let n = unsafe Glibc.write(1, bytes.baseAddress! + offset, bytes.count - offset)
+            let n = unsafe Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
             if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { return }
         }
     }

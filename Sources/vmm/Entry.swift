@@ -11,6 +11,8 @@ enum Entry {
     /// Runs the command; any user error becomes one line on stderr and exit status 1
     /// (QEMU's convention), never a trap or a usage dump.
     static func main() {
+        StartupTrace.mark("main")
+        if StartupTrace.enabled { atexit { StartupTrace.finish() } }
         // `-version` alone answers before anything else is set up: the cheapest possible run
         // (README: start-up figures; `vmm bench startup` measures its peak RSS).
         if CommandLine.arguments.count == 2, ["-version", "--version"].contains(CommandLine.arguments[1]) {
@@ -69,6 +71,7 @@ enum Entry {
             return 0
         }
         let config = try MachineConfiguration(qemu: parsed.arguments)
+        StartupTrace.mark("configured")
         if config.kernel != nil { return try MachineRunner.run(config) }
         try MainJob.run(writes: UInt64(parsed.writes ?? 100_000), json: parsed.json)
         return 0

@@ -35,6 +35,8 @@ static inline int ckvm_accept4(int fd, int flags) { return accept4(fd, 0, 0, fla
 #include <sys/syscall.h>
 /// The calling thread's kernel thread id (what QMP's query-cpus-fast reports).
 static inline int ckvm_gettid(void) { return (int)syscall(SYS_gettid); }
+/// pidfd_open(2) (Linux 5.3): a descriptor that polls readable when process `pid` exits.
+static inline int ckvm_pidfd_open(int pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 static inline int ckvm_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
 static const int CKVM_FALLOC_FL_KEEP_SIZE = FALLOC_FL_KEEP_SIZE;
 static const int CKVM_FALLOC_FL_PUNCH_HOLE = FALLOC_FL_PUNCH_HOLE;

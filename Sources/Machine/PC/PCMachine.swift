@@ -53,6 +53,7 @@ public final class PCMachine: Sendable {
         layout = PCMemoryLayout(ramSize: configuration.memorySize)
         let core = try MachineCore(memorySystem: memorySystem, irqchip: true, pit: true, logger: logger)
         self.core = core
+        StartupTrace.mark("vm-created")
         try InterruptControllerSetup.programELCR(core.vm)
         let amdHost = core.amdHost
         let memoryMap = layout.memoryMap(amdHost: amdHost)
@@ -92,7 +93,9 @@ public final class PCMachine: Sendable {
                                     exit: { exitBox.request($0, reason: $1) },
                                     powerOff: { exitBox.machine.withLock { $0?.machine }?.guestPowerOff() },
                                     reset: { exitBox.machine.withLock { $0?.machine }?.requestReset(.guestReset) }))
+        StartupTrace.mark("devices-realized")
         core.attach()
+        StartupTrace.mark("memory-mapped")
         let memory = core.memory
 
         // Firmware's work: ACPI tables in the BIOS area, the kernel and its boot information.
@@ -101,6 +104,7 @@ public final class PCMachine: Sendable {
         let boot = try Self.loadSoftware(configuration: configuration, layout: layout, kernelPath: kernelPath, amdHost: amdHost,
                                          fwCfg: devices.fwCfg, guest: guest, logger: logger)
         self.boot = Mutex(boot)
+        StartupTrace.mark("kernel-loaded")
 
         // vCPUs: the BSP enters the kernel; APs wait in the kernel for INIT/SIPI.
         var runners: [VCPURunner] = []
@@ -113,6 +117,7 @@ public final class PCMachine: Sendable {
             runners.append(runner)
         }
         self.runners = runners
+        StartupTrace.mark("vcpus-created")
         // Running from the start (monitors may ask before `run()` is called), unless -S.
         state.withLock { $0 = configuration.startPaused ? .prelaunch : .running }
         exitBox.machine.withLock { $0 = WeakMachine(self) }
@@ -176,6 +181,7 @@ public final class PCMachine: Sendable {
         if startPaused && runState == .prelaunch {
             for r in runners { r.pause() }
         }
+        StartupTrace.mark("vcpus-started")
         for (i, r) in runners.enumerated() { startVCPU(i, r) }
         while true {
             wakeMainLoop.wait()
