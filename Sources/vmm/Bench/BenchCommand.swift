@@ -34,6 +34,9 @@ struct DoorbellBenchCommand: ParsableCommand {
     @Flag(name: .customLong("json"), help: "Print JSON.")
     var json = false
 
+    @Option(name: .customLong("svg"), help: "Also draw the comparison as an SVG chart into this file.")
+    var svg: String?
+
     func validate() throws {
         guard writes > 0 else { throw ValidationError("--writes must be positive") }
         guard rounds > 0 else { throw ValidationError("--rounds must be positive") }
@@ -51,6 +54,7 @@ struct DoorbellBenchCommand: ParsableCommand {
             vmmPath: vmmPath, benchKernel: bench!, startupKernel: startup!, writes: writes, rounds: rounds,
             log: { if !json { printError("bench: \($0)") } })
         print(json ? report.json : report.table)
+        if let svg { try BenchChart.write(report.chart, to: svg) }
     }
 }
 

@@ -51,6 +51,18 @@ struct DoorbellComparison {
                 + "\"peakRSSKiB\":{\"vmm\":\(peakRSSKiB.vmm),\"qemu\":\(peakRSSKiB.qemu.map(String.init) ?? "null")}}"
         }
 
+        /// Cycles per write on each path, then start-up and peak RSS.
+        var chart: BenchChart {
+            BenchChart(
+                title: "Doorbell cost: vmm vs QEMU (median of \(rounds) runs)",
+                groups: paths.map { .init(label: "\($0.path) (cycles)", vmm: $0.vmm, qemu: $0.qemu) } + [
+                    .init(label: "start-up to exit (ms)", vmm: startupMs.vmm, qemu: startupMs.qemu),
+                    .init(label: "peak RSS (MiB)", vmm: Double(peakRSSKiB.vmm) / 1024,
+                          qemu: peakRSSKiB.qemu.map { Double($0) / 1024 }),
+                ],
+                note: "lower is better; each group on its own scale")
+        }
+
         var table: String {
             var lines: [String] = []
             lines.append("doorbell cost, cycles per write (median of \(rounds) alternating runs each)")
