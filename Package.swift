@@ -12,8 +12,11 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "vmm", targets: ["vmm"]),
+        // The library's stable surface (README: "Using the library").
         .library(name: "Memory", targets: ["Memory"]),
         .library(name: "KVM", targets: ["KVM"]),
+        .library(name: "KVMAccel", targets: ["KVMAccel"]),
+        .library(name: "VMMSys", targets: ["VMMSys"]),
         .library(name: "Machine", targets: ["Machine"]),
     ],
     dependencies: [
@@ -84,6 +87,10 @@ let package = Package(
             // shared Swift libraries to map and relocate at start-up (README: start-up figures).
             linkerSettings: [.unsafeFlags(["-static-executable", "-l_FoundationCollections", "-l_FoundationCShims", "-use-ld=lld"],
                                           .when(configuration: .release))]),
+        // README's library example, built and run by ExampleProgramTests.
+        .executableTarget(
+            name: "doorbell-example", dependencies: ["KVM", "Machine", "Memory", "VMMSys"],
+            path: "Examples/Doorbell", swiftSettings: strict),
         // What several test targets share: host checks (KVM, toolchain, QEMU, the built vmm),
         // polling against a deadline, IRQ recorders, a test bus, a seeded generator.
         .target(
