@@ -62,11 +62,11 @@ let package = Package(
         .target(
             name: "VirtIO",
             dependencies: ["Devices", "Memory", "VMMSys", .product(name: "Logging", package: "swift-log")],
-            swiftSettings: strict),
+            swiftSettings: strictUnsafe),
         // Boot loaders (Multiboot, Linux boot protocol) and firmware tables (ACPI).
-        .target(name: "Loader", dependencies: ["Memory", "VMMSys"], swiftSettings: strict),
+        .target(name: "Loader", dependencies: ["Memory", "VMMSys"], swiftSettings: strictUnsafe),
         // QMP, QEMU's machine protocol: JSON, the protocol state machine, commands and events.
-        .target(name: "QMP", dependencies: ["VMMSys"], swiftSettings: strict),
+        .target(name: "QMP", dependencies: ["VMMSys"], swiftSettings: strictUnsafe),
         // The PC machine.
         .target(
             name: "Machine",
@@ -74,7 +74,7 @@ let package = Package(
                 "KVM", "KVMAccel", "Memory", "Devices", "VirtIO", "Loader", "VMMSys", "QMP",
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: strict),
+            swiftSettings: strictUnsafe),
         .executableTarget(
             name: "vmm",
             dependencies: [
@@ -82,7 +82,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: strict,
+            swiftSettings: strictUnsafe,
             // The release binary carries the Swift runtime and standard library itself: no
             // shared Swift libraries to map and relocate at start-up (README: start-up figures).
             linkerSettings: [.unsafeFlags(["-static-executable", "-l_FoundationCollections", "-l_FoundationCShims", "-use-ld=lld"],

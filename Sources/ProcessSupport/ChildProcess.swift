@@ -56,12 +56,12 @@ public enum ChildProcess {
         defer { for unsafe p in unsafe argv { unsafe free(p) } }
 
         // SAFETY: environ is the NUL-terminated environment array; each entry is copied by strdup.
-        var envp: [UnsafeMutablePointer<CChar>?] = []
+        var envp: [UnsafeMutablePointer<CChar>?] = unsafe []
         if !environment.isEmpty {
             var i = 0
-            while let entry = unsafe environ[i] { envp.append(unsafe strdup(entry)); i += 1 }
-            envp += unsafe environment.map { unsafe strdup($0) }
-            envp.append(nil)
+            while let entry = unsafe environ[i] { unsafe envp.append(unsafe strdup(entry)); i += 1 }
+            unsafe envp += unsafe environment.map { unsafe strdup($0) }
+            unsafe envp.append(nil)
         }
         defer { for unsafe p in unsafe envp { unsafe free(p) } }
 

@@ -24,7 +24,7 @@ enum Entry {
         signal(SIGPIPE, SIG_IGN)
         // Logs go to stderr; VMM_LOG=debug|info|warning|error sets the level (default warning,
         // so a normal run prints only the guest's serial output, as QEMU does).
-        let level = getenv("VMM_LOG").flatMap { Logger.Level(rawValue: String(cString: $0)) } ?? .warning
+        let level = HostEnvironment.value("VMM_LOG").flatMap { Logger.Level(rawValue: $0) } ?? .warning
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
             h.logLevel = level

@@ -74,13 +74,13 @@ enum BundledKernels {
     /// Builds every kernel into a fresh temporary directory and returns it.
     static func build() throws -> String {
         let script = guestsDirectory + "/build.sh"
-        guard access(script, F_OK) == 0 else {
+        guard HostEnvironment.fileExists(script) else {
             throw BenchError("the bench kernel's source is not at \(guestsDirectory); pass --kernel and --startup-kernel")
         }
         for tool in ["gcc", "as", "ld"] where ChildProcess.which(tool) == nil {
             throw BenchError("building the bench kernel needs \(tool) (apt-get install gcc binutils), or pass --kernel")
         }
-        let out = (getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp") + "/vmm-bench-\(getpid())"
+        let out = (HostEnvironment.value("TMPDIR") ?? "/tmp") + "/vmm-bench-\(HostEnvironment.processID)"
         let run = try ChildProcess.run(["/bin/sh", script, out], timeoutSeconds: 300)
         guard run.status == 0 else { throw BenchError("Guests/build.sh failed: \(run.output.suffix(400))") }
         return out
