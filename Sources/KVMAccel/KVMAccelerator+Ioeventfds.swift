@@ -100,10 +100,32 @@ extension KVMAccelerator {
         space.ioeventfdRefused(fd)
     }
 
-    /// "region 'name' in space": the region showing the ioeventfd's address now.
+    /// "'region' in space": the region whose ioeventfd this is — the one among the flat
+    /// ranges near its address (an ioeventfd of at most 8 bytes reaches at most 7 bytes to the
+    /// left of its range) that lists it at that absolute address — else the region showing
+    /// the address, else "?".
     func owner(of fd: MemoryRegionIoeventfd, in space: AddressSpace) -> String {
         let view = space.currentMap
-        guard let i = view.lookup(fd.start) else { return "'?' in \(space.name)" }
-        return "'\(view.ranges[i].region.name)' in \(space.name)"
+        let low = fd.start >= 8 ? fd.start - 8 : 0
+        // The first range ending after `low` (ranges are sorted and disjoint).
+        var lo = 0, hi = view.ranges.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if view.ranges[mid].end <= UInt128(low) { lo = mid + 1 } else { hi = mid }
+        }
+        var i = lo
+        while i < view.ranges.count, UInt128(view.ranges[i].start) <= UInt128(fd.start) + 8 {
+            let fr = view.ranges[i]
+            let shift = Int128(fr.start) - Int128(fr.offsetInRegion)
+            if fr.region.ioeventfds.contains(where: { e in
+                Int128(e.start) + shift == Int128(fd.start) && e.size == fd.size && e.matchData == fd.matchData
+                    && (!e.matchData || e.data == fd.data) && e.notifier === fd.notifier
+            }) {
+                return "'\(fr.region.name)' in \(space.name)"
+            }
+            i += 1
+        }
+        guard let j = view.lookup(fd.start) else { return "'?' in \(space.name)" }
+        return "'\(view.ranges[j].region.name)' in \(space.name)"
     }
 }

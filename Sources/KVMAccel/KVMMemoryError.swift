@@ -17,6 +17,10 @@ public struct KVMMemoryError: Error, Sendable, Equatable, CustomStringConvertibl
         case noFreeSlot(inUse: Int, limit: Int, kernelLimit: Int)
         /// The section reaches past its region's RAM block (an inconsistent memory tree).
         case outsideBlock
+        /// The guest page would start at this offset of the region, not at a page boundary of
+        /// its host memory (an alias at an odd offset): the kernel maps only whole host pages
+        /// (it would answer EINVAL; QEMU makes the call and aborts).
+        case unalignedHostAddress(regionOffset: UInt64)
     }
 
     /// The region the section belongs to.
@@ -37,6 +41,8 @@ public struct KVMMemoryError: Error, Sendable, Equatable, CustomStringConvertibl
             return "\(what): no free KVM memory slot (\(inUse) in use; this accelerator uses at most \(limit) of KVM_CAP_NR_MEMSLOTS=\(kernelLimit))"
         case .outsideBlock:
             return "\(what): the section reaches past the region's RAM block"
+        case .unalignedHostAddress(let offset):
+            return "\(what): it starts at offset \(hex(offset)) of the region, not on a page boundary, and KVM maps whole pages"
         }
     }
 }

@@ -70,31 +70,9 @@ extension MemorySlots {
             if manualProtect { st.blocks[s.slot]?.reported = bitmap }
             return st.blocks[s.slot]
         }) else { return }
-        Self.deliver(bitmap, pages: s.size / dirtyPageSize, to: backing.region, at: backing.regionOffset)
-    }
-
-    /// Marks the region's pages that slot pages `bitmap` (bit i = slot page i) cover. A slot
-    /// whose first byte is not at a page boundary of its region (an alias at an odd offset)
-    /// covers parts of two region pages per slot page; both are marked.
-    static func deliver(_ bitmap: [UInt64], pages: UInt64, to region: MemoryRegion, at offset: UInt64) {
+        // The slot starts on a page of its region (`add` maps only page-aligned host memory).
         guard bitmap.contains(where: { $0 != 0 }) else { return }
-        let shift = offset % dirtyPageSize
-        guard shift != 0 else {
-            region.setDirty(bitmap: bitmap, offset: offset, pages: Int(clamping: pages))
-            return
-        }
-        // Region page j (counted from the one holding `offset`) is touched by slot pages j-1 and j.
-        var widened = [UInt64](repeating: 0, count: Int((pages + 1 + 63) / 64))
-        for (w, word) in bitmap.enumerated() where word != 0 {
-            var bits = word
-            while bits != 0 {
-                let i = UInt64(w) * 64 + UInt64(bits.trailingZeroBitCount)
-                bits &= bits - 1
-                guard i < pages else { break }
-                for j in [i, i + 1] { widened[Int(j / 64)] |= 1 << (j % 64) }
-            }
-        }
-        region.setDirty(bitmap: widened, offset: offset - shift, pages: Int(clamping: pages + 1))
+        backing.region.setDirty(bitmap: bitmap, offset: backing.regionOffset, pages: Int(clamping: s.size / dirtyPageSize))
     }
 
     /// Re-arms logging (`KVM_CLEAR_DIRTY_LOG`) for the pages of every slot that the section

@@ -100,6 +100,11 @@ public final class MemorySlots: Sendable {
             fail(section, gpa, size, "map", .outsideBlock)
             return
         }
+        // KVM maps whole host pages: RAM shown from an odd offset (an alias) cannot be a slot.
+        guard offset % 4096 == 0 else {
+            fail(section, gpa, size, "map", .unalignedHostAddress(regionOffset: offset))
+            return
+        }
         guard let slot = state.withLock({ $0.free.popLast() }) else {
             let inUse = state.withLock { $0.slots.count }
             fail(section, gpa, size, "map", .noFreeSlot(inUse: inUse, limit: limit, kernelLimit: kernelLimit))
