@@ -64,8 +64,8 @@ public final class VirtualMachine: Sendable {
                 fd, CKVM_SET_USER_MEMORY_REGION, "KVM_SET_USER_MEMORY_REGION",
                 "slot=\(slot) flags=\(hex(flags.rawValue)) gpa=\(hex(guestPhysicalAddress)) size=\(hex(size)) hva=\(hex(hostAddress))",
                 value: &region)
-            // The kernel counts pages of 4 KiB (x86), rounding a partial page up.
-            table[slot] = size == 0 ? nil : (size + 4095) / 4096
+            // The kernel counts pages of 4 KiB (x86); it refuses a size that is not whole pages.
+            table[slot] = size == 0 ? nil : size / 4096 + (size % 4096 == 0 ? 0 : 1)
         }
     }
 

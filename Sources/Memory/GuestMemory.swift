@@ -114,14 +114,16 @@ public struct GuestMemory: Sendable {
     /// device's accessor, is read-only). The pages written are marked dirty for the clients
     /// logging each piece's region (nothing while none does): a device's DMA is invisible to
     /// the kernel's dirty log, so this is how a snapshot or migration learns of it. Marked
-    /// after the bytes land, so a reader that sees the bit sees the data. QEMU:
-    /// `flatview_write_continue()` → `invalidate_and_set_dirty()`, also from
-    /// `address_space_write_rom()`.
+    /// after the bytes land, so a reader that sees the bit sees the data. Deliberate
+    /// difference: the clients are those of the flat range as last committed (the mask the
+    /// accelerator's slots log with), where QEMU reads the region's live mask, so a write made
+    /// inside a transaction that has not yet turned logging on is not marked, just as a guest
+    /// write is not logged yet. QEMU: `flatview_write_continue()` →
+    /// `invalidate_and_set_dirty()`, also from `address_space_write_rom()`.
     public func write(_ bytes: some Collection<UInt8>, at address: UInt64) throws(GuestMemoryError) {
         let array = Array(bytes)
         try forEachPiece(address, array.count, writing: true) { p in
             p.block.write(array[p.done..<(p.done + p.length)], offset: p.offset)
-            // The rendered mask (not the region's live one): what the accelerator logs too.
             if p.dirtyLogMask != 0, let dirty = p.region.dirtyBitmap,
                let pages = dirty.pageRange(offset: p.offset, size: UInt64(p.length)) {
                 dirty.set(pages, mask: p.dirtyLogMask)

@@ -113,6 +113,26 @@ struct CoalescedIOKVMTests {
         #expect(ring.isEmpty)
     }
 
+    /// A ring whose indices cannot be trusted puts coalescing in an error state, once: the
+    /// zones are unregistered, so the guest's writes exit one by one and still all arrive.
+    @Test func corruptRingTurnsCoalescingOff() throws {
+        let (t, mmio, _, log) = try machine()
+        try #require(t.accelerator.coalescedMMIO, "KVM_CAP_COALESCED_MMIO absent")
+        mmio.addCoalescing(offset: 0, size: 0x1000)
+        let ring = try #require(t.vm.coalescedMMIORing)
+        ring.plant(first: 0, last: UInt32(ring.capacity) + 5)
+        t.accelerator.flushCoalescedIO()
+        #expect(t.accelerator.coalescedZones == 0)
+        #expect(log.all.isEmpty)
+        ring.plant(first: 0, last: 0)
+        try t.run(GuestCode.countingStores, rax: 0, rbx: Self.mmioBase, rcx: 20)
+        #expect(t.runner.counters.mmio == 20)
+        #expect(log.all == (0..<20).map { "mmio+0:\($0)/4" })
+        // Coalescing stays off for ranges added later.
+        mmio.addCoalescing(offset: 0x800, size: 0x10)
+        #expect(t.accelerator.coalescedZones == 0)
+    }
+
     /// A range longer than KVM's 32-bit zone length is left to ordinary exits (QEMU truncates
     /// the length); writes still arrive.
     @Test func overlongRangeIsNotRegistered() throws {

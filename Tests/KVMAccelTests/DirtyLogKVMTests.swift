@@ -105,8 +105,14 @@ struct DirtyLogKVMTests {
         try guestStores(t, [Self.base + 7 * Self.page], value: 1)
         let snap = logged.snapshotAndClearDirty(offset: 0, size: Self.pages * Self.page, client: .migration)
         #expect(snap.dirtyOffsets == [7 * Self.page])
+        // RAM mapped while logging gets a logging slot from the start.
+        let late = try MemoryRegion.ram(name: "late", size: 4 * Self.page)
+        t.root.addSubregion(late, at: 0x6000_0000)
+        #expect(t.slot(at: 0x6000_0000)?.logDirtyPages == true)
+        try guestStores(t, [0x6000_0000 + 3 * Self.page], value: 1)
+        #expect(late.snapshotAndClearDirty(offset: 0, size: 4 * Self.page, client: .migration).dirtyOffsets == [3 * Self.page])
         t.system.stopGlobalDirtyLog()
-        #expect(t.accelerator.memorySlots.allSatisfy { !$0.logDirtyPages })
+        #expect(t.accelerator.memorySlots.allSatisfy { !$0.logDirtyPages } && t.accelerator.memorySlots.count == 3)
     }
 
     /// A device's DMA (GuestMemory) is invisible to the kernel's log: it marks the pages itself,

@@ -154,11 +154,12 @@ struct DoorbellTests {
         let done = DispatchSemaphore(value: 0)
         let reason = Mutex<VCPUStopReason?>(nil)
         m.runners[0].start { r in reason.withLock { $0 = r }; done.signal() }
-        Thread.sleep(forTimeInterval: 0.05)
+        // Stop it once it is writing (its doorbells are signalled in the kernel).
+        var signals: UInt64 = 0
+        #expect(pollUntil { signals += n.testAndClear(); return signals > 0 })
         m.runners[0].stop()
         #expect(done.wait(timeout: .now() + 5) == .success)
         #expect(reason.withLock { $0 } == .stopped)
-        #expect(n.testAndClear() > 0)
     }
 }
 
