@@ -95,6 +95,8 @@ public final class PCMachine: Sendable {
                                     reset: { exitBox.machine.withLock { $0?.machine }?.requestReset(.guestReset) }))
         StartupTrace.mark("devices-realized")
         core.attach()
+        // A memory slot KVM refused is the user's problem to hear about now, in one line.
+        do { try core.accelerator.checkMemory() } catch { throw MachineError("\(error)") }
         StartupTrace.mark("memory-mapped")
         let memory = core.memory
 
