@@ -18,6 +18,15 @@ run() { # log-name kernel-name "append" [extra qemu args...]
     status=$?
     verdict=$(grep -a -E '^(PASS|FAIL) ' "$OUT/$log.log" | tail -1 | tr -d '\r')
     if [ "$name" = startup64 ]; then verdict="(no output)"; fi
+    if [ "$name" = poweroff ]; then
+        # Soft-off: QEMU exits with status 0 after the kernel's last line.
+        if [ $status -eq 0 ] && [ "$(tail -1 "$OUT/$log.log" | tr -d '\r')" = "powering off" ]; then
+            echo "ok   $log status=$status (powered off)"
+        else
+            echo "FAIL $log status=$status ${verdict:-no verdict}"; failed=1
+        fi
+        return
+    fi
     if [ $status -eq 1 ] && { [ "$name" = startup64 ] || [ "$verdict" = "PASS $name" ]; }; then
         echo "ok   $log status=$status $verdict"
     else
@@ -34,11 +43,17 @@ run pcitestdev pcitestdev "writes=1000"
 run pctestdev pctestdev ""
 run irq irq "irq=10"
 run irq-ioapic irq "irq=11 mode=ioapic"
+run irq-level irq "irq=10 mode=ioapic level"
+run elcr elcr ""
+run uart uart ""
+run poweroff poweroff ""
 run acpi acpi ""
 run smp smp "cpus=4" -smp 4
 run bench bench "writes=100000"
 run startup64 startup64 ""
 run virtiorng virtiorng "requests=100" -device virtio-rng-pci
+run virtiorng-intx virtiorng "requests=100" -device virtio-rng-pci,vectors=0
+run virtiorng-fmask-reinit virtiorng "requests=20 fmask reinit" -device virtio-rng-pci
 # virtioblk writes sectors 5 and 100-101; a fresh 1 MiB image each run, sector 0 signed.
 dd if=/dev/zero of="$OUT/virtioblk.img" bs=512 count=2048 2>/dev/null
 printf 'SWIFTVMM-DISK-SECTOR0' | dd of="$OUT/virtioblk.img" conv=notrunc 2>/dev/null

@@ -8,8 +8,12 @@
 const char *test_name;
 static const char *name(void) { return test_name ? test_name : "unnamed"; }
 
-/* Program 115200 8N1 anyway: real UARTs need it, QEMU ignores the rate. */
+u8 serial_boot_regs[8];
+
+/* Program 115200 8N1 anyway: real UARTs need it, QEMU ignores the rate. The registers as the
+   kernel found them are kept in serial_boot_regs first (offsets 1-7; 0 is not read). */
 void serial_init(void) {
+    for (u16 r = 1; r < 8; r++) serial_boot_regs[r] = inb(COM1 + r);
     outb(COM1 + 1, 0x00);   /* no interrupts: every writer polls */
     outb(COM1 + 3, 0x80);   /* DLAB on */
     outb(COM1 + 0, 0x01);   /* divisor 1 = 115200 */

@@ -6,13 +6,23 @@
 #define NEW_BAR_BASE 0xfe000000u
 
 u8 vq_page[4096] __attribute__((aligned(4096)));
-volatile u32 msix_hits;
+u8 *vq_ring = vq_page;
+volatile u32 msix_hits, intx_spurious;
 static volatile u32 timer_ticks;
 static int use_hlt;
 static u32 bar_base[6];   /* 32-bit address of each memory BAR once mapped, 0 otherwise */
-static u32 msix_cap, msix_table;
+static u32 isr_addr;      /* the ISR byte, read by the INTx handler */
+static u32 hits_at_begin; /* completion interrupts when the last initialisation began */
 
 static void msix_handler(struct irq_frame *f) { (void)f; msix_hits++; lapic_write(0xb0, 0); }
+/* INTx: reading the ISR returns and clears it, which lowers the line (virtio 1.x 4.1.4.5). */
+static void intx_handler(struct irq_frame *f) {
+    (void)f;
+    u8 isr = mmio_read8(isr_addr);
+    if (isr & 1) msix_hits++;
+    else if (!isr) intx_spurious++;
+    lapic_write(0xb0, 0);
+}
 static void timer_handler(struct irq_frame *f) { (void)f; timer_ticks++; lapic_write(0xb0, 0); }
 static void ignore(struct irq_frame *f) { (void)f; }
 
@@ -95,7 +105,7 @@ static u32 map_bar(u32 bdf, u32 n) {
 
 struct vcap { int found; u32 bar, off, len; };
 
-void virtio_find(struct virtio_pci *v, u16 transitional_id, u16 modern_id, const char *name) {
+static void find(struct virtio_pci *v, u16 transitional_id, u16 modern_id, const char *name, int need_msix) {
     memset(v, 0, sizeof *v);
     int found = pci_find(VENDOR, transitional_id);
     if (found < 0) found = pci_find(VENDOR, modern_id);
@@ -125,13 +135,14 @@ void virtio_find(struct virtio_pci *v, u16 transitional_id, u16 modern_id, const
     if (!notify.found) fail("no notify capability");
     if (!isr.found) fail("no ISR capability");
     if (!device.found) fail("no device configuration capability");
-    if (!msix) fail("no MSI-X capability");
+    if (!msix && need_msix) fail("no MSI-X capability");
     if (common.len < 0x38) fail("common configuration only %u bytes", common.len);
-    u32 table = pci_read32(bdf, msix + 4);
+    u32 table = msix ? pci_read32(bdf, msix + 4) : 0, pba = msix ? pci_read32(bdf, msix + 8) : 0;
     u32 tbir = table & 7, toff = table & ~7u;
-    printf("caps common=%u+0x%x notify=%u+0x%x mult=%u isr=%u+0x%x device=%u+0x%x msix=%u+0x%x\n",
-           common.bar, common.off, notify.bar, notify.off, mult, isr.bar, isr.off,
-           device.bar, device.off, tbir, toff);
+    printf("caps common=%u+0x%x notify=%u+0x%x mult=%u isr=%u+0x%x device=%u+0x%x",
+           common.bar, common.off, notify.bar, notify.off, mult, isr.bar, isr.off, device.bar, device.off);
+    if (msix) printf(" msix=%u+0x%x\n", tbir, toff);
+    else printf(" msix=none\n");
 
     v->common = map_bar(bdf, common.bar) + common.off;
     v->notify = map_bar(bdf, notify.bar) + notify.off;
@@ -139,10 +150,47 @@ void virtio_find(struct virtio_pci *v, u16 transitional_id, u16 modern_id, const
     v->device = map_bar(bdf, device.bar) + device.off;
     v->notify_len = notify.len;
     v->mult = mult;
-    msix_cap = msix;
-    msix_table = map_bar(bdf, tbir) + toff;
+    v->msix = msix;
+    if (msix) {
+        v->msix_table = map_bar(bdf, tbir) + toff;
+        v->msix_pba = map_bar(bdf, pba & 7) + (pba & ~7u);
+    }
     pci_write16(bdf, 4, (u16)(pci_read16(bdf, 4) | 0x6));   /* memory decode, bus master */
     if ((pci_read16(bdf, 4) & 6) != 6) fail("command register %x", pci_read16(bdf, 4));
+}
+
+void virtio_find(struct virtio_pci *v, u16 transitional_id, u16 modern_id, const char *name) {
+    find(v, transitional_id, modern_id, name, 1);
+}
+
+void virtio_find_any(struct virtio_pci *v, u16 transitional_id, u16 modern_id, const char *name) {
+    find(v, transitional_id, modern_id, name, 0);
+}
+
+void virtio_msix_entry(struct virtio_pci *v, u32 n, u8 vector, int masked) {
+    u32 e = v->msix_table + 16 * n;
+    mmio_write32(e + 0, 0xfee00000u);          /* destination APIC ID 0, physical */
+    mmio_write32(e + 4, 0);
+    mmio_write32(e + 8, vector);               /* fixed, edge */
+    mmio_write32(e + 12, masked ? 1 : 0);
+}
+
+u16 virtio_msix_control(struct virtio_pci *v) { return pci_read16(v->bdf, v->msix + 2); }
+void virtio_set_msix_control(struct virtio_pci *v, u16 control) { pci_write16(v->bdf, v->msix + 2, control); }
+
+/* Routes ISA IRQ `irq` through the IOAPIC to `vector` on this CPU, with the MADT override's
+   GSI, trigger mode and polarity (ISA default: same GSI, edge, active high); 8259 masked. */
+static void ioapic_route(u8 irq, u8 vector) {
+    u32 gsi = irq, flags = 0;
+    struct acpi_sdt *madt = acpi_find_table("APIC");
+    for (u8 *p = madt ? (u8 *)madt + 44 : NULL; p && p < (u8 *)madt + madt->length && p[1]; p += p[1])
+        if (p[0] == 2 && p[3] == irq) { gsi = *(u32 *)(p + 4); flags = *(u16 *)(p + 8); }
+    int level = (flags & 0xc) == 0xc, low = (flags & 3) == 3;
+    printf("INTx: irq %u -> gsi %u, %s-triggered, active %s\n", irq, gsi, level ? "level" : "edge", low ? "low" : "high");
+    mmio_write32(0xfec00000u, 0x10 + 2 * gsi + 1);
+    mmio_write32(0xfec00010u, (lapic_read(0x20) >> 24) << 24);
+    mmio_write32(0xfec00000u, 0x10 + 2 * gsi);
+    mmio_write32(0xfec00010u, vector | (low ? 1u << 13 : 0) | (level ? 1u << 15 : 0));
 }
 
 void virtio_interrupts(struct virtio_pci *v) {
@@ -155,15 +203,23 @@ void virtio_interrupts(struct virtio_pci *v) {
     idt_set_handler(VIO_TIMER_VECTOR, timer_handler);
     lapic_write(0xf0, 0x1ff);                  /* SVR: software enable, spurious 0xff */
     lapic_write(0x80, 0);                      /* TPR */
-    u16 msgctl = pci_read16(v->bdf, msix_cap + 2);
-    if ((msgctl & 0x7ff) < 1) fail("MSI-X table size %u", (msgctl & 0x7ff) + 1);
-    mmio_write32(msix_table + 0, 0xfee00000u); /* destination APIC ID 0, physical */
-    mmio_write32(msix_table + 4, 0);
-    mmio_write32(msix_table + 8, VIO_MSI_VECTOR); /* fixed, edge */
-    mmio_write32(msix_table + 12, 0);          /* unmasked */
-    pci_write16(v->bdf, msix_cap + 2, (u16)((msgctl | 0x8000) & ~0x4000));
-    if ((pci_read16(v->bdf, msix_cap + 2) & 0xc000) != 0x8000)
-        fail("MSI-X control %x", pci_read16(v->bdf, msix_cap + 2));
+    if (!v->msix) v->intx = 1;
+    if (v->intx) {
+        if (v->msix && (virtio_msix_control(v) & 0x8000)) fail("MSI-X enabled before the driver enabled it");
+        u8 pin = pci_read8(v->bdf, 0x3d), irq = pci_read8(v->bdf, 0x3c);
+        printf("INTx: pin %c line %u\n", pin ? 'A' + pin - 1 : '-', irq);
+        if (!pin || irq == 0 || irq >= 16) fail("no usable INTx (pin %u line %u)", pin, irq);
+        v->irq = irq;
+        isr_addr = v->isr;
+        idt_set_handler(VIO_MSI_VECTOR, intx_handler);
+        ioapic_route(irq, VIO_MSI_VECTOR);
+    } else {
+        u16 msgctl = virtio_msix_control(v);
+        if ((msgctl & 0x7ff) < 1) fail("MSI-X table size %u", (msgctl & 0x7ff) + 1);
+        virtio_msix_entry(v, 0, VIO_MSI_VECTOR, 0);
+        virtio_set_msix_control(v, (u16)((msgctl | 0x8000) & ~0x4000));
+        if ((virtio_msix_control(v) & 0xc000) != 0x8000) fail("MSI-X control %x", virtio_msix_control(v));
+    }
 
     /* LAPIC timer, periodic, as the hlt wake-up (10 ms when the APIC bus runs at 1 GHz). */
     lapic_write(0x3e0, 0xb);                   /* divide by 1 */
@@ -177,6 +233,7 @@ void virtio_interrupts(struct virtio_pci *v) {
 
 u32 virtio_begin(struct virtio_pci *v) {
     u32 cmn = v->common;
+    hits_at_begin = msix_hits;
     mmio_write8(cmn + C_STATUS, 0);
     u64 t0 = rdtsc();
     while (mmio_read8(cmn + C_STATUS) != 0)
@@ -193,6 +250,7 @@ u32 virtio_begin(struct virtio_pci *v) {
 
 void virtio_features_ok(struct virtio_pci *v, u32 driver_lo) {
     u32 cmn = v->common;
+    v->event_idx = (driver_lo >> VIRTIO_F_EVENT_IDX) & 1;
     mmio_write32(cmn + C_GFSELECT, 0);
     mmio_write32(cmn + C_GF, driver_lo);
     mmio_write32(cmn + C_GFSELECT, 1);
@@ -203,7 +261,9 @@ void virtio_features_ok(struct virtio_pci *v, u32 driver_lo) {
     if (mmio_read16(cmn + C_NUMQ) < 1) fail("device has no queues");
 }
 
-void virtio_queue0(struct virtio_pci *v, u16 min_size) {
+void virtio_queue0(struct virtio_pci *v, u16 min_size) { virtio_queue0_vector(v, min_size, v->intx ? 0xffff : 0); }
+
+void virtio_queue0_vector(struct virtio_pci *v, u16 min_size, u16 vector) {
     u32 cmn = v->common;
     mmio_write16(cmn + C_Q_SELECT, 0);
     u16 qsize = mmio_read16(cmn + C_Q_SIZE);
@@ -222,9 +282,11 @@ void virtio_queue0(struct virtio_pci *v, u16 min_size) {
     mmio_write32(cmn + C_Q_AVAIL + 4, 0);
     mmio_write32(cmn + C_Q_USED, (u32)(uintptr_t)USED);
     mmio_write32(cmn + C_Q_USED + 4, 0);
-    mmio_write16(cmn + C_Q_MSIX, 0);
-    u16 qv = mmio_read16(cmn + C_Q_MSIX);
-    if (qv != 0) fail("queue_msix_vector reads %x after writing 0", qv);
+    /* Without an MSI-X capability every vector reads back as NO_VECTOR (0xffff). */
+    mmio_write16(cmn + C_Q_MSIX, v->msix ? vector : 0);
+    u16 qv = mmio_read16(cmn + C_Q_MSIX), want = v->msix ? vector : 0xffff;
+    if (!v->msix) printf("queue_msix_vector reads %x after writing 0 (no MSI-X)\n", qv);
+    if (qv != want) fail("queue_msix_vector reads %x after writing %x", qv, v->msix ? vector : 0);
     mmio_write16(cmn + C_MSIX, 0xffff);
     u16 noff = mmio_read16(cmn + C_Q_NOFF);
     if ((u32)noff * v->mult + 2 > v->notify_len)
@@ -234,15 +296,20 @@ void virtio_queue0(struct virtio_pci *v, u16 min_size) {
     mmio_write8(cmn + C_STATUS, S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
     u8 st = mmio_read8(cmn + C_STATUS);
     if (st & 0x40) fail("device needs reset (status %x)", st);
-    if (msix_hits) fail("%u MSI-X interrupts before the first request", msix_hits);
+    if (msix_hits != hits_at_begin) fail("%u MSI-X interrupts before the first request", msix_hits - hits_at_begin);
 }
 
 void virtio_submit(struct virtio_pci *v, u16 head) {
     AVAIL[2 + v->avail_idx % v->qn] = head;
+    if (v->event_idx) USED_EVENT(v) = v->used_seen;   /* interrupt when the next entry is used */
     barrier();
+    u16 old = v->avail_idx;
     v->avail_idx++;
     AVAIL[1] = v->avail_idx;                    /* x86 keeps stores in order */
     __asm__ volatile("mfence" ::: "memory");    /* idx visible before the notify write */
+    /* With EVENT_IDX, kick only when avail_event lies in [old, new): vring_need_event(). */
+    if (v->event_idx && (u16)(v->avail_idx - AVAIL_EVENT(v) - 1) >= (u16)(v->avail_idx - old)) return;
+    v->kicks++;
     mmio_write16(v->kick, 0);
 }
 

@@ -5,19 +5,57 @@
  * function with its BARs, checks pci-testdev's BAR0 is 32-bit MMIO and BAR1 is I/O, both assigned
  * (nonzero: firmware, or the VMM, must have placed them), and sizes them the standard way
  * (write all ones, read back the size mask, restore) with decoding disabled meanwhile so the
- * transient all-ones address never decodes.
+ * transient all-ones address never decodes. Every other function's assigned BARs are printed
+ * with their sizes (sized the same way; a 64-bit BAR as one), with its interrupt pin and line
+ * and its capability list, so a run with more devices (virtio-pci) compares them all.
  */
 #include "../lib/lib.h"
 
+/* Size mask of the BAR at `reg` (and, for a 64-bit BAR, its upper half at reg + 4): all ones
+   written with I/O and memory decoding off, the old value restored. */
+static u64 bar_mask(u32 bdf, u32 reg, int is64) {
+    u16 cmd = pci_read16(bdf, 0x04);
+    pci_write16(bdf, 0x04, (u16)(cmd & ~3u));
+    u32 lo = pci_read32(bdf, reg), hi = is64 ? pci_read32(bdf, reg + 4) : 0;
+    pci_write32(bdf, reg, 0xffffffffu);
+    if (is64) pci_write32(bdf, reg + 4, 0xffffffffu);
+    u64 mask = pci_read32(bdf, reg) | (is64 ? (u64)pci_read32(bdf, reg + 4) << 32 : 0xffffffff00000000ull);
+    pci_write32(bdf, reg, lo);
+    if (is64) pci_write32(bdf, reg + 4, hi);
+    pci_write16(bdf, 0x04, cmd);
+    return mask;
+}
+
+/* Every assigned BAR with its size (64-bit BARs as one), the interrupt pin and line, and the
+   capability list (id@offset in list order). */
 static void print_bars(u32 bdf) {
     u8 htype = pci_read8(bdf, 0x0e) & 0x7f;
     int nbars = htype == 0 ? 6 : htype == 1 ? 2 : 0;
     for (int i = 0; i < nbars; i++) {
-        u32 bar = pci_read32(bdf, 0x10 + 4 * (u32)i);
-        if (!bar) continue;
-        if (bar & 1) printf("    BAR%d io   %04x\n", i, bar & ~3u);
-        else printf("    BAR%d mem  %08x%s%s\n", i, bar & ~15u, (bar & 6) == 4 ? " 64-bit" : "",
-                    bar & 8 ? " prefetch" : "");
+        u32 reg = 0x10 + 4 * (u32)i;
+        u32 bar = pci_read32(bdf, reg);
+        int is64 = !(bar & 1) && (bar & 6) == 4 && i + 1 < nbars;
+        u32 hi = is64 ? pci_read32(bdf, reg + 4) : 0;
+        if (!bar && !hi) { if (is64) i++; continue; }
+        if (bar & 1) {
+            u32 mask = (u32)bar_mask(bdf, reg, 0) | 0xffff0000u;
+            printf("    BAR%d io   %04x size %u\n", i, bar & ~3u, ~(mask & ~3u) + 1);
+        } else {
+            u64 mask = bar_mask(bdf, reg, is64) & ~0xfull;
+            u64 addr = ((u64)hi << 32) | (bar & ~15u);
+            if (is64) printf("    BAR%d mem  %llx 64-bit%s size %llu\n", i, addr, bar & 8 ? " prefetch" : "", ~mask + 1);
+            else printf("    BAR%d mem  %08x%s size %u\n", i, bar & ~15u, bar & 8 ? " prefetch" : "", (u32)(~mask + 1));
+        }
+        if (is64) i++;
+    }
+    u8 pin = pci_read8(bdf, 0x3d);
+    if (pin) printf("    interrupt pin %c line %u\n", 'A' + pin - 1, pci_read8(bdf, 0x3c));
+    if (pci_read16(bdf, 0x06) & 0x10) {
+        printf("    capabilities");
+        u8 ptr = pci_read8(bdf, 0x34) & 0xfc;
+        for (int guard = 0; ptr && guard < 48; guard++, ptr = pci_read8(bdf, ptr + 1) & 0xfc)
+            printf(" %02x@%02x", pci_read8(bdf, ptr), ptr);
+        printf("\n");
     }
 }
 

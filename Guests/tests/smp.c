@@ -84,8 +84,8 @@ void kmain(void) {
             udelay(200);
         }
     }
-    /* Wait up to a second for everyone. */
-    for (u32 ms = 0; ms < 1000 && started < cpus - 1; ms++) udelay(1000);
+    /* Wait for everyone; 30 s on the PM timer is only a hang guard (APs start in ms). */
+    for (u32 ms = 0; ms < 30000 && started < cpus - 1; ms++) udelay(1000);
     printf("APs started: %u\n", started);
     if (started != cpus - 1) fail("%u APs started, want %u", started, cpus - 1);
     for (u32 i = 0; i < n; i++) {

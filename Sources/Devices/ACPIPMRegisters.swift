@@ -6,7 +6,7 @@ import Synchronization
 /// The machine is always in ACPI mode (the FADT has no SMI command port), so SCI_EN reads 1.
 /// Writing SLP_EN with SLP_TYP 0 (the DSDT's \_S5) powers the machine off.
 /// QEMU: `acpi_pm1_evt_*`, `acpi_pm1_cnt_*` (hw/acpi/core.c) inside PIIX4_PM.
-public final class ACPIPMRegisters: Sendable {
+public final class ACPIPMRegisters: Resettable {
     public static let defaultBase: UInt64 = 0x600
     public static let sciEnable: UInt16 = 1 << 0
     public static let sleepEnable: UInt16 = 1 << 13
@@ -15,12 +15,31 @@ public final class ACPIPMRegisters: Sendable {
     /// the PM timer.
     public let eventRegion: MemoryRegion
     public let controlRegion: MemoryRegion
+    /// PM1 status bits: the power button (write 1 to clear).
+    public static let powerButtonStatus: UInt16 = 1 << 8
+    /// PM1 enable bits the SCI follows (timer, global lock, power button, RTC).
+    /// QEMU: the mask in acpi_pm1_evt_get_sts() / pm_update_sci().
+    static let sciEvents: UInt16 = 1 << 0 | 1 << 5 | 1 << 8 | 1 << 10
+    /// PM1 status: TMR_STS, set each time bit 23 of the PM timer changes.
+    public static let timerStatus: UInt16 = 1 << 0
     private let state = Mutex<(status: UInt16, enable: UInt16, control: UInt16)>((0, 0, ACPIPMRegisters.sciEnable))
+    /// Bit 23 periods of the PM timer when TMR_STS was last cleared.
+    private let timerEpoch = Mutex<UInt64>(0)
+    private let timerTicks: @Sendable () -> UInt64
     private let powerOff: @Sendable () -> Void
+    private let sci: IRQ
 
-    /// - Parameter powerOff: called when the guest enters S5 (soft off).
-    public init(powerOff: @escaping @Sendable () -> Void) {
+    /// - Parameters:
+    ///   - powerOff: called when the guest enters S5 (soft off).
+    ///   - sci: the SCI line (ISA IRQ 9, level, as the FADT says), high while an enabled event
+    ///     is pending.
+    ///   - timerTicks: the PM timer's unwrapped ticks (`ACPIPMTimer.ticks`), for TMR_STS.
+    public init(sci: IRQ = .disconnected(), timerTicks: @escaping @Sendable () -> UInt64 = { 0 },
+                powerOff: @escaping @Sendable () -> Void) {
         self.powerOff = powerOff
+        self.sci = sci
+        self.timerTicks = timerTicks
+        timerEpoch.withLock { $0 = timerTicks() >> 23 }
         let owner = RegionOwner<ACPIPMRegisters>()
         let impl = AccessConstraints(minAccessSize: 2, maxAccessSize: 2)
         eventRegion = .io(name: "acpi-evt", size: 4, ops: owner.ops(read: ACPIPMRegisters.readEvent, write: ACPIPMRegisters.writeEvent,
@@ -39,14 +58,42 @@ public final class ACPIPMRegisters: Sendable {
     var control: UInt16 { state.withLock { $0.control } }
 
     private func readEvent(_ offset: UInt64, _ size: Int) -> UInt64 {
-        UInt64(state.withLock { offset < 2 ? $0.status : $0.enable })
+        guard offset < 2 else { return UInt64(state.withLock { $0.enable }) }
+        let timerBit = timerTicks() >> 23 != timerEpoch.withLock({ $0 }) ? Self.timerStatus : 0
+        return UInt64(state.withLock { $0.status } | timerBit)
     }
 
     private func writeEvent(_ offset: UInt64, _ value64: UInt64, _ size: Int) {
         let value = UInt16(truncatingIfNeeded: value64)
-        state.withLock { s in
+        if offset < 2, value & Self.timerStatus != 0 { timerEpoch.withLock { $0 = timerTicks() >> 23 } }
+        let level = state.withLock { s -> Bool in
             if offset < 2 { s.status &= ~value } else { s.enable = value }   // status: write 1 to clear
+            return Self.sciLevel(s)
         }
+        sci.set(level)
+    }
+
+    /// SCI is high while an enabled PM1 event is pending and SCI_EN is set. QEMU: pm_update_sci().
+    private static func sciLevel(_ s: (status: UInt16, enable: UInt16, control: UInt16)) -> Bool {
+        s.control & sciEnable != 0 && s.status & s.enable & sciEvents != 0
+    }
+
+    /// The power button was pressed (QMP system_powerdown): PWRBTN_STS, if the guest enabled
+    /// the event, and the SCI. QEMU: acpi_pm1_evt_power_down().
+    public func pressPowerButton() {
+        let level = state.withLock { s -> Bool? in
+            guard s.enable & Self.powerButtonStatus != 0 else { return nil }
+            s.status |= Self.powerButtonStatus
+            return Self.sciLevel(s)
+        }
+        if let level { sci.set(level) }
+    }
+
+    /// Back to the power-on state (status and enable clear, SCI_EN set, SCI low).
+    public func reset() {
+        state.withLock { $0 = (0, 0, Self.sciEnable) }
+        timerEpoch.withLock { $0 = timerTicks() >> 23 }
+        sci.lower()
     }
 
     private func readControl(_ offset: UInt64, _ size: Int) -> UInt64 { UInt64(control) }

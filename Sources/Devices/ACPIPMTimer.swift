@@ -1,7 +1,5 @@
 import Memory
-#if canImport(Glibc)
-import Glibc
-#endif
+import VMMSys
 
 /// The ACPI power-management timer: a free-running 24-bit counter at 3.579545 MHz, read as a
 /// 32-bit register (upper byte 0), that kernels find through the FADT's PM_TMR_BLK and use to
@@ -37,6 +35,9 @@ public final class ACPIPMTimer: Sendable {
     /// The current counter value.
     public var value: UInt32 { ACPIPMTimer.counter(atNanoseconds: nanoseconds()) }
 
+    /// Ticks of the 3.579545 MHz clock so far, not wrapped (TMR_STS watches bit 23 of these).
+    public var ticks: UInt64 { UInt64(truncatingIfNeeded: UInt128(nanoseconds()) * UInt128(Self.frequency) / 1_000_000_000) }
+
     /// ns × 3579545 / 10⁹ in 128-bit arithmetic (no overflow), masked to 24 bits.
     static func counter(atNanoseconds ns: UInt64) -> UInt32 {
         let ticks = UInt128(ns) * UInt128(frequency) / 1_000_000_000
@@ -44,9 +45,5 @@ public final class ACPIPMTimer: Sendable {
     }
 
     /// CLOCK_MONOTONIC in nanoseconds.
-    public static let monotonicNanoseconds: @Sendable () -> UInt64 = {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(truncatingIfNeeded: ts.tv_sec) &* 1_000_000_000 &+ UInt64(truncatingIfNeeded: ts.tv_nsec)
-    }
+    public static let monotonicNanoseconds: @Sendable () -> UInt64 = { HostClock.monotonicNanoseconds() }
 }

@@ -24,7 +24,7 @@ public enum FwCfgError: Error, Equatable, CustomStringConvertible {
 /// One region, "fwcfg", of 2 ports at 0x510 as on QEMU: offset 0 takes the 16-bit selector
 /// write, a byte access at either offset is the data port. QEMU: fw_cfg (hw/nvram/fw_cfg.c),
 /// "fw_cfg_io".
-public final class FwCfg: Sendable {
+public final class FwCfg: Resettable {
     public let region: MemoryRegion
     public static let defaultBase: UInt64 = 0x510
 
@@ -89,6 +89,9 @@ public final class FwCfg: Sendable {
                                                              valid: .upTo(2), implementation: .upTo(2)))
         owner.set(self)
     }
+
+    /// Item 0 selected again. QEMU: fw_cfg_reset().
+    public func reset() { select(Key.signature) }
 
     /// Maps the selector/data ports at `base` (0x510).
     public func map(into io: MemoryRegion, at base: UInt64 = FwCfg.defaultBase) {

@@ -132,6 +132,16 @@ public final class MSIX: Sendable {
 
     public var isEnabled: Bool { state.withLock { $0.enabled } }
 
+    /// Back to the reset state: disabled, every entry zero and masked, nothing pending, every
+    /// connection released. The capability's control bits are the caller's (config space).
+    /// QEMU: msix_reset().
+    public func reset() {
+        state.withLock { s in
+            for v in s.vectors { if let c = v.connection { controller.disconnect(c.notifier) } }
+            s = State(vectors: [Vector](repeating: Vector(), count: vectorCount))
+        }
+    }
+
     /// Vectors with a live connection (a notifier from `connect`) — at most one each.
     public var connectedVectors: Int { state.withLock { s in s.vectors.reduce(0) { $0 + ($1.connection == nil ? 0 : 1) } } }
 

@@ -95,7 +95,6 @@ open class PCIDevice: @unchecked Sendable {
         var protectedIO: Range<UInt64>?
         /// Where the next capability goes (capabilities live from 0x40 up).
         var nextCapability = 0x40
-        var lastCapability: Int?
     }
 
     private let state: Mutex<State>
@@ -177,12 +176,14 @@ open class PCIDevice: @unchecked Sendable {
             let at = s.nextCapability
             guard bytes.count >= 2, at + bytes.count <= 256 else { return nil }
             for (i, b) in bytes.enumerated() {
-                s.bytes[at + i] = i == 1 ? 0 : b
+                s.bytes[at + i] = b
                 s.wmask[at + i] = writeMask.map { i < $0.count ? $0[i] : 0 } ?? 0
             }
-            if let last = s.lastCapability { s.bytes[last + 1] = UInt8(at) } else { s.bytes[0x34] = UInt8(at) }
+            // Linked at the head of the list, as QEMU's pci_add_capability() links it: the list
+            // runs from the last capability added to the first.
+            s.bytes[at + 1] = s.bytes[0x34]
+            s.bytes[0x34] = UInt8(at)
             s.bytes[Register.status] |= 0x10                  // capability list present
-            s.lastCapability = at
             s.nextCapability = (at + bytes.count + 3) & ~3
             return at
         }

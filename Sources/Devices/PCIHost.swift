@@ -220,6 +220,9 @@ public final class PCIHost: Sendable {
 
     // MARK: Mechanism #1
 
+    /// CONFIG_ADDRESS back to 0.
+    public func reset() { configAddress.withLock { $0 = 0 } }
+
     /// The current CONFIG_ADDRESS value.
     public var currentConfigAddress: UInt32 { configAddress.withLock { $0 } }
 

@@ -25,6 +25,10 @@ public enum PIIX3 {
 
     /// 00:01.3, power management (ACPI, SMBus).
     public static func powerManagement() -> PCIDevice {
-        PCIDevice(vendorID: 0x8086, deviceID: 0x7113, classCode: 0x06_80_00, revision: 0x03)
+        // Interrupt pin A: the SCI (QEMU's piix4_pm sets PCI_INTERRUPT_PIN to 1; SeaBIOS then
+        // writes line 9, the SCI's ISA IRQ).
+        let pm = PCIDevice(vendorID: 0x8086, deviceID: 0x7113, classCode: 0x06_80_00, revision: 0x03, interruptPin: 1)
+        pm.configWrite(offset: PCIDevice.Register.interruptLine, value: 9, size: 1)
+        return pm
     }
 }

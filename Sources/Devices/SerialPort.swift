@@ -1,5 +1,6 @@
 import Memory
 import Synchronization
+import VMMSys
 
 /// A 16550A UART (COM1 on the PC: I/O 0x3f8-0x3ff, IRQ 4).
 ///
@@ -10,8 +11,19 @@ import Synchronization
 /// re-armed after each byte as on QEMU. The interrupt line is level-driven from the pending
 /// sources exactly as QEMU's `serial_update_irq` computes it. Input arrives through
 /// `receive(_:)`; bytes the UART cannot take yet wait in an input queue (the chardev's flow
-/// control in QEMU) and move in as the guest reads. With FIFOs on, a receive "timeout"
-/// (character timeout interrupt) is reported at once instead of after four character times.
+/// control in QEMU) and move in as the guest reads, as many at a time as QEMU's
+/// `serial_can_receive` asks for: with FIFOs on, up to the trigger level, then one by one.
+///
+/// With FIFOs on, data left unread for four character times (at the rate the divisor and LCR
+/// give, 9600 baud 8N1 after reset) raises the character-timeout interrupt (IIR 0x0C), as
+/// QEMU's `fifo_timeout_timer`: each byte received and each RBR read that leaves data re-arms
+/// it. A small thread per UART (started at the first arm) drives the interrupt line when the
+/// time comes; every register access also applies an expired timeout first, so a polling guest
+/// sees it on time however that thread is scheduled. The 16-byte receive FIFO never overwrites:
+/// an overrun sets LSR.OE and drops the byte (`recv_fifo_put`).
+///
+/// Deliberately different from QEMU: in loopback the receiver hears only the transmitter (QEMU
+/// also accepts host input there; a real 16550 isolates its serial input in loopback).
 ///
 /// Every register access is one byte (`valid` and `implementation` 1...1); wider guest
 /// accesses are split by the memory core. QEMU: serial (hw/char/serial.c), "isa-serial".
@@ -24,10 +36,14 @@ public final class SerialPort: Sendable {
     public static let com1IRQ = 4
     /// Input bytes waiting beyond the UART's own buffers are dropped past this many.
     public static let inputQueueLimit = 1 << 16
+    /// The UART's input clock divided by 16: the rate at divisor 1. QEMU: baudbase 115200.
+    public static let baudBase: UInt64 = 115_200
 
     private let state: Mutex<State>
     private let irq: IRQ
     private let backend: any SerialBackend
+    private let clock: @Sendable () -> UInt64
+    private let timer: CharacterTimer?
 
     // Register bits (names as in QEMU / Linux serial_reg.h).
     static let lcrDLAB: UInt8 = 0x80
@@ -37,7 +53,7 @@ public final class SerialPort: Sendable {
     static let fcrFE: UInt8 = 0x01, fcrRFR: UInt8 = 0x02, fcrXFR: UInt8 = 0x04
     static let lsrDR: UInt8 = 0x01, lsrOE: UInt8 = 0x02, lsrBI: UInt8 = 0x10
     static let lsrTHRE: UInt8 = 0x20, lsrTEMT: UInt8 = 0x40, lsrIntAny: UInt8 = 0x1e
-    static let mcrLoop: UInt8 = 0x10
+    static let mcrLoop: UInt8 = 0x10, mcrOUT2: UInt8 = 0x08
     static let msrDCD: UInt8 = 0x80, msrRI: UInt8 = 0x40, msrDSR: UInt8 = 0x20, msrCTS: UInt8 = 0x10
     static let msrAnyDelta: UInt8 = 0x0f
     static let fifoSize = 16
@@ -49,7 +65,7 @@ public final class SerialPort: Sendable {
         var iir: UInt8 = SerialPort.iirNoInt
         var fcr: UInt8 = 0
         var lcr: UInt8 = 0
-        var mcr: UInt8 = 0
+        var mcr: UInt8 = SerialPort.mcrOUT2      // QEMU's serial_reset sets OUT2
         var lsr: UInt8 = SerialPort.lsrTHRE | SerialPort.lsrTEMT
         var msr: UInt8 = SerialPort.msrDCD | SerialPort.msrDSR | SerialPort.msrCTS
         var scr: UInt8 = 0
@@ -57,6 +73,11 @@ public final class SerialPort: Sendable {
         var timeoutPending = false
         var recvFIFO: [UInt8] = []
         var triggerLevel = 1
+        /// One character's time on the line in ns, from the divisor and LCR.
+        /// QEMU: `char_transmit_time` (9600 baud, 10 bits after reset).
+        var charTransmitNanoseconds: UInt64 = 1_000_000_000 / 9600 * 10
+        /// When the character timeout runs out, if it is armed (on `clock`).
+        var timeoutDeadline: UInt64?
         /// Host input the UART has not taken yet (oldest first, consumed from `inputHead`).
         var input: [UInt8] = []
         var inputHead = 0
@@ -71,17 +92,25 @@ public final class SerialPort: Sendable {
     public static let isaBases: [UInt64] = [0x3f8, 0x2f8, 0x3e8, 0x2e8]
     public static let isaIRQs: [UInt32] = [4, 3, 4, 3]
 
-    /// Creates a UART that transmits to `backend` and interrupts through `irq`.
-    public init(backend: any SerialBackend = NullSerialBackend(), irq: IRQ = .disconnected(), name: String = "serial") {
+    /// Creates a UART that transmits to `backend` and interrupts through `irq`. `clock` (ns,
+    /// monotonic) times the character timeout; `timerThread: false` leaves that timeout to be
+    /// noticed at the next register access only (tests with a hand-driven clock).
+    public init(backend: any SerialBackend = NullSerialBackend(), irq: IRQ = .disconnected(), name: String = "serial",
+                clock: @escaping @Sendable () -> UInt64 = ACPIPMTimer.monotonicNanoseconds, timerThread: Bool = true) {
         let state = Mutex(State())
         self.state = state
         self.irq = irq
         self.backend = backend
+        self.clock = clock
+        timer = timerThread ? CharacterTimer(clock: clock, name: name) : nil
         let owner = RegionOwner<SerialPort>()
         region = .io(name: name, size: 8, ops: owner.ops(read: SerialPort.read, write: SerialPort.write,
                                                          unbound: 0xff, valid: .bytes, implementation: .bytes))
         owner.set(self)
+        timer?.setHandler { [weak self] in self?.characterTimeout() }
     }
+
+    deinit { timer?.stop() }
 
     /// Maps the UART at `base` (default COM1, 0x3f8) in the I/O address space.
     public func map(into io: MemoryRegion, at base: UInt64 = SerialPort.com1Base) {
@@ -93,6 +122,7 @@ public final class SerialPort: Sendable {
     @discardableResult
     public func receive(_ bytes: [UInt8]) -> Int {
         state.withLock { s in
+            expireTimeout(&s)
             let room = max(0, SerialPort.inputQueueLimit - (s.input.count - s.inputHead))
             let n = min(room, bytes.count)
             s.input.append(contentsOf: bytes.prefix(n))
@@ -117,13 +147,18 @@ public final class SerialPort: Sendable {
 
     func readRegister(_ offset: UInt64) -> UInt8 {
         state.withLock { s in
+            expireTimeout(&s)
             switch offset & 7 {
             case 0:
                 if s.lcr & SerialPort.lcrDLAB != 0 { return UInt8(truncatingIfNeeded: s.divider) }
                 var value: UInt8
                 if s.fifoEnabled {
                     value = s.recvFIFO.isEmpty ? 0 : s.recvFIFO.removeFirst()
-                    if s.recvFIFO.isEmpty { s.lsr &= ~(SerialPort.lsrDR | SerialPort.lsrBI) }
+                    if s.recvFIFO.isEmpty {
+                        s.lsr &= ~(SerialPort.lsrDR | SerialPort.lsrBI)
+                    } else {
+                        armTimeout(&s)          // data left: four more character times
+                    }
                 } else {
                     value = s.rbr
                     s.lsr &= ~(SerialPort.lsrDR | SerialPort.lsrBI)
@@ -172,10 +207,12 @@ public final class SerialPort: Sendable {
 
     func writeRegister(_ offset: UInt64, _ value: UInt8) {
         state.withLock { s in
+            expireTimeout(&s)
             switch offset & 7 {
             case 0:
                 if s.lcr & SerialPort.lcrDLAB != 0 {
                     s.divider = s.divider & 0xff00 | UInt16(value)
+                    updateParameters(&s)
                     return
                 }
                 // Load THR: the line drops while the byte is "in flight", then THR is empty again.
@@ -193,6 +230,7 @@ public final class SerialPort: Sendable {
             case 1:
                 if s.lcr & SerialPort.lcrDLAB != 0 {
                     s.divider = s.divider & 0x00ff | UInt16(value) << 8
+                    updateParameters(&s)
                     return
                 }
                 let changed = (s.ier ^ value) & 0x0f
@@ -208,6 +246,8 @@ public final class SerialPort: Sendable {
                 if fcr & SerialPort.fcrRFR != 0 {
                     s.lsr &= ~(SerialPort.lsrDR | SerialPort.lsrBI)
                     s.timeoutPending = false
+                    s.timeoutDeadline = nil
+                    timer?.arm(at: nil)
                     s.recvFIFO.removeAll()
                 }
                 if fcr & SerialPort.fcrXFR != 0 {
@@ -225,6 +265,7 @@ public final class SerialPort: Sendable {
                 updateIRQ(&s)
             case 3:
                 s.lcr = value
+                updateParameters(&s)
             case 4:
                 let wasLoopback = s.loopback
                 s.mcr = value & 0x1f
@@ -243,17 +284,15 @@ public final class SerialPort: Sendable {
 
     // MARK: Receive path and interrupts (lock held)
 
-    /// One byte into the receiver. QEMU: `serial_receive1`.
+    /// One byte into the receiver. QEMU: `serial_receive1`, `recv_fifo_put`.
     private func receiveByte(_ s: inout State, _ byte: UInt8) {
         if s.fifoEnabled {
             if s.recvFIFO.count >= SerialPort.fifoSize {
-                s.lsr |= SerialPort.lsrOE
+                s.lsr |= SerialPort.lsrOE          // an overrun never overwrites the FIFO
             } else {
                 s.recvFIFO.append(byte)
             }
-            // No character timer here: a FIFO holding less than the trigger level reports the
-            // timeout interrupt at once.
-            s.timeoutPending = s.recvFIFO.count < s.triggerLevel
+            armTimeout(&s)
         } else {
             if s.lsr & SerialPort.lsrDR != 0 { s.lsr |= SerialPort.lsrOE }
             s.rbr = byte
@@ -261,12 +300,25 @@ public final class SerialPort: Sendable {
         s.lsr |= SerialPort.lsrDR
     }
 
-    /// Moves queued host input into the receiver while it has room (never in loopback, where
-    /// the receiver hears only the transmitter). QEMU: `serial_can_receive`.
+    /// How many bytes the receiver takes from the host now. With FIFOs: up to the trigger
+    /// level while below it, one at a time above it, none when full (so host input does not
+    /// overrun the trigger level the guest chose); without: one when RBR is empty.
+    /// QEMU: `serial_can_receive`.
+    static func canReceive(_ s: State) -> Int {
+        if s.fifoEnabled {
+            let n = s.recvFIFO.count
+            guard n < SerialPort.fifoSize else { return 0 }
+            return n <= s.triggerLevel ? s.triggerLevel - n : 1
+        }
+        return s.lsr & SerialPort.lsrDR == 0 ? 1 : 0
+    }
+
+    /// Moves queued host input into the receiver while it takes it (never in loopback, where
+    /// the receiver hears only the transmitter). QEMU: the chardev's `serial_can_receive` /
+    /// `serial_receive1` loop.
     private func pumpInput(_ s: inout State) {
         while s.inputHead < s.input.count && !s.loopback {
-            let room = s.fifoEnabled ? s.recvFIFO.count < SerialPort.fifoSize : s.lsr & SerialPort.lsrDR == 0
-            guard room else { break }
+            guard SerialPort.canReceive(s) > 0 else { break }
             receiveByte(&s, s.input[s.inputHead])
             s.inputHead += 1
         }
@@ -277,6 +329,43 @@ public final class SerialPort: Sendable {
             s.input.removeFirst(s.inputHead)
             s.inputHead = 0
         }
+    }
+
+    /// Re-arms the character timeout: four character times from now. QEMU: `timer_mod` of
+    /// `fifo_timeout_timer`.
+    private func armTimeout(_ s: inout State) {
+        let (delay, overflow) = s.charTransmitNanoseconds.multipliedReportingOverflow(by: 4)
+        let deadline = clock() &+ (overflow ? UInt64.max / 2 : delay)
+        s.timeoutDeadline = deadline
+        timer?.arm(at: deadline)
+    }
+
+    /// Applies an expired character timeout: with data in the FIFO, IIR reports 0x0C.
+    /// QEMU: `fifo_timeout_int`.
+    private func expireTimeout(_ s: inout State) {
+        guard let deadline = s.timeoutDeadline, clock() >= deadline else { return }
+        s.timeoutDeadline = nil
+        if s.fifoEnabled && !s.recvFIFO.isEmpty {
+            s.timeoutPending = true
+            updateIRQ(&s)
+        }
+    }
+
+    /// The timer thread's call when a deadline passed.
+    private func characterTimeout() {
+        state.withLock { s in expireTimeout(&s) }
+    }
+
+    /// The character time from the divisor and the frame LCR describes (start bit, 5-8 data
+    /// bits, parity, 1-2 stop bits); a divisor of 0 or above the base rate changes nothing.
+    /// QEMU: `serial_update_parameters`.
+    private func updateParameters(_ s: inout State) {
+        let divider = UInt64(s.divider)
+        guard divider != 0, divider <= SerialPort.baudBase else { return }
+        let speed = SerialPort.baudBase / divider
+        var frame: UInt64 = 1 + UInt64(s.lcr & 0x03) + 5 + (s.lcr & 0x04 != 0 ? 2 : 1)
+        if s.lcr & 0x08 != 0 { frame += 1 }
+        s.charTransmitNanoseconds = 1_000_000_000 / speed * frame
     }
 
     /// Recomputes IIR from the pending sources in priority order and drives the line.
@@ -302,3 +391,78 @@ public final class SerialPort: Sendable {
     }
 }
 
+
+/// A deadline on a monotonic clock served by its own thread, started at the first `arm`:
+/// `arm(at:)` replaces the deadline (nil cancels), the handler runs once on the thread at or
+/// after it (the caller re-checks the time under its own lock, so a late or stale call is
+/// harmless), and `stop()` ends the thread. Waits go through epoll with millisecond timeouts,
+/// woken early by an eventfd when the deadline changes. QEMU: a QEMU_CLOCK_VIRTUAL timer.
+final class CharacterTimer: Sendable {
+    private struct State {
+        var deadline: UInt64?
+        var started = false
+        var stopped = false
+        var handler: (@Sendable () -> Void)?
+    }
+    private let state = Mutex(State())
+    private let clock: @Sendable () -> UInt64
+    private let name: String
+    private let wake: EventNotifier
+    private let epoll: Epoll
+
+    init?(clock: @escaping @Sendable () -> UInt64, name: String) {
+        guard let wake = try? EventNotifier(), let epoll = try? Epoll(), (try? epoll.add(wake.fileDescriptor, token: 0)) != nil else {
+            return nil
+        }
+        self.clock = clock
+        self.name = name
+        self.wake = wake
+        self.epoll = epoll
+    }
+
+    func setHandler(_ handler: @escaping @Sendable () -> Void) { state.withLock { $0.handler = handler } }
+
+    func arm(at deadline: UInt64?) {
+        let (start, earlier) = state.withLock { s -> (Bool, Bool) in
+            let old = s.deadline
+            s.deadline = deadline
+            // A later deadline (or none) needs no wake-up: the thread finds it when it wakes.
+            let earlier = deadline.map { d in old.map { d < $0 } ?? true } ?? false
+            guard deadline != nil, !s.started, !s.stopped else { return (false, earlier) }
+            s.started = true
+            return (true, earlier)
+        }
+        if start {
+            do {
+                try HostThread.start(name: String("\(name)-timer".prefix(15))) { [self] in loop() }
+            } catch {
+                state.withLock { $0.started = false }   // register accesses still apply the timeout
+            }
+        }
+        if earlier { wake.set() }
+    }
+
+    func stop() {
+        state.withLock { $0.stopped = true }
+        wake.set()
+    }
+
+    private func loop() {
+        while true {
+            let (deadline, stopped, handler) = state.withLock { ($0.deadline, $0.stopped, $0.handler) }
+            if stopped { return }
+            var timeout: Int32 = -1
+            if let deadline {
+                let now = clock()
+                if now >= deadline {
+                    state.withLock { if $0.deadline == deadline { $0.deadline = nil } }
+                    handler?()
+                    continue
+                }
+                timeout = Int32(clamping: (deadline - now) / 1_000_000 + 1)
+            }
+            _ = try? epoll.wait(maxEvents: 1, timeoutMilliseconds: timeout)
+            _ = wake.testAndClear()
+        }
+    }
+}

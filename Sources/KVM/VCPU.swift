@@ -28,11 +28,16 @@ import Glibc
     /// Internal (not private) so tests can plant hostile exit payloads.
     let runBase: UnsafeMutableRawPointer
     let runSize: Int
+    /// The VM's coalesced MMIO ring as this vCPU's mapping shows it (every vCPU maps the same
+    /// pages), or nil without `KVM_CAP_COALESCED_MMIO`. The run loop checks it after each exit.
+    public let coalescedRing: CoalescedMMIORing?
 
-    init(id: UInt32, fileDescriptor: FileDescriptor, run: MappedMemory, vm: VirtualMachine) {
+    init(id: UInt32, fileDescriptor: FileDescriptor, run: MappedMemory, vm: VirtualMachine,
+         coalescedRing: CoalescedMMIORing? = nil) {
         self.id = id
         self.fileDescriptor = fileDescriptor
         self.vm = vm
+        self.coalescedRing = coalescedRing
         runMapping = run
         // SAFETY: `runMapping` keeps the mapping alive as long as this object.
         unsafe runBase = run.base
@@ -62,7 +67,7 @@ import Glibc
     /// the thread). Clear it before running again.
     public var immediateExit: Bool {
         get { runLoad(CKVM_RUN_IMMEDIATE_EXIT, as: UInt8.self) != 0 }
-        set { runStore(newValue ? 1 : 0, at: CKVM_RUN_IMMEDIATE_EXIT) }
+        set { runStore(UInt8(newValue ? 1 : 0), at: CKVM_RUN_IMMEDIATE_EXIT) }
     }
 
     /// Supplies the value of the pending single `in` (`.ioIn`): its low `size` bytes.

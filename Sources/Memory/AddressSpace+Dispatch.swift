@@ -2,11 +2,19 @@
 /// QEMU: `address_space_rw()` → `flatview_read/write_continue()` → `memory_region_dispatch_*()`.
 extension AddressSpace {
     /// Reads `size` (1...8) bytes at `address`, little-endian. Pieces on RAM are copied; pieces
-    /// on devices are split to sizes the region accepts and dispatched; unassigned bytes read
-    /// as all ones.
+    /// on devices are split to sizes the region takes and dispatched. Bytes no region claims
+    /// read as 0 with `.decodeError`, as QEMU's `io_mem_unassigned` answers (its ops accept
+    /// nothing, and a refused read yields `unassigned_mem_read()`'s 0; QEMU 7.2 on the pc
+    /// machine reads 0 from unassigned MMIO). Unassigned I/O ports read all ones because the
+    /// "io" root is itself an I/O region with `MemoryRegionOps.unassignedIO`, as QEMU's.
+    /// A `size` outside 1...8 (no exit carries one) answers all ones and `.decodeError`.
     public func read(_ address: UInt64, size: Int) -> (value: UInt64, result: MemTxResult) {
+        read(address, size: size, in: currentMap)
+    }
+
+    /// `read` against one flat view snapshot (the one the caller already holds).
+    func read(_ address: UInt64, size: Int, in view: FlatView) -> (value: UInt64, result: MemTxResult) {
         guard size >= 1, size <= 8 else { return (UInt64.max, .decodeError) }
-        let view = currentMap
         var value: UInt64 = 0
         var result = MemTxResult.ok
         var done = 0
@@ -14,8 +22,8 @@ extension AddressSpace {
             let (addr, overflow) = address.addingReportingOverflow(UInt64(done))
             let remaining = size - done
             guard !overflow, let i = view.lookup(addr) else {
+                // Unassigned (or past 2^64): these bytes stay 0.
                 let l = overflow ? remaining : unassignedLength(view, addr, remaining)
-                value |= ones(l) << (8 * UInt64(done))
                 counters.unassignedReadCount.add(1, ordering: .relaxed)
                 result = .decodeError
                 done += l
@@ -33,7 +41,7 @@ extension AddressSpace {
                 l = accessSize(ops, l, offset)
                 (piece, r) = dispatchRead(fr.region, ops, offset, l)
             case .container, .alias:
-                piece = ones(l)
+                piece = 0
                 r = .decodeError
             }
             if r != .ok { result = r }
@@ -44,7 +52,9 @@ extension AddressSpace {
     }
 
     /// Writes the low `size` (1...8) bytes of `value` at `address`, little-endian. Writes to
-    /// read-only memory and unassigned addresses are dropped (and counted).
+    /// read-only memory and unassigned addresses are dropped (and counted) with
+    /// `.decodeError`, as QEMU's `unassigned_mem_ops` refuse them. RAM writes mark the pages
+    /// dirty for the clients logging the region (QEMU: `invalidate_and_set_dirty()`).
     @discardableResult
     public func write(_ address: UInt64, value: UInt64, size: Int) -> MemTxResult {
         guard size >= 1, size <= 8 else { return .decodeError }
@@ -67,6 +77,10 @@ extension AddressSpace {
             switch fr.region.kind {
             case .ram(let block) where !fr.readOnly:
                 block.store(offset: offset, value: piece, size: l)
+                if fr.dirtyLogMask != 0, let dirty = fr.region.dirtyBitmap,
+                   let pages = dirty.pageRange(offset: offset, size: UInt64(l)) {
+                    dirty.set(pages, mask: fr.dirtyLogMask)
+                }
             case .ram, .rom:
                 // ROM behaves as QEMU's: the write finds no ops that accept it.
                 counters.rejectedCount.add(1, ordering: .relaxed)
@@ -100,12 +114,17 @@ extension AddressSpace {
         return gap < UInt64(remaining) ? Int(gap) : remaining
     }
 
-    /// The largest access the region validly takes at `offset`, at most `length`, a power of
-    /// two, aligned unless the region allows unaligned. QEMU: `memory_access_size()`.
+    /// The piece of an access dispatched at once: at most `length` and the valid maximum (4
+    /// when unset), a power of two, and aligned to `offset` unless the *implementation*
+    /// handles unaligned accesses — QEMU bounds by `impl.unaligned` here and checks
+    /// `valid.unaligned` only afterwards, in `memory_region_access_valid()`, so a region valid
+    /// for unaligned accesses whose callbacks are not is fed aligned pieces, and one whose
+    /// callbacks are but whose valid rules are not refuses the unaligned access whole.
+    /// QEMU: `memory_access_size()` (softmmu/physmem.c, 7.2).
     @inline(__always)
     func accessSize(_ ops: MemoryRegionOps, _ length: Int, _ offset: UInt64) -> Int {
         var maxSize = ops.valid.maxAccessSize == 0 ? 4 : ops.valid.maxAccessSize
-        if !ops.valid.unaligned {
+        if !ops.implementation.unaligned {
             let alignment = offset & (0 &- offset)
             if alignment != 0, alignment < UInt64(maxSize) { maxSize = Int(alignment) }
         }
@@ -116,15 +135,19 @@ extension AddressSpace {
 
     /// Whether the region accepts this access at all. QEMU: `memory_region_access_valid()`.
     @inline(__always)
-    private func accessValid(_ ops: MemoryRegionOps, _ offset: UInt64, _ size: Int) -> Bool {
+    private func accessValid(_ ops: MemoryRegionOps, _ offset: UInt64, _ size: Int, write: Bool) -> Bool {
+        if let accepts = ops.accepts, !accepts(offset, size, write) { return false }
         if !ops.valid.unaligned && offset & UInt64(size - 1) != 0 { return false }
         if ops.valid.maxAccessSize == 0 { return true }
         return size <= ops.valid.maxAccessSize && size >= max(ops.valid.minAccessSize, 1)
     }
 
-    /// QEMU: `memory_region_dispatch_read()`.
+    /// A refused access reads 0 (`unassigned_mem_read()`) with `.decodeError`. Before the
+    /// callbacks, a region marked to flush drains the coalesced MMIO buffer.
+    /// QEMU: `memory_region_dispatch_read()`, `prepare_mmio_access()`.
     private func dispatchRead(_ mr: MemoryRegion, _ ops: MemoryRegionOps, _ offset: UInt64, _ size: Int) -> (UInt64, MemTxResult) {
-        guard accessValid(ops, offset, size) else {
+        if mr.flushCoalescedFlag.load(ordering: .relaxed) { system.flushCoalescedMMIO() }
+        guard accessValid(ops, offset, size, write: false) else {
             counters.rejectedCount.add(1, ordering: .relaxed)
             return (0, .decodeError)
         }
@@ -133,10 +156,11 @@ extension AddressSpace {
         return (adjustEndianness(v, size: size, ops.endianness), .ok)
     }
 
-    /// QEMU: `memory_region_dispatch_write()` (with the eventfd check of
+    /// QEMU: `memory_region_dispatch_write()`, `prepare_mmio_access()` (with the eventfd check of
     /// `memory_region_dispatch_write_eventfds()` when userspace signals ioeventfds).
     private func dispatchWrite(_ mr: MemoryRegion, _ ops: MemoryRegionOps, _ offset: UInt64, _ value: UInt64, _ size: Int) -> MemTxResult {
-        guard accessValid(ops, offset, size) else {
+        if mr.flushCoalescedFlag.load(ordering: .relaxed) { system.flushCoalescedMMIO() }
+        guard accessValid(ops, offset, size, write: true) else {
             counters.rejectedCount.add(1, ordering: .relaxed)
             return .decodeError
         }

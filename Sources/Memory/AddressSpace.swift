@@ -16,8 +16,9 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
     var listeners: [any MemoryListener] = []
     /// How many registered listeners consume ioeventfds. QEMU: `ioeventfd_notifiers`.
     var ioeventfdNotifiers = 0
-    /// Absolute ioeventfds last announced to listeners. QEMU: `as->ioeventfds`.
-    var ioeventfdList: [MemoryRegionIoeventfd] = []
+    /// Absolute ioeventfds last announced to listeners, sorted, each with the flat range it
+    /// came from. QEMU: `as->ioeventfds`.
+    var ioeventfdEntries: [CollectedIoeventfd] = []
 
     private let acceleratorFlag = Atomic<Bool>(false)
     /// Refusals remembered one by one (at most `refusedIoeventfdLimit`) and those counted only.
@@ -38,8 +39,7 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
         defer { system.lock.unlock() }
         root.bind(to: system)
         system.addressSpaces.append(self)
-        map.withLock { $0 = FlatView.render(root: root) }
-        updateIoeventfds()
+        map.withLock { $0 = FlatView.render(root: root, globalDirtyLog: system.globalDirtyLogStorage) }
     }
 
     public var description: String { "AddressSpace(\(name))" }
@@ -57,125 +57,127 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
 
     // MARK: Topology updates (called by MemorySystem with the lock held)
 
+    /// What a view swap changed: the ranges only in the old view and those only in the new
+    /// one (nil when no listener was told, so nothing was compared).
+    struct TopologyChange {
+        var deleted: [FlatRange] = []
+        var added: [FlatRange] = []
+    }
+
     /// Announces the difference between the current and `new` views to this space's
     /// listeners — all deletions first (Reverse), then additions and survivors (Forward) —
     /// then publishes `new`. QEMU: `address_space_set_flatview()`.
-    func setFlatView(_ new: FlatView) {
+    @discardableResult
+    func setFlatView(_ new: FlatView) -> TopologyChange? {
         let old = currentMap
+        var change: TopologyChange?
         if !listeners.isEmpty {
-            updateTopologyPass(old: old, new: new, adding: false)
-            updateTopologyPass(old: old, new: new, adding: true)
+            var c = TopologyChange()
+            let laterSteps = updateTopologyPass(old: old, new: new, adding: false, &c)
+            if listeners.contains(where: \.handlesRegionNop) {
+                updateTopologyPass(old: old, new: new, adding: true, &c)
+            } else {
+                // Nobody takes nops: the second pass only has the steps the first one noted.
+                for step in laterSteps { addingStep(step, old: old.ranges, new: new.ranges, nopListeners: [], &c) }
+            }
+            change = c
         }
         map.withLock { $0 = new }
+        return change
     }
+
+    /// A step of the adding pass: a range only in the new view, or one in both (old index,
+    /// new index).
+    enum AddingStep { case add(Int), keep(Int, Int) }
 
     /// One merge pass over two sorted views. QEMU: `address_space_update_topology_pass()`.
-    private func updateTopologyPass(old: FlatView, new: FlatView, adding: Bool) {
+    /// The deleting pass returns the steps the adding pass will have to take other than
+    /// nops (additions, and kept ranges whose dirty log mask changed), so that when no
+    /// listener takes nops the adding pass need not walk the views again.
+    ///
+    /// Unchanged ranges (most of them, when one BAR moved) are compared in place, field by
+    /// field, and a section is built for one only when a listener takes `regionNop` or its
+    /// dirty log mask changed: building one references the region, and touching a hundred
+    /// thousand regions is what a pass would otherwise cost.
+    @discardableResult
+    private func updateTopologyPass(old: FlatView, new: FlatView, adding: Bool, _ change: inout TopologyChange) -> [AddingStep] {
         var iold = 0, inew = 0
         let o = old.ranges, n = new.ranges
+        let nopListeners = adding ? listeners.filter(\.handlesRegionNop) : []
+        var steps: [AddingStep] = []
         while iold < o.count || inew < n.count {
-            let frold = iold < o.count ? o[iold] : nil
-            let frnew = inew < n.count ? n[inew] : nil
-            if let frold, frnew == nil || frold.start < frnew!.start
-                || (frold.start == frnew!.start && !frold.isSame(as: frnew!)) {
+            let same = iold < o.count && inew < n.count && Self.sameRange(o, iold, n, inew)
+            if iold < o.count, !same, inew == n.count || o[iold].start <= n[inew].start {
+                // In old but not in new, or in both with other attributes.
                 if !adding {
+                    let frold = o[iold]
+                    coalescedDel(frold)
                     let s = MemoryRegionSection(frold, in: self)
                     listeners.call(.reverse) { $0.regionDel(s) }
+                    change.deleted.append(frold)
                 }
                 iold += 1
-            } else if let frold, let frnew, frold.isSame(as: frnew) {
+            } else if same {
                 if adding {
-                    let s = MemoryRegionSection(frnew, in: self)
-                    listeners.call(.forward) { $0.regionNop(s) }
-                    if frnew.dirtyLogMask & ~frold.dirtyLogMask != 0 {
-                        listeners.call(.forward) { $0.logStart(s, old: frold.dirtyLogMask, new: frnew.dirtyLogMask) }
-                    }
-                    if frold.dirtyLogMask & ~frnew.dirtyLogMask != 0 {
-                        listeners.call(.reverse) { $0.logStop(s, old: frold.dirtyLogMask, new: frnew.dirtyLogMask) }
-                    }
+                    addingStep(.keep(iold, inew), old: o, new: n, nopListeners: nopListeners, &change)
+                } else if o[iold].dirtyLogMask != n[inew].dirtyLogMask {
+                    steps.append(.keep(iold, inew))
                 }
                 iold += 1
-                inew += 1
-            } else if let frnew {
-                if adding {
-                    let s = MemoryRegionSection(frnew, in: self)
-                    listeners.call(.forward) { $0.regionAdd(s) }
-                }
-                inew += 1
-            }
-        }
-    }
-
-    /// The ioeventfds the current view implies: every region's ioeventfds translated to
-    /// absolute addresses by each flat range showing that region, kept when they intersect
-    /// the range (not clipped). QEMU: the collection in `address_space_update_ioeventfds()`.
-    func collectIoeventfds() -> [MemoryRegionIoeventfd] {
-        var out: [MemoryRegionIoeventfd] = []
-        for fr in currentMap.ranges {
-            let fds = fr.region.ioeventfdList
-            guard !fds.isEmpty else { continue }
-            let shift = Int128(fr.start) - Int128(fr.offsetInRegion)
-            for fd in fds {
-                let start = Int128(fd.start) + shift
-                guard start >= 0, start < Int128(1) << 64 else { continue }
-                let rangeStart = Int128(fr.start), rangeEnd = Int128(fr.end)
-                let fdEnd = start + Int128(fd.size)
-                let intersects = (rangeStart >= start && rangeStart < fdEnd) || (start >= rangeStart && start < rangeEnd)
-                guard intersects else { continue }
-                var abs = fd
-                abs.start = UInt64(start)
-                out.append(abs)
-            }
-        }
-        // QEMU relies on flat-range order; an ioeventfd reaching into a range from its left
-        // can break that, and the merge pass needs sorted input, so sort (stable) to be sure.
-        if !out.isEmpty { out = stableSorted(out) }
-        return out
-    }
-
-    private func stableSorted(_ a: [MemoryRegionIoeventfd]) -> [MemoryRegionIoeventfd] {
-        a.enumerated().sorted { l, r in
-            if l.element.isOrderedBefore(r.element) { return true }
-            if r.element.isOrderedBefore(l.element) { return false }
-            return l.offset < r.offset
-        }.map(\.element)
-    }
-
-    /// Recollects the ioeventfds and tells eventfd listeners exactly what changed (skipped
-    /// while none is registered). QEMU: `address_space_update_ioeventfds()`.
-    func updateIoeventfds() {
-        guard ioeventfdNotifiers > 0 else { return }
-        let new = collectIoeventfds()
-        addDelIoeventfds(new: new, old: ioeventfdList)
-        ioeventfdList = new
-    }
-
-    /// One merge pass over the old and new arrays: `eventfdDel` (Forward) for entries only in
-    /// the old, `eventfdAdd` (Reverse) for entries only in the new.
-    /// QEMU: `address_space_add_del_ioeventfds()`.
-    func addDelIoeventfds(new: [MemoryRegionIoeventfd], old: [MemoryRegionIoeventfd]) {
-        var iold = 0, inew = 0
-        while iold < old.count || inew < new.count {
-            if iold < old.count, inew == new.count || old[iold].isOrderedBefore(new[inew]) {
-                let fd = old[iold]
-                listeners.call(.forward) { if $0.handlesEventfds { $0.eventfdDel(fd, in: self) } }
-                iold += 1
-            } else if inew < new.count, iold == old.count || new[inew].isOrderedBefore(old[iold]) {
-                let fd = new[inew]
-                listeners.call(.reverse) { if $0.handlesEventfds { $0.eventfdAdd(fd, in: self) } }
                 inew += 1
             } else {
-                iold += 1
+                if adding {
+                    addingStep(.add(inew), old: o, new: n, nopListeners: nopListeners, &change)
+                } else {
+                    steps.append(.add(inew))
+                }
                 inew += 1
             }
         }
+        return steps
+    }
+
+    /// What the adding pass does for one step: region add (then its coalesced ranges) for a
+    /// new range; for a kept one, nop to the listeners that take it, then log start (Forward)
+    /// or stop (Reverse) if its dirty log mask grew or shrank.
+    private func addingStep(_ step: AddingStep, old o: [FlatRange], new n: [FlatRange], nopListeners: [any MemoryListener],
+                            _ change: inout TopologyChange) {
+        switch step {
+        case .add(let inew):
+            let frnew = n[inew]
+            let s = MemoryRegionSection(frnew, in: self)
+            listeners.call(.forward) { $0.regionAdd(s) }
+            coalescedAdd(frnew)
+            change.added.append(frnew)
+        case .keep(let iold, let inew):
+            let oldMask = o[iold].dirtyLogMask, newMask = n[inew].dirtyLogMask
+            guard !nopListeners.isEmpty || oldMask != newMask else { return }
+            let s = MemoryRegionSection(n[inew], in: self)
+            nopListeners.call(.forward) { $0.regionNop(s) }
+            if newMask & ~oldMask != 0 {
+                listeners.call(.forward) { $0.logStart(s, old: oldMask, new: newMask) }
+            }
+            if oldMask & ~newMask != 0 {
+                listeners.call(.reverse) { $0.logStop(s, old: oldMask, new: newMask) }
+            }
+        }
+    }
+
+    /// `o[i].isSame(as: n[j])`, read in place. QEMU: `flatrange_equal()`.
+    @inline(__always)
+    private static func sameRange(_ o: [FlatRange], _ i: Int, _ n: [FlatRange], _ j: Int) -> Bool {
+        o[i].start == n[j].start && o[i].size == n[j].size && o[i].region === n[j].region
+            && o[i].offsetInRegion == n[j].offsetInRegion && o[i].readOnly == n[j].readOnly
     }
 
     // MARK: Listeners
 
-    /// Adds `listener` and replays the current topology to it inside begin/commit: a region
-    /// add for every range, then an eventfd add for every ioeventfd. Unlike QEMU, the first
-    /// eventfd listener is replayed the true current ioeventfds, not a stale array.
+    /// Adds `listener` and replays the current topology to it inside begin/commit: for every
+    /// range a region add (then its coalesced ranges, and log start when it logs), then an
+    /// eventfd add for every ioeventfd; under global dirty logging `logGlobalStart` first.
+    /// Deliberate differences: the first eventfd listener is replayed the true current
+    /// ioeventfds, not a stale array; and coalesced ranges are replayed (QEMU replays none,
+    /// so an accelerator attached after the devices would miss them).
     /// QEMU: `memory_listener_register()`, `listener_add_address_space()`.
     public func register(_ listener: any MemoryListener) {
         system.lock.lock()
@@ -183,12 +185,14 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
         system.listeners.insertByPriority(listener)
         listeners.insertByPriority(listener)
         if listener.handlesEventfds && ioeventfdNotifiers == 0 {
-            ioeventfdList = collectIoeventfds()
+            ioeventfdEntries = collectAll()
         }
         listener.begin()
+        if system.globalDirtyLogStorage { listener.logGlobalStart() }
         for fr in currentMap.ranges {
             let s = MemoryRegionSection(fr, in: self)
             listener.regionAdd(s)
+            coalescedAdd(fr, to: [listener])
             if fr.dirtyLogMask != 0 { listener.logStart(s, old: 0, new: fr.dirtyLogMask) }
         }
         if listener.handlesEventfds {
@@ -199,7 +203,8 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// Removes `listener`, first sending it the mirror of registration inside begin/commit:
-    /// region del for every range, then eventfd del for every ioeventfd (QEMU's order).
+    /// for every range log stop (when it logs), its coalesced ranges' del and region del, then
+    /// eventfd del for every ioeventfd (QEMU's order; the coalesced dels mirror the replay).
     /// QEMU: `memory_listener_unregister()`, `listener_del_address_space()`.
     public func unregister(_ listener: any MemoryListener) {
         system.lock.lock()
@@ -210,6 +215,7 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
         for fr in currentMap.ranges {
             let s = MemoryRegionSection(fr, in: self)
             if fr.dirtyLogMask != 0 { listener.logStop(s, old: fr.dirtyLogMask, new: 0) }
+            coalescedDel(fr, to: [listener])
             listener.regionDel(s)
         }
         if listener.handlesEventfds {

@@ -10,6 +10,10 @@ public struct MemoryRegionSection: Sendable {
     public let size: UInt128
     public let offsetWithinAddressSpace: UInt64
     public let readOnly: Bool
+    /// The clients logging this range (`DirtyMemoryClient.mask` bits) as rendered: what
+    /// decides whether a memory slot logs dirty pages. QEMU: the flat range's
+    /// `dirty_log_mask`, which KVM reads as `memory_region_get_dirty_log_mask(mr)`.
+    public let dirtyLogMask: UInt8
 
     init(_ fr: FlatRange, in addressSpace: AddressSpace) {
         region = fr.region
@@ -18,6 +22,18 @@ public struct MemoryRegionSection: Sendable {
         size = fr.size
         offsetWithinAddressSpace = fr.start
         readOnly = fr.readOnly
+        dirtyLogMask = fr.dirtyLogMask
+    }
+
+    /// The part of `fr` whose region offsets are `offsets` (which must lie inside it).
+    init(_ fr: FlatRange, in addressSpace: AddressSpace, narrowedTo offsets: Range<UInt128>) {
+        region = fr.region
+        self.addressSpace = addressSpace
+        offsetWithinRegion = UInt64(offsets.lowerBound)
+        size = offsets.upperBound - offsets.lowerBound
+        offsetWithinAddressSpace = fr.start &+ (UInt64(offsets.lowerBound) &- fr.offsetInRegion)
+        readOnly = fr.readOnly
+        dirtyLogMask = fr.dirtyLogMask
     }
 }
 
@@ -25,14 +41,21 @@ public struct MemoryRegionSection: Sendable {
 /// has an empty default. QEMU: `MemoryListener`.
 ///
 /// Order (as QEMU's `MEMORY_LISTENER_CALL`): `begin`, `commit`, `regionAdd`, `regionNop`,
-/// `logStart` go Forward (lowest priority first); `regionDel`, `logStop` go Reverse. In the
-/// ioeventfd diff `eventfdDel` goes Forward and `eventfdAdd` Reverse (QEMU's literal order).
+/// `logStart`, `coalescedIOAdd`, `logGlobalStart` go Forward (lowest priority first);
+/// `regionDel`, `logStop`, `coalescedIODel`, `logGlobalStop` go Reverse. In the ioeventfd diff
+/// `eventfdDel` goes Forward and `eventfdAdd` Reverse (QEMU's literal order). `logSync` and
+/// `logClear` go listener by listener in priority order, as QEMU walks `memory_listeners`.
 public protocol MemoryListener: AnyObject, Sendable {
     /// Position among listeners (stable for equal priorities). QEMU: `priority`.
     var priority: Int { get }
     /// Whether this listener consumes ioeventfds; an address space collects ioeventfds only
     /// while at least one such listener is registered. QEMU: `eventfd_add`/`eventfd_del` set.
     var handlesEventfds: Bool { get }
+    /// Whether this listener takes `regionNop` (false by default, like a QEMU listener whose
+    /// `region_nop` is NULL — KVM's). A listener implementing `regionNop` must say true, or
+    /// it is not called: on a commit that moved one range among a hundred thousand, telling
+    /// every listener about every unchanged range is most of the work.
+    var handlesRegionNop: Bool { get }
 
     /// A topology update starts (all listeners of all address spaces).
     func begin()
@@ -42,23 +65,47 @@ public protocol MemoryListener: AnyObject, Sendable {
     func regionAdd(_ section: MemoryRegionSection)
     /// A range disappeared (or is about to be re-added with new attributes).
     func regionDel(_ section: MemoryRegionSection)
-    /// A range survived the update unchanged.
+    /// A range survived the update unchanged (only to listeners with `handlesRegionNop`).
     func regionNop(_ section: MemoryRegionSection)
+    /// Dirty logging started for some client on a range that stays mapped (`old`/`new` are
+    /// the dirty log masks); also replayed at registration for ranges that log. A range that
+    /// appears already logging gets only `regionAdd` (read `section.dirtyLogMask`).
+    /// QEMU: `log_start`.
     func logStart(_ section: MemoryRegionSection, old: UInt8, new: UInt8)
+    /// Dirty logging stopped for some client on a range that stays mapped; also sent before
+    /// `regionDel` at unregistration. QEMU: `log_stop`.
     func logStop(_ section: MemoryRegionSection, old: UInt8, new: UInt8)
+    /// Pull the accelerator's dirty log for this range into the region's bitmap
+    /// (`MemoryRegion.setDirty(bitmap:offset:pages:)`). QEMU: `log_sync`.
     func logSync(_ section: MemoryRegionSection)
+    /// The region's bits for this part of the range were cleared: re-arm the accelerator's
+    /// logging there (KVM_CLEAR_DIRTY_LOG under manual protection). The section is narrowed
+    /// to the pages cleared. QEMU: `log_clear`.
+    func logClear(_ section: MemoryRegionSection)
+    /// Global dirty logging (migration) starts; RAM ranges then get `logStart` in the commit
+    /// that follows. QEMU: `log_global_start`.
+    func logGlobalStart()
+    /// Global dirty logging stopped (after the commit that sent `logStop`). QEMU: `log_global_stop`.
+    func logGlobalStop()
     /// An ioeventfd appeared at `ioeventfd.start` (absolute) in `addressSpace`. QEMU passes a
     /// section holding just the address and size; those are `ioeventfd.start` and `.size`.
     func eventfdAdd(_ ioeventfd: MemoryRegionIoeventfd, in addressSpace: AddressSpace)
     /// An ioeventfd went away.
     func eventfdDel(_ ioeventfd: MemoryRegionIoeventfd, in addressSpace: AddressSpace)
+    /// Writes to `[address, address + length)` (absolute, inside `section`) may be buffered
+    /// and replayed later in order (coalesced MMIO/PIO). Sent after `regionAdd` of a range
+    /// whose region has coalesced ranges, and when one is added to a mapped region.
+    /// QEMU: `coalesced_io_add`.
     func coalescedIOAdd(_ section: MemoryRegionSection, address: UInt64, length: UInt64)
+    /// No longer: sent before `regionDel`, and when the region's coalescing is cleared.
+    /// QEMU: `coalesced_io_del`.
     func coalescedIODel(_ section: MemoryRegionSection, address: UInt64, length: UInt64)
 }
 
 extension MemoryListener {
     public var priority: Int { 0 }
     public var handlesEventfds: Bool { false }
+    public var handlesRegionNop: Bool { false }
     public func begin() {}
     public func commit() {}
     public func regionAdd(_ section: MemoryRegionSection) {}
@@ -67,6 +114,9 @@ extension MemoryListener {
     public func logStart(_ section: MemoryRegionSection, old: UInt8, new: UInt8) {}
     public func logStop(_ section: MemoryRegionSection, old: UInt8, new: UInt8) {}
     public func logSync(_ section: MemoryRegionSection) {}
+    public func logClear(_ section: MemoryRegionSection) {}
+    public func logGlobalStart() {}
+    public func logGlobalStop() {}
     public func eventfdAdd(_ ioeventfd: MemoryRegionIoeventfd, in addressSpace: AddressSpace) {}
     public func eventfdDel(_ ioeventfd: MemoryRegionIoeventfd, in addressSpace: AddressSpace) {}
     public func coalescedIOAdd(_ section: MemoryRegionSection, address: UInt64, length: UInt64) {}

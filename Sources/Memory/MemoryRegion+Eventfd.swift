@@ -27,6 +27,7 @@ extension MemoryRegion {
             let i = ioeventfdList.firstIndex { fd.isOrderedBefore($0) } ?? ioeventfdList.endIndex
             ioeventfdList.insert(fd, at: i)
             publishEventfds()
+            system?.ioeventfdChangedRegions[ObjectIdentifier(self)] = self
             return enabledStorage
         }
     }
@@ -40,6 +41,7 @@ extension MemoryRegion {
             guard let i = ioeventfdList.firstIndex(where: { fd.matches($0) }) else { return false }
             ioeventfdList.remove(at: i)
             publishEventfds()
+            system?.ioeventfdChangedRegions[ObjectIdentifier(self)] = self
             found = true
             return enabledStorage
         }

@@ -43,21 +43,32 @@ extension MemoryRegion {
         }
     }
 
-    /// Inserts before the first sibling whose priority is <= the new one's (QEMU's order).
+    /// Places `subregion` before every sibling of lower or equal priority in QEMU's order: in
+    /// the reversed stack, after every sibling of lower or equal priority (a binary search;
+    /// an append when the priorities are equal).
     private func insertOrdered(_ subregion: MemoryRegion) {
-        let i = subregionList.firstIndex { subregion.priorityStorage >= $0.priorityStorage } ?? subregionList.endIndex
-        subregionList.insert(subregion, at: i)
+        let p = subregion.priorityStorage
+        if subregionStack.last.map({ $0.priorityStorage <= p }) ?? true {
+            subregionStack.append(subregion)
+            return
+        }
+        var lo = 0, hi = subregionStack.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if subregionStack[mid].priorityStorage <= p { lo = mid + 1 } else { hi = mid }
+        }
+        subregionStack.insert(subregion, at: lo)
     }
 
     /// Unmaps `subregion`. QEMU: `memory_region_del_subregion()`.
     public func removeSubregion(_ subregion: MemoryRegion) {
         change(.topology) {
             guard subregion.containerStorage === self,
-                  let i = subregionList.firstIndex(where: { $0 === subregion }) else {
+                  let i = subregionStack.lastIndex(where: { $0 === subregion }) else {
                 topologyMisuseLog.log({ memoryLogger.error("\($0)") }) { "memory region '\(subregion.name)' is not a subregion of '\(name)'" }
                 return false
             }
-            subregionList.remove(at: i)
+            subregionStack.remove(at: i)
             subregion.containerStorage = nil
             return enabledStorage && subregion.enabledStorage
         }
@@ -90,11 +101,11 @@ extension MemoryRegion {
     }
 
     private func reinsert(_ change: () -> Void) -> Bool {
-        guard let c = containerStorage, let i = c.subregionList.firstIndex(where: { $0 === self }) else {
+        guard let c = containerStorage, let i = c.subregionStack.lastIndex(where: { $0 === self }) else {
             change()
             return false
         }
-        c.subregionList.remove(at: i)
+        c.subregionStack.remove(at: i)
         change()
         c.insertOrdered(self)
         return c.enabledStorage && enabledStorage

@@ -22,19 +22,36 @@ public final class MemoryRegion: @unchecked Sendable, CustomStringConvertible {
         case alias(MemoryRegion)
     }
 
-    public let name: String
-    public let kind: Kind
-
+    // Rendering reads these for every region of the tree on every commit: they come first,
+    // so that with the object header they share one or two cache lines (a tree of 100 000
+    // regions does not fit in cache, and each line a render touches per region costs).
     var sizeStorage: UInt128
     var addressStorage: UInt64 = 0
+    /// The subregions in the reverse of QEMU's order: lowest priority first, and among equals
+    /// the oldest first, so that adding one at an equal priority (a machine's whole build) is
+    /// an append, not an insertion at the front. Rendering walks it backwards.
+    var subregionStack: [MemoryRegion] = []
+    /// The aliased region (fixed at creation; read by rendering without matching on `kind`).
+    let aliasTargetStorage: MemoryRegion?
     var priorityStorage: Int32 = 0
     var enabledStorage = true
     var readOnlyStorage = false
-    var aliasOffsetStorage: UInt64 = 0
     var dirtyLogMaskStorage: UInt8 = 0
+    /// Whether the region has contents of its own (RAM, ROM, I/O), so it fills the flat view
+    /// where no subregion covers it. QEMU: `mr->terminates`.
+    let terminates: Bool
+    var aliasOffsetStorage: UInt64 = 0
+    /// Pages written while dirty logging was on, per client (RAM and ROM regions only).
+    /// QEMU: the RAM block's part of `ram_list.dirty_memory`.
+    let dirtyBitmap: DirtyBitmap?
+
+    public let name: String
+    public let kind: Kind
+
     weak var containerStorage: MemoryRegion?
-    /// In rendering order: higher priority first; among equals, the most recently added first.
-    var subregionList: [MemoryRegion] = []
+    /// Coalesced MMIO ranges, offsets in this region, in the order added.
+    /// QEMU: `mr->coalesced`.
+    var coalescedList: [CoalescedMemoryRange] = []
     /// Sorted by `MemoryRegionIoeventfd.isOrderedBefore`; starts are offsets in this region.
     var ioeventfdList: [MemoryRegionIoeventfd] = []
     /// The system this region joined (through a container, an alias or an address space).
@@ -46,12 +63,27 @@ public final class MemoryRegion: @unchecked Sendable, CustomStringConvertible {
     /// Accesses that reached this region's callbacks (i.e. exits that were not absorbed).
     let readCount = Atomic<UInt64>(0)
     let writeCount = Atomic<UInt64>(0)
+    /// Whether dispatch flushes the coalesced MMIO buffer before reaching this region's
+    /// callbacks. QEMU: `mr->flush_coalesced_mmio`.
+    let flushCoalescedFlag = Atomic<Bool>(false)
 
     init(name: String, kind: Kind, size: UInt128) {
         self.name = name
         self.kind = kind
         self.sizeStorage = size
-        if case .rom = kind { readOnlyStorage = true }
+        switch kind {
+        case .container:
+            aliasTargetStorage = nil; terminates = false; dirtyBitmap = nil
+        case .alias(let target):
+            aliasTargetStorage = target; terminates = false; dirtyBitmap = nil
+        case .io:
+            aliasTargetStorage = nil; terminates = true; dirtyBitmap = nil
+        case .ram(let block):
+            aliasTargetStorage = nil; terminates = true; dirtyBitmap = DirtyBitmap(bytes: block.size)
+        case .rom(let block):
+            aliasTargetStorage = nil; terminates = true; dirtyBitmap = DirtyBitmap(bytes: block.size)
+            readOnlyStorage = true
+        }
     }
 
     /// A region with no contents of its own, only subregions. QEMU: `memory_region_init()`.
@@ -94,6 +126,8 @@ public final class MemoryRegion: @unchecked Sendable, CustomStringConvertible {
     public var isReadOnly: Bool { withLock { readOnlyStorage } }
     public var aliasOffset: UInt64 { withLock { aliasOffsetStorage } }
     public var container: MemoryRegion? { withLock { containerStorage } }
+    /// The subregions in QEMU's order: higher priority first, among equals the most recently
+    /// added (or moved) first. QEMU: `mr->subregions`.
     public var subregions: [MemoryRegion] { withLock { subregionList } }
     /// This region's ioeventfds, offsets relative to the region, in sorted order.
     public var ioeventfds: [MemoryRegionIoeventfd] { withLock { ioeventfdList } }
@@ -107,19 +141,10 @@ public final class MemoryRegion: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// The aliased region, if this is an alias.
-    public var aliasTarget: MemoryRegion? {
-        if case .alias(let t) = kind { return t }
-        return nil
-    }
+    public var aliasTarget: MemoryRegion? { aliasTargetStorage }
 
-    /// Whether the region has contents of its own (RAM, ROM, I/O), so it fills the flat view
-    /// where no subregion covers it. QEMU: `mr->terminates`.
-    var terminates: Bool {
-        switch kind {
-        case .ram, .rom, .io: return true
-        case .container, .alias: return false
-        }
-    }
+    /// The subregions in QEMU's order (lock held).
+    var subregionList: [MemoryRegion] { Array(subregionStack.reversed()) }
 
     /// Whether the guest accesses this region's bytes directly (RAM/ROM).
     public var isRAM: Bool { ramBlock != nil }
@@ -152,7 +177,12 @@ public final class MemoryRegion: @unchecked Sendable, CustomStringConvertible {
             return
         }
         system = newSystem
-        for sub in subregionList { sub.bind(to: newSystem) }
+        if !coalescedList.isEmpty {
+            newSystem.lock.lock()
+            newSystem.coalescedRegionCount += 1
+            newSystem.lock.unlock()
+        }
+        for sub in subregionStack { sub.bind(to: newSystem) }
         if case .alias(let t) = kind { t.bind(to: newSystem) }
     }
 }

@@ -17,6 +17,8 @@ public final class QMPServer: Sendable {
     /// One command at a time, whichever client sent it.
     private let execution = Mutex<Void>(())
     private let stopped = Atomic<Bool>(false)
+    /// Signalled when the first client connects (for `wait=on`).
+    private let firstClient = Mutex<Bool>(false)
 
     public init(listener: SocketListener, commands: [QMPCommand], greeting: QMPSession.Greeting = .init()) {
         self.listener = listener
@@ -34,17 +36,23 @@ public final class QMPServer: Sendable {
         }
     }
 
-    /// Stops serving: the current client is disconnected.
+    /// Stops serving: waits for a command being executed to have sent its reply (so `quit`'s
+    /// reply is out before the process ends), then disconnects the client.
     public func stop() {
         stopped.store(true, ordering: .releasing)
+        execution.withLock { _ in }
         client.withLock { $0.connection?.shutdown() }
+    }
+
+    /// Blocks until a first client has connected (QEMU's `wait=on`).
+    public func waitForFirstClient() {
+        while !firstClient.withLock({ $0 }) && !stopped.load(ordering: .acquiring) { usleep(1000) }
     }
 
     /// Sends an event to the client if it has negotiated. QEMU: monitor_qapi_event_emit().
     public func emit(_ event: String, data: JSONValue? = nil) {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        let message = QMPSession.event(event, data: data, seconds: Int64(now.tv_sec), microseconds: Int64(now.tv_nsec / 1000))
+        let now = HostClock.realtime()
+        let message = QMPSession.event(event, data: data, seconds: now.seconds, microseconds: now.nanoseconds / 1000)
         client.withLock { c in
             guard c.negotiated, let connection = c.connection else { return }
             connection.write(Array((message.serialized + "\r\n").utf8))
@@ -54,13 +62,18 @@ public final class QMPServer: Sendable {
     private func serve(_ connection: SocketConnection) {
         var session = QMPSession(commands: commands, greeting: greeting)
         client.withLock { $0 = (connection, false) }
+        firstClient.withLock { $0 = true }
         defer { client.withLock { $0 = (nil, false) } }
         send(session.greetingMessage, connection)
         while !stopped.load(ordering: .acquiring) {
             guard let bytes = try? connection.read(maxBytes: 65536), !bytes.isEmpty else { return }
-            let replies = execution.withLock { _ in session.receive(bytes) }
-            if session.negotiated { client.withLock { $0.negotiated = true } }
-            for r in replies { send(r, connection) }
+            // Replies go out before the lock is released, so `stop()` can wait for them.
+            execution.withLock { _ in
+                for r in session.receive(bytes) {
+                    if session.negotiated { client.withLock { $0.negotiated = true } }
+                    send(r, connection)
+                }
+            }
         }
     }
 

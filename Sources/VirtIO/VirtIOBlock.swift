@@ -61,6 +61,8 @@ public final class VirtIOBlock: VirtIODevice {
     }
 
     public var deviceType: UInt16 { 2 }
+    /// PCI_CLASS_STORAGE_SCSI, as QEMU's virtio-blk-pci. QEMU: virtio_blk_pci_class_init().
+    public var pciClassCode: UInt32 { 0x01_00_00 }
     /// QEMU's virtio-blk feature set for a raw image.
     public var features: UInt64 {
         Self.featureSegMax | Self.featureGeometry | Self.featureBlkSize | Self.featureFlush | Self.featureTopology
@@ -92,7 +94,8 @@ public final class VirtIOBlock: VirtIODevice {
         put(16, 18, 1)
         put(63, 19, 1)
         put(Self.sectorSize, 20, 4)
-        put(1, 26, 2)                                         // topology: min_io_size 1 block
+        // topology: physical_block_exp, alignment_offset, min_io_size, opt_io_size all 0, as
+        // QEMU's defaults give (min_io_size = conf min_io_size / blk_size = 0).
         put(UInt64(writeback.load(ordering: .relaxed)), 32, 1)
         put(1, 34, 2)                                         // num_queues
         put(UInt64(Self.maxDiscardSectors), 36, 4)

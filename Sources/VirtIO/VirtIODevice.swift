@@ -6,6 +6,9 @@ import VMMSys
 public protocol VirtIODevice: AnyObject, Sendable {
     /// The virtio device ID (2 = block, 4 = entropy source).
     var deviceType: UInt16 { get }
+    /// The PCI class code (class << 16 | subclass << 8 | prog-if) virtio-pci gives the function.
+    /// QEMU: the class_code of each virtio-*-pci type (storage/SCSI for block, others "other").
+    var pciClassCode: UInt32 { get }
     /// Feature bits beyond the transport's (VERSION_1, INDIRECT_DESC, EVENT_IDX).
     var features: UInt64 { get }
     /// Maximum size of each queue; the count is the number of queues.
@@ -24,8 +27,6 @@ public protocol VirtIODevice: AnyObject, Sendable {
     /// The features the driver accepted: called when the driver sets FEATURES_OK and again
     /// when it enables a queue. QEMU: VirtioDeviceClass.set_features.
     func featuresNegotiated(_ features: UInt64)
-    /// The PCI class code (class, subclass, interface) the function reports.
-    var pciClassCode: UInt32 { get }
     /// Called once when the transport exists: a device with a backend of its own (a tap, a
     /// chardev) registers its descriptors on `transport.ioThread` and keeps the transport
     /// (weakly: the transport owns the device) to serve queues and raise config interrupts.

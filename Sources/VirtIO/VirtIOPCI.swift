@@ -10,7 +10,7 @@ import VMMSys
 /// added once the driver is ready, and the I/O thread serves the queue when it fires; the
 /// completion interrupt goes out through the MSI-X vector's irqfd. Neither direction exits
 /// to userspace. QEMU: virtio-pci (hw/virtio/virtio-pci.c), modern-only layout in BAR4.
-public final class VirtIOPCI: PCIDevice, VirtIOTransport, @unchecked Sendable {
+public final class VirtIOPCI: PCIDevice, VirtIOTransport, Resettable, @unchecked Sendable {
     public static let commonOffset: UInt64 = 0x0, isrOffset: UInt64 = 0x1000
     public static let deviceOffset: UInt64 = 0x2000, notifyOffset: UInt64 = 0x3000
     public static let notifyMultiplier: UInt32 = 4
@@ -292,6 +292,18 @@ public final class VirtIOPCI: PCIDevice, VirtIOTransport, @unchecked Sendable {
     private func vectorOrNone(_ value: UInt64) -> UInt16 {
         let v = UInt16(truncatingIfNeeded: value)
         return Int(v) < (msix?.vectorCount ?? 0) ? v : Self.noVector
+    }
+
+    /// A system reset: the device reset (as a status-0 write), MSI-X off and its table back to
+    /// masked entries. BARs and the command register are the firmware's (the machine
+    /// re-programs them). QEMU: virtio_pci_reset() + msix_reset().
+    public func reset() {
+        processing.withLock { _ in resetDevice() }
+        let cap = msixCapabilityOffset.load(ordering: .acquiring)
+        if cap != 0 {
+            super.configWrite(offset: cap + 2, value: 0, size: 2)
+            msix?.reset()
+        }
     }
 
     /// Status 0: everything back to the initial state, the error state included. Called with

@@ -1,6 +1,7 @@
 import Devices
 import Machine
 import Memory
+import QMP
 import VMMSys
 #if canImport(Glibc)
 import Glibc
@@ -11,23 +12,31 @@ enum MachineRunner {
     static func run(_ config: MachineConfiguration) throws -> Int32 {
         for w in config.warnings { printError("vmm: warning: \(w)") }
         let machine = try PCMachine(config)
+        let monitor = machine.humanMonitor
+        var servers: [QMPServer] = []
+        for spec in config.qmp {
+            let listener: SocketListener
+            do { listener = try SocketListener(spec.address) } catch {
+                throw ConfigurationError("-qmp \(spec.address): \(error)")
+            }
+            let server = QMPServer(listener: listener, commands: machine.qmpCommands(monitor: monitor))
+            machine.events.subscribe { name, data in server.emit(name, data: data) }
+            try server.start()
+            servers.append(server)
+        }
+        for (server, spec) in zip(servers, config.qmp) where spec.wait { server.waitForFirstClient() }
         if config.monitor == .stdio {
-            try startMonitor(machine)
+            try startMonitor(monitor)
         } else if let id = config.stdioSerialChardev, let serial = machine.devices.serial(chardev: id) {
             try startSerialInput(serial)
         }
-        return machine.run()
+        let status = machine.run()
+        for s in servers { s.stop() }
+        return status
     }
 
     /// `-monitor stdio`: QEMU's human monitor on standard input/output, on its own thread.
-    static func startMonitor(_ machine: PCMachine) throws {
-        let system = machine.memorySystem
-        let monitor = HumanMonitor(providers: HumanMonitor.Providers(
-            memoryTree: { flat in flat ? MemoryTreeDump.flat(system) : MemoryTreeDump.tree(system) },
-            ioeventfds: { MemoryTreeDump.ioeventfds(system) },
-            status: { "VM status: running\n" },
-            quit: { machine.requestExit(status: 0, reason: "monitor quit") },
-            pci: { machine.devices.pci.info() }))
+    static func startMonitor(_ monitor: HumanMonitor) throws {
         try HostThread.start(name: "monitor") {
             writeOut(HumanMonitor.banner + "\n")
             while true {

@@ -8,12 +8,18 @@ import Testing
     let memRoot = MemoryRegion.container(name: "system", size: UInt128(1) << 64)
 
     func make() throws -> (AddressSpace, GuestMemory, FwCfg) {
+        let (space, g, fw, _) = try makeWithDMA()
+        return (space, g, fw)
+    }
+
+    func makeWithDMA() throws -> (AddressSpace, GuestMemory, FwCfg, FwCfgDMA) {
         memRoot.addSubregion(try MemoryRegion.ram(name: "ram", size: 0x10000), at: 0)
         let memory = AddressSpace(root: memRoot, name: "memory", system: system)
         let fw = FwCfg(ramSize: 0x10000, cpus: 2)
         fw.map(into: io)
-        FwCfgDMA(fwCfg: fw, memory: memory.dmaMemory).map(into: io)
-        return (AddressSpace(root: io, name: "I/O", system: system), memory.guestMemory, fw)
+        let dma = FwCfgDMA(fwCfg: fw, memory: memory.dmaMemory)
+        dma.map(into: io)
+        return (AddressSpace(root: io, name: "I/O", system: system), memory.guestMemory, fw, dma)
     }
 
     func descriptor(_ g: GuestMemory, at: UInt64, control: UInt32, length: UInt32, address: UInt64) throws {
@@ -54,7 +60,7 @@ import Testing
     }
 
     @Test func hostileDescriptorsReportErrorsNeverTrap() throws {
-        let (space, g, _) = try make()
+        let (space, g, _, dma) = try makeWithDMA()
         try descriptor(g, at: 0x100, control: 0x0000_0008 | 0x10, length: 4, address: 0x200)   // write: refused
         start(space, 0x100)
         #expect(try g.read(at: 0x100, count: 4) == [0, 0, 0, 1])
@@ -64,7 +70,21 @@ import Testing
         try descriptor(g, at: 0x100, control: 0x02, length: 16, address: UInt64.max - 4)       // wraps
         start(space, 0x100)
         #expect(try g.read(at: 0x100, count: 4) == [0, 0, 0, 1])
-        start(space, 0xdead_0000_0000)                                                          // descriptor not in RAM
-        space.write(0x514, value: 0, size: 1)                                                    // wrong width: ignored
+        #expect(dma.failedTransfers == 3)
+        // A descriptor outside RAM: counted as a failure, and no RAM byte changes.
+        let before = try g.read(at: 0, count: 0x10000)
+        start(space, 0xdead_0000_0000)
+        #expect(dma.failedTransfers == 4)
+        #expect(try g.read(at: 0, count: 0x10000) == before)
+        // A 1-byte write at 0x514 is not a valid access: it neither latches the high half nor
+        // starts a transfer, so the descriptor below is fetched from 0x100, not 0x1_0000_0100.
+        try descriptor(g, at: 0x100, control: 0x0000_0008 | 0x02, length: 4, address: 0x200)
+        space.write(0x514, value: 0, size: 4)
+        space.write(0x514, value: 1, size: 1)
+        #expect(try g.read(at: 0x100, count: 4) == [0, 0, 0, 0x0a])                            // untouched so far
+        space.write(0x518, value: UInt64(UInt32(0x100).byteSwapped), size: 4)
+        #expect(try g.read(at: 0x100, count: 4) == [0, 0, 0, 0])                                // done, no error
+        #expect(try g.read(at: 0x200, count: 4) == Array("QEMU".utf8))
+        #expect(dma.failedTransfers == 4)
     }
 }

@@ -118,3 +118,31 @@ struct ExitDecodingTests {
         #expect(throws: SystemError.self) { try vcpu.completeIoIn(value: 0) }
     }
 }
+
+/// Kicking a vCPU from another thread writes only `immediate_exit` (one byte of kvm_run): the
+/// exit being handled at that moment must not change under the handler (it once did: an
+/// 8-byte store clobbered `exit_reason`, and a QMP stop during a port read failed the vCPU).
+@Suite(.enabled(if: TestHost.kvmAvailable, "requires read/write /dev/kvm"))
+struct ImmediateExitTests {
+    @Test func settingImmediateExitLeavesTheExitAlone() throws {
+        let vm = try KVMSystem().createVM()
+        let vcpu = try vm.createVCPU(id: 0)
+        let base = vcpu.runBase
+        base.storeBytes(of: UInt32(KVM_EXIT_IO), toByteOffset: CKVM_RUN_EXIT_REASON, as: UInt32.self)
+        base.storeBytes(of: UInt8(KVM_EXIT_IO_IN), toByteOffset: CKVM_RUN_IO_DIRECTION, as: UInt8.self)
+        base.storeBytes(of: UInt8(4), toByteOffset: CKVM_RUN_IO_SIZE, as: UInt8.self)
+        base.storeBytes(of: UInt16(0x608), toByteOffset: CKVM_RUN_IO_PORT, as: UInt16.self)
+        base.storeBytes(of: UInt32(1), toByteOffset: CKVM_RUN_IO_COUNT, as: UInt32.self)
+        base.storeBytes(of: UInt64(4096), toByteOffset: CKVM_RUN_IO_DATA_OFFSET, as: UInt64.self)
+        let exit = vcpu.decodeExit()
+        let snapshot = (0..<64).map { base.load(fromByteOffset: $0, as: UInt8.self) }
+        vcpu.immediateExit = true
+        #expect(vcpu.immediateExit)
+        #expect(vcpu.decodeExit() == exit && exit == .ioIn(port: 0x608, size: 4))
+        let after = (0..<64).map { base.load(fromByteOffset: $0, as: UInt8.self) }
+        #expect(after.enumerated().allSatisfy { $0.offset == CKVM_RUN_IMMEDIATE_EXIT || $0.element == snapshot[$0.offset] })
+        try vcpu.completeIoIn(value: 0x1234)
+        vcpu.immediateExit = false
+        #expect(!vcpu.immediateExit && vcpu.decodeExit() == exit)
+    }
+}

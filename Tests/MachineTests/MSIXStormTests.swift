@@ -85,11 +85,14 @@ struct MSIXStormTests {
         #expect(vl.last == "PASS msixstorm", "\(v.output)")
         print("msixstorm vmm:  \(v.output.split(separator: "\n").first { $0.hasPrefix("cycles_per_round") } ?? "")")
 
-        guard let qemu = Harness.qemuPath else { return }
+        guard let qemu = Harness.qemuPath else {
+            withKnownIssue(Comment(rawValue: Harness.qemuMissing)) { Issue.record(Comment(rawValue: Harness.qemuMissing)) }
+            return
+        }
         let q = try SyncedRun(executable: qemu, arguments: Self.flags(kernel: kernel, sync: true), deadline: Self.deadline)
         #expect(q.status == v.status, "qemu \(q.status): \(q.output)")
-        let ql = Self.verdict(Harness.serialLines(q.output))
-        #expect(vl == ql, "vmm:\n\(vl.joined(separator: "\n"))\nqemu:\n\(ql.joined(separator: "\n"))")
+        try OutputComparison.expectSame(vmm: Harness.serialLines(v.output), qemu: Harness.serialLines(q.output),
+                                        masks: [Mask(#"^cycles_per_round first=\d+ last=\d+ "#, "cycles_per_round first=N last=M ", "timing")])
         print("msixstorm qemu: \(q.output.split(separator: "\n").first { $0.hasPrefix("cycles_per_round") } ?? "")")
     }
 }

@@ -4,8 +4,10 @@ import Testing
 import VMMSys
 @testable import Memory
 
-/// QEMU's access rules: `memory_access_size()` splitting by the valid constraints, then
-/// `access_with_adjusted_size()` splitting/widening to implemented sizes.
+/// QEMU's access rules (7.2): `memory_access_size()` splitting by the valid maximum and, unless
+/// the implementation takes unaligned accesses (`impl.unaligned`), by alignment; then
+/// `memory_region_access_valid()` refusing by the valid rules (`valid.unaligned` among them);
+/// then `access_with_adjusted_size()` splitting/widening to implemented sizes.
 @Suite struct DispatchTests {
     let system = MemorySystem()
 
@@ -16,10 +18,12 @@ import VMMSys
     }
 
     struct Case: Sendable, CustomStringConvertible {
-        var validMax: Int, validMin: Int = 1, unaligned: Bool = false, implMin: Int, implMax: Int
+        var validMax: Int, validMin: Int = 1, unaligned: Bool = false, implMin: Int, implMax: Int, implUnaligned: Bool = false
         var write: Bool, offset: UInt64, size: Int, value: UInt64 = 0
         var calls: [String], result: MemTxResult = .ok, readValue: UInt64? = nil
-        var description: String { "\(write ? "w" : "r")\(size)@\(offset) valid \(validMin)-\(validMax)\(unaligned ? "u" : "") impl \(implMin)-\(implMax)" }
+        var description: String {
+            "\(write ? "w" : "r")\(size)@\(offset) valid \(validMin)-\(validMax)\(unaligned ? "u" : "") impl \(implMin)-\(implMax)\(implUnaligned ? "u" : "")"
+        }
     }
 
     // Hand-computed from QEMU's rules. Backing bytes read as (offset + 0x10) until written.
@@ -40,8 +44,26 @@ import VMMSys
              calls: ["r 0 4"], readValue: 0x1110),
         Case(validMax: 4, implMin: 1, implMax: 4, write: true, offset: 1, size: 4, value: 0xddccbbaa,
              calls: ["w 1 1 0xaa", "w 2 2 0xccbb", "w 4 1 0xdd"]),
+        // Valid for unaligned accesses, but the callbacks are not (impl.unaligned false):
+        // memory_access_size() bounds each piece by its alignment, exactly as when neither is.
         Case(validMax: 4, unaligned: true, implMin: 1, implMax: 4, write: true, offset: 1, size: 4, value: 0xddccbbaa,
-             calls: ["w 1 4 0xddccbbaa"]),
+             calls: ["w 1 1 0xaa", "w 2 2 0xccbb", "w 4 1 0xdd"]),
+        Case(validMax: 4, unaligned: true, implMin: 1, implMax: 4, write: false, offset: 3, size: 4,
+             calls: ["r 3 1", "r 4 2", "r 6 1"], readValue: 0x16151413),
+        // Both unaligned: one call.
+        Case(validMax: 4, unaligned: true, implMin: 1, implMax: 4, implUnaligned: true, write: true, offset: 1, size: 4,
+             value: 0xddccbbaa, calls: ["w 1 4 0xddccbbaa"]),
+        Case(validMax: 8, unaligned: true, implMin: 1, implMax: 8, implUnaligned: true, write: false, offset: 3, size: 8,
+             calls: ["r 3 8"], readValue: 0x1a19181716151413),
+        // Callbacks take unaligned accesses but the valid rules do not: nothing splits the
+        // access, and memory_region_access_valid() refuses it whole (a read yields 0).
+        Case(validMax: 4, implMin: 1, implMax: 4, implUnaligned: true, write: true, offset: 1, size: 4, value: 0xddccbbaa,
+             calls: [], result: .decodeError),
+        Case(validMax: 4, implMin: 1, implMax: 4, implUnaligned: true, write: false, offset: 2, size: 4,
+             calls: [], result: .decodeError, readValue: 0),
+        // ...while aligned accesses pass.
+        Case(validMax: 4, implMin: 1, implMax: 4, implUnaligned: true, write: false, offset: 4, size: 4,
+             calls: ["r 4 4"], readValue: 0x17161514),
         Case(validMax: 4, validMin: 4, implMin: 1, implMax: 4, write: true, offset: 0, size: 1, value: 1,
              calls: [], result: .decodeError),
         Case(validMax: 4, validMin: 4, implMin: 1, implMax: 4, write: false, offset: 0, size: 2,
@@ -55,7 +77,7 @@ import VMMSys
     @Test(arguments: table) func accessSizeTable(_ c: Case) {
         let rec = AccessRecorder()
         let ops = rec.ops(valid: AccessConstraints(minAccessSize: c.validMin, maxAccessSize: c.validMax, unaligned: c.unaligned),
-                          impl: AccessConstraints(minAccessSize: c.implMin, maxAccessSize: c.implMax))
+                          impl: AccessConstraints(minAccessSize: c.implMin, maxAccessSize: c.implMax, unaligned: c.implUnaligned))
         let s = space(ops)
         if c.write {
             #expect(s.write(c.offset, value: c.value, size: c.size) == c.result)
@@ -67,19 +89,20 @@ import VMMSys
         #expect(rec.all == c.calls)
     }
 
-    /// Every width, offset and constraint combination: calls stay within the implemented
-    /// sizes and inside the access, and a write then read of the same bytes round-trips
-    /// whenever nothing was widened.
+    /// Every width, offset and constraint combination QEMU accepts whole (all but valid-aligned
+    /// with impl-unaligned, which the table covers): calls stay within the implemented sizes
+    /// and inside the access, pieces are aligned unless the implementation takes unaligned
+    /// ones, and a write then read of the same bytes round-trips whenever nothing was widened.
     @Test func exhaustiveRoundTrip() {
         for validMax in [1, 2, 4, 8] {
-            for unaligned in [false, true] {
+            for (unaligned, implUnaligned) in [(false, false), (true, false), (true, true)] {
                 for implMin in [1, 2, 4] {
                     for implMax in [1, 2, 4, 8] where implMax >= implMin {
                         for size in [1, 2, 4, 8] {
                             for offset in UInt64(0)..<8 {
                                 let rec = AccessRecorder()
                                 let s = space(rec.ops(valid: AccessConstraints(minAccessSize: 1, maxAccessSize: validMax, unaligned: unaligned),
-                                                      impl: AccessConstraints(minAccessSize: implMin, maxAccessSize: implMax)))
+                                                      impl: AccessConstraints(minAccessSize: implMin, maxAccessSize: implMax, unaligned: implUnaligned)))
                                 let value: UInt64 = 0x8877_6655_4433_2211 & (size == 8 ? .max : (1 << (8 * UInt64(size))) - 1)
                                 #expect(s.write(0x20 + offset, value: value, size: size) == .ok)
                                 for call in rec.all {
@@ -87,6 +110,9 @@ import VMMSys
                                     let o = UInt64(parts[1])!, n = Int(parts[2])!
                                     #expect(n >= implMin && n <= implMax || n == implMin)
                                     #expect(o >= 0x20 + offset && o < 0x20 + offset + UInt64(size))
+                                    // Pieces from memory_access_size() are aligned unless impl
+                                    // takes unaligned accesses (widening keeps the piece's offset).
+                                    if !implUnaligned, implMin == 1 { #expect(o % UInt64(n) == 0, "\(call)") }
                                 }
                                 let widened = implMin > 1
                                 let (v, r) = s.read(0x20 + offset, size: size)
@@ -109,17 +135,74 @@ import VMMSys
         #expect(rec.all == ["w 0 4 0x11223344"])
     }
 
-    @Test func unassignedReadsOnesAndDropsWrites() {
+    /// Memory nobody claims reads 0 and drops writes, both with a decode error: QEMU 7.2's
+    /// `io_mem_unassigned` has `unassigned_mem_ops`, whose `unassigned_mem_accepts()` refuses
+    /// every access, so `memory_region_dispatch_read()` answers `unassigned_mem_read()` = 0
+    /// and MEMTX_DECODE_ERROR. (Checked under qemu-system-x86_64 7.2 + KVM on the pc machine:
+    /// 1-, 2- and 4-byte reads of 0xd0000000 and a 4-byte read of 0xd0000001 all give 0.)
+    @Test func unassignedMemoryReadsZeroAndDropsWrites() {
         let s = space(AccessRecorder().ops(valid: .init(), impl: .init()), at: 0x1000)
-        let (v, r) = s.read(0x10, size: 4)
-        #expect(v == 0xffff_ffff && r == .decodeError)
+        for (address, size) in [(UInt64(0x10), 4), (0x10, 1), (0x10, 2), (0x10, 8), (0x11, 4), (0x13, 8)] {
+            let (v, r) = s.read(address, size: size)
+            #expect(v == 0 && r == .decodeError, "\(size) bytes at \(hx(address))")
+        }
         #expect(s.write(0x10, value: 1, size: 4) == .decodeError)
-        #expect(s.counters.unassignedReads == 1 && s.counters.unassignedWrites == 1)
-        // Straddling the device's start: the first two bytes are unassigned, the rest decode.
-        let (v2, _) = s.read(0xffe, size: 4)
-        #expect(v2 == 0x1110_ffff)
+        #expect(s.counters.unassignedReads == 6 && s.counters.unassignedWrites == 1)
+        // Straddling the device's start: the first two bytes are unassigned (0), the rest
+        // decode; the whole access reports the decode error.
+        let (v2, r2) = s.read(0xffe, size: 4)
+        #expect(v2 == 0x1110_0000 && r2 == .decodeError)
         // Wrapping past the top of the address space is unassigned too, never a trap.
-        #expect(s.read(UInt64.max, size: 8).result == .decodeError)
+        #expect(s.read(UInt64.max, size: 8) == (0, .decodeError))
+    }
+
+    /// A region with QEMU's `unassigned_mem_ops` (what `memory_region_init_io()` with no ops
+    /// gets) behaves like a hole: `accepts` refuses, the callbacks are never reached.
+    @Test func unassignedOpsRefuseEverything() {
+        let s = space(.unassigned, at: 0)
+        #expect(s.read(0, size: 4) == (0, .decodeError))
+        #expect(s.write(3, value: 7, size: 1) == .decodeError)
+        #expect(s.counters.rejected == 2 && s.counters.unassignedReads == 0)
+    }
+
+    /// `valid.accepts` is asked first, with the piece's offset, size and direction.
+    @Test func acceptsIsAskedBeforeTheSizeRules() {
+        let rec = AccessRecorder()
+        var ops = rec.ops(valid: .init(minAccessSize: 1, maxAccessSize: 4), impl: .init())
+        ops.accepts = { offset, size, isWrite in offset != 4 && !(isWrite && size == 1) }
+        let s = space(ops)
+        #expect(s.read(4, size: 4) == (0, .decodeError))
+        #expect(s.write(0, value: 1, size: 1) == .decodeError)
+        #expect(s.read(0, size: 1).result == .ok)
+        #expect(s.write(0, value: 0x0302, size: 2) == .ok)
+        #expect(rec.all == ["r 0 1", "w 0 2 0x302"])
+    }
+
+    /// QEMU's "io" root is an I/O region over `unassigned_io_ops` (softmmu/ioport.c 7.2):
+    /// ports nobody claims read all ones and take writes, with MEMTX_OK; split like any region
+    /// with zeroed access fields (aligned pieces of at most 4 bytes). Under QEMU 7.2 + KVM,
+    /// `inb/inw/inl` of port 0x1234 give 0xff/0xffff/0xffffffff, `inw 0x1235` 0xffff and
+    /// `inl 0x1237` 0xffffffff.
+    @Test func ioRootAnswersLikeQEMUs() {
+        let root = MemoryRegion.ioRoot()
+        let rec = AccessRecorder()
+        root.addSubregion(MemoryRegion.io(name: "dev", size: 4, ops: rec.ops(valid: .bytes, impl: .bytes)), at: 0x60)
+        let s = AddressSpace(root: root, name: "I/O", system: system)
+        for (port, size, value) in [(UInt64(0x1234), 1, UInt64(0xff)), (0x1234, 2, 0xffff), (0x1234, 4, 0xffff_ffff),
+                                    (0x1235, 2, 0xffff), (0x1237, 4, 0xffff_ffff), (0xfffe, 2, 0xffff)] {
+            #expect(s.read(port, size: size) == (value, .ok), "in\(size) \(hx(port))")
+        }
+        #expect(s.write(0x1234, value: 5, size: 4) == .ok)
+        // Straddling the device: the root's byte is ones, the device's its own (0x10 unwritten).
+        #expect(s.read(0x5f, size: 2) == (0x10ff, .ok))
+        #expect(rec.all == ["r 0 1"])
+        #expect(s.counters.unassignedReads == 0 && s.counters.unassignedWrites == 0)
+        // Past the root's 64 KiB there is nothing: memory's unassigned rules.
+        #expect(s.read(0x10000, size: 2) == (0, .decodeError))
+        // The flat view shows the root in the gaps, as QEMU's `info mtree -f` does.
+        #expect(s.currentMap.ranges.map { "\($0.region.name)@\(hx($0.start))+\(hx(UInt64($0.size)))" }
+                == ["io@0x0+0x60", "dev@0x60+0x4", "io@0x64+0xff9c"])
+        #expect(s.currentMap.ranges[2].offsetInRegion == 0x64)
     }
 
     @Test func ramAndRomThroughDispatch() throws {
@@ -208,7 +291,7 @@ import VMMSys
         let s = space([(MemoryRegion.io(name: "top", size: 0x10, ops: dev.ops(valid: .init(minAccessSize: 1, maxAccessSize: 8),
                                                                           impl: .init(minAccessSize: 1, maxAccessSize: 8))), UInt64.max - 0xf)])
         let (v, r) = s.read(UInt64.max, size: 8)
-        #expect(v == 0xffff_ffff_ffff_ff0f)                 // the device's byte at offset 0xf, then ones
+        #expect(v == 0x0f)                                  // the device's byte at offset 0xf, then unassigned 0s
         #expect(r == .decodeError)
         #expect(s.write(UInt64.max, value: 0x1122_3344_5566_7788, size: 8) == .decodeError)
         #expect(s.write(UInt64.max - 1, value: 0xaabb, size: 2) == .ok)
@@ -221,7 +304,7 @@ import VMMSys
         let s = space([(ram, UInt64.max - 0xfff)])
         #expect(s.write(UInt64.max - 3, value: 0x1122_3344_5566_7788, size: 8) == .decodeError)
         let (v, r) = s.read(UInt64.max - 3, size: 8)
-        #expect(v == 0xffff_ffff_5566_7788 && r == .decodeError)
+        #expect(v == 0x5566_7788 && r == .decodeError)
         #expect(try s.guestMemory.read(at: UInt64.max - 3, count: 4) == [0x88, 0x77, 0x66, 0x55])
         #expect(throws: GuestMemoryError.self) { try s.guestMemory.read(at: UInt64.max - 3, count: 5) }
     }
@@ -252,7 +335,7 @@ import VMMSys
     }
 
     /// Seeded random accesses, biased to edges, over RAM, ROM and devices of every constraint
-    /// kind: reads of unassigned bytes are ones, nothing traps.
+    /// kind: reads of unassigned bytes are 0, nothing traps.
     @Test func randomEdgeAccessesNeverTrap() throws {
         var rng = SeededGenerator(seed: 0x5eed_d15b)
         let ram = try MemoryRegion.ram(name: "ram", size: 0x2000)
@@ -287,7 +370,7 @@ import VMMSys
                 if size < 1 || size > 8 { #expect(v == .max && r == .decodeError) }
             }
         }
-        #expect(s.read(0x8000, size: 8).value == .max)
+        #expect(s.read(0x8000, size: 8) == (0, .decodeError))
     }
 }
 

@@ -217,6 +217,75 @@ import VMMSys
         }
     }
 
+    /// The same property at scale, where commits take the incremental path (few changed
+    /// ranges) or the full one (a step toggling a hundred devices): 400 devices, 40 aliases
+    /// showing some of them a second time, 40 four-byte holes splitting them, ioeventfds
+    /// straddling range edges. After every
+    /// step the calls equal the set difference, the listener's set equals the truth, and the
+    /// maintained list equals a fresh collection.
+    @Test func randomDiffsAtScaleBothPaths() throws {
+        let seed = UInt64.random(in: 0...UInt64.max >> 8)
+        var g = SeededGenerator(seed: seed)
+        let notifiers = try (0..<3).map { _ in try EventNotifier() }
+        let root = MemoryRegion.container(name: "big", size: UInt128(1) << 64)
+        let devs = (0..<400).map { dummyIO("d\($0)", 0x40) }
+        var shown: [MemoryRegion] = devs
+        system.withTransaction {
+            for (i, d) in devs.enumerated() { root.addSubregion(d, at: UInt64(i) * 0x40, priority: Int32(i % 3)) }
+            for k in 0..<40 {
+                let a = MemoryRegion.alias(name: "a\(k)", target: devs[Int(g.next() % 400)], offset: g.next() % 0x20, size: 0x30)
+                root.addSubregion(a, at: 0x100000 + UInt64(k) * 0x30, priority: 1)
+                shown.append(a)
+            }
+            // Small high-priority regions splitting devices into ranges a few bytes apart, so
+            // an ioeventfd of one piece can start inside the other's reach.
+            for k in 0..<40 {
+                let hole = dummyIO("h\(k)", 4)
+                root.addSubregion(hole, at: (g.next() % 0x4000) * 4, priority: 5)
+                shown.append(hole)
+            }
+        }
+        let space = AddressSpace(root: root, name: "io", system: system)
+        let l = RecordingListener("L")
+        space.register(l)
+        for step in 0..<300 {
+            let before = space.ioeventfds
+            l.log.clear()
+            system.withTransaction {
+                let ops = step % 50 == 49 ? 100 : Int(g.next() % 5 + 1)
+                for _ in 0..<ops {
+                    let d = devs[Int(g.next() % UInt64(devs.count))]
+                    switch g.next() % 9 {
+                    case 0, 1, 2:
+                        let size = [0, 1, 2, 4, 8][Int(g.next() % 5)]
+                        let match = size != 0 && g.next() % 2 == 0
+                        try? d.addEventfd(offset: g.next() % 0x44, size: size, matchData: match, data: g.next() % 3,
+                                          notifier: notifiers[Int(g.next() % 3)])
+                    case 3, 4:
+                        if let f = d.ioeventfds.randomElement(using: &g) {
+                            try? d.delEventfd(offset: f.start, size: Int(f.size), matchData: f.matchData, data: f.data, notifier: f.notifier)
+                        }
+                    case 5: d.setAddress((g.next() % 0x800) * 0x20)
+                    case 6: shown[Int(g.next() % UInt64(shown.count))].setEnabled(g.next() % 3 != 0)
+                    case 7: shown[400 + Int(g.next() % 40)].setAddress(0x100000 + (g.next() % 0x100) * 0x10)
+                    default: shown[440 + Int(g.next() % 40)].setAddress((g.next() % 0x4000) * 4)
+                    }
+                }
+            }
+            let after = space.ioeventfds
+            let removed = multisetMinus(before, after), added = multisetMinus(after, before)
+            #expect(l.log.matching("eventfd_del").count == removed, "seed \(seed) step \(step)")
+            #expect(l.log.matching("eventfd_add").count == added, "seed \(seed) step \(step)")
+            let listenerAgrees = sameMultiset(l.eventfds, after)
+            let listMatchesTruth = sameMultiset(after, space.collectIoeventfds())
+            let sorted = zip(after, after.dropFirst()).allSatisfy { !$1.isOrderedBefore($0) }
+            #expect(listenerAgrees, "seed \(seed) step \(step): listener's set differs")
+            #expect(listMatchesTruth, "seed \(seed) step \(step): maintained list differs from a fresh collection")
+            #expect(sorted, "seed \(seed) step \(step): unsorted")
+            if !(listenerAgrees && listMatchesTruth && sorted) { return }
+        }
+    }
+
     func multisetMinus(_ a: [MemoryRegionIoeventfd], _ b: [MemoryRegionIoeventfd]) -> Int {
         var rest = b
         var count = 0

@@ -1,30 +1,52 @@
 import Synchronization
+import Testing
 import VMMSys
 @testable import Memory
 
-/// A listener that records every callback as a line, and keeps the map and ioeventfd set it
-/// was told about, so tests can compare what listeners believe with what is true.
+/// A listener that records every callback as a line, and keeps the map, ioeventfd set and
+/// coalesced ranges it was told about, so tests can compare what listeners believe with what
+/// is true. It fails the running test (`Issue.record`) on a callback no correct memory API
+/// sends: a region add at an address it already holds a range for, a region delete (or log
+/// start/stop) of a range it was never given or that differs from the one it holds, an
+/// eventfd delete of an ioeventfd it doesn't hold, a coalesced delete of a range it doesn't
+/// hold.
 final class RecordingListener: MemoryListener, @unchecked Sendable {
+    // @unchecked: immutable configuration; mutable state is in the Mutex.
     let priority: Int
     let handlesEventfds: Bool
+    var handlesRegionNop: Bool { true }
     let tag: String
     let log: CallLog
+    /// Called from `logSync` (an accelerator would pull its log into the region here).
+    let onLogSync: (@Sendable (MemoryRegionSection) -> Void)?
     private let state = Mutex<State>(State())
 
-    struct State {
-        var sections: [UInt64: (region: ObjectIdentifier, size: UInt128, offset: UInt64, readOnly: Bool)] = [:]
-        var eventfds: [MemoryRegionIoeventfd] = []
+    struct Section: Equatable {
+        var region: ObjectIdentifier
+        var size: UInt128
+        var offset: UInt64
+        var readOnly: Bool
     }
 
-    init(_ tag: String, priority: Int = 0, eventfds: Bool = true, log: CallLog = CallLog()) {
+    struct State {
+        var sections: [UInt64: Section] = [:]
+        var eventfds: [MemoryRegionIoeventfd] = []
+        var coalesced: [String] = []
+    }
+
+    init(_ tag: String, priority: Int = 0, eventfds: Bool = true, log: CallLog = CallLog(),
+         onLogSync: (@Sendable (MemoryRegionSection) -> Void)? = nil) {
         self.tag = tag
         self.priority = priority
         self.handlesEventfds = eventfds
         self.log = log
+        self.onLogSync = onLogSync
     }
 
     var eventfds: [MemoryRegionIoeventfd] { state.withLock { $0.eventfds } }
     var sectionCount: Int { state.withLock { $0.sections.count } }
+    /// Coalesced ranges held, as "0xADDR+0xLEN", sorted.
+    var coalesced: [String] { state.withLock { $0.coalesced.sorted() } }
 
     /// The ranges this listener believes are mapped, sorted by address.
     var believedRanges: [(start: UInt64, size: UInt128, region: ObjectIdentifier, offset: UInt64, readOnly: Bool)] {
@@ -34,29 +56,87 @@ final class RecordingListener: MemoryListener, @unchecked Sendable {
         }
     }
 
+    private static func section(_ s: MemoryRegionSection) -> Section {
+        Section(region: ObjectIdentifier(s.region), size: s.size, offset: s.offsetWithinRegion, readOnly: s.readOnly)
+    }
+
+    /// Whether `s` is exactly a range this listener holds; records an issue if not.
+    private func expectHeld(_ s: MemoryRegionSection, _ what: String) -> Bool {
+        let held = state.withLock { $0.sections[s.offsetWithinAddressSpace] }
+        guard held == Self.section(s) else {
+            Issue.record("\(tag): \(what) of \(s.region.name)@\(hx(s.offsetWithinAddressSpace)), a range it does not hold")
+            return false
+        }
+        return true
+    }
+
     func begin() { log.add("\(tag).begin") }
     func commit() { log.add("\(tag).commit") }
     func regionAdd(_ s: MemoryRegionSection) {
         log.add("\(tag).add \(s.region.name)@\(hx(s.offsetWithinAddressSpace))")
-        state.withLock {
-            $0.sections[s.offsetWithinAddressSpace] = (ObjectIdentifier(s.region), s.size, s.offsetWithinRegion, s.readOnly)
+        let duplicate = state.withLock { st -> Bool in
+            let had = st.sections[s.offsetWithinAddressSpace] != nil
+            st.sections[s.offsetWithinAddressSpace] = Self.section(s)
+            return had
         }
+        if duplicate { Issue.record("\(tag): region add at \(hx(s.offsetWithinAddressSpace)), which it already holds") }
     }
     func regionDel(_ s: MemoryRegionSection) {
         log.add("\(tag).del \(s.region.name)@\(hx(s.offsetWithinAddressSpace))")
+        guard expectHeld(s, "region delete") else { return }
         state.withLock { _ = $0.sections.removeValue(forKey: s.offsetWithinAddressSpace) }
     }
-    func regionNop(_ s: MemoryRegionSection) { log.add("\(tag).nop \(s.region.name)@\(hx(s.offsetWithinAddressSpace))") }
+    func regionNop(_ s: MemoryRegionSection) {
+        log.add("\(tag).nop \(s.region.name)@\(hx(s.offsetWithinAddressSpace))")
+        _ = expectHeld(s, "region nop")
+    }
+    func logStart(_ s: MemoryRegionSection, old: UInt8, new: UInt8) {
+        log.add("\(tag).log_start \(s.region.name)@\(hx(s.offsetWithinAddressSpace)) \(old)->\(new)")
+        _ = expectHeld(s, "log start")
+    }
+    func logStop(_ s: MemoryRegionSection, old: UInt8, new: UInt8) {
+        log.add("\(tag).log_stop \(s.region.name)@\(hx(s.offsetWithinAddressSpace)) \(old)->\(new)")
+        _ = expectHeld(s, "log stop")
+    }
+    func logSync(_ s: MemoryRegionSection) {
+        log.add("\(tag).log_sync \(s.region.name)@\(hx(s.offsetWithinAddressSpace))")
+        _ = expectHeld(s, "log sync")
+        onLogSync?(s)
+    }
+    func logClear(_ s: MemoryRegionSection) {
+        log.add("\(tag).log_clear \(s.region.name)@\(hx(s.offsetWithinAddressSpace))+\(hx(UInt64(s.size))) @\(hx(s.offsetWithinRegion))")
+    }
+    func logGlobalStart() { log.add("\(tag).log_global_start") }
+    func logGlobalStop() { log.add("\(tag).log_global_stop") }
     func eventfdAdd(_ fd: MemoryRegionIoeventfd, in space: AddressSpace) {
         log.add("\(tag).eventfd_add \(hx(fd.start))/\(fd.size)")
         state.withLock { $0.eventfds.append(fd) }
     }
     func eventfdDel(_ fd: MemoryRegionIoeventfd, in space: AddressSpace) {
         log.add("\(tag).eventfd_del \(hx(fd.start))/\(fd.size)")
-        state.withLock { s in
-            if let i = s.eventfds.firstIndex(where: { $0.isSameEntry(fd) }) { s.eventfds.remove(at: i) }
-            else { s.eventfds.append(MemoryRegionIoeventfd(start: .max, size: 99, matchData: false, data: 0, notifier: fd.notifier)) }
+        let known = state.withLock { s -> Bool in
+            guard let i = s.eventfds.firstIndex(where: { $0.isSameEntry(fd) }) else { return false }
+            s.eventfds.remove(at: i)
+            return true
         }
+        if !known { Issue.record("\(tag): eventfd delete of \(fd), which it does not hold") }
+    }
+    func coalescedIOAdd(_ s: MemoryRegionSection, address: UInt64, length: UInt64) {
+        let key = "\(hx(address))+\(hx(length))"
+        log.add("\(tag).coalesced_add \(s.region.name) \(key)")
+        _ = expectHeld(s, "coalesced add")
+        state.withLock { $0.coalesced.append(key) }
+    }
+    func coalescedIODel(_ s: MemoryRegionSection, address: UInt64, length: UInt64) {
+        let key = "\(hx(address))+\(hx(length))"
+        log.add("\(tag).coalesced_del \(s.region.name) \(key)")
+        _ = expectHeld(s, "coalesced delete")
+        let known = state.withLock { st -> Bool in
+            guard let i = st.coalesced.firstIndex(of: key) else { return false }
+            st.coalesced.remove(at: i)
+            return true
+        }
+        if !known { Issue.record("\(tag): coalesced delete of \(key), which it does not hold") }
     }
 }
 

@@ -86,12 +86,21 @@ final class RecordingMSI: MSIController {
         try g.store(UInt16(0), at: avail + 4)
         try g.store(UInt16(1), at: avail + 2)
         memory.write(bar4 + VirtIOPCI.notifyOffset, value: 0, size: 2)
-        let deadline = Date().addingTimeInterval(5)
-        while (try g.load(UInt16.self, at: used + 2)) != 1 && Date() < deadline { Thread.sleep(forTimeInterval: 0.001) }
-        #expect(try g.load(UInt16.self, at: used + 2) == 1)
+        // Poll (generous deadline) for the used entry, then for the MSI the I/O thread sends
+        // after it: one, through the vector's irqfd notifier.
+        func poll(_ condition: () throws -> Bool) rethrows -> Bool {
+            let deadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < deadline {
+                if try condition() { return true }
+                sched_yield()
+            }
+            return try condition()
+        }
+        #expect(try poll { try g.load(UInt16.self, at: used + 2) == 1 })
         #expect(try g.load(UInt32.self, at: used + 8) == 32)
-        Thread.sleep(forTimeInterval: 0.01)
-        #expect(vector.notifier.testAndClear() == 1)                                  // one MSI through its irqfd
+        var messages: UInt64 = 0
+        #expect(poll { messages += vector.notifier.testAndClear(); return messages > 0 })
+        #expect(messages == 1)                                                        // one MSI through its irqfd
         #expect(memory.counters.eventfdSignals == 1)                                  // the kick, signalled by the core
 
         // Masking holds the message pending; unmasking delivers it.

@@ -29,6 +29,10 @@ public struct MachineConfiguration: Sendable, Equatable {
     public var acpi = true
     /// Disk images from `-drive`.
     public var drives: [DriveSpec] = []
+    /// QMP monitors (`-qmp unix:PATH,server=on,wait=off`, `-qmp tcp:127.0.0.1:PORT,…`).
+    public var qmp: [MonitorSocketSpec] = []
+    /// `-S`: the vCPUs wait for QMP `cont` (run state prelaunch).
+    public var startPaused = false
     /// `-no-reboot`: a guest reset ends the VM instead of restarting it.
     public var noReboot: Bool = false
     /// `-name`.
@@ -124,6 +128,18 @@ public struct ObjectSpec: Sendable, Equatable {
 public enum MonitorSpec: Sendable, Equatable {
     case none
     case stdio
+}
+
+/// A listening socket a monitor serves (`unix:PATH` or `tcp:HOST:PORT`, `server=on`, with
+/// `wait=on` holding the machine until the first client connects). QEMU: a socket chardev.
+public struct MonitorSocketSpec: Sendable, Equatable {
+    public var address: SocketAddress
+    public var wait: Bool
+
+    public init(address: SocketAddress, wait: Bool) {
+        self.address = address
+        self.wait = wait
+    }
 }
 
 /// A disk image (`-drive file=PATH,if=none|virtio,id=ID,format=raw[,readonly=on]`).

@@ -23,6 +23,10 @@ public struct QEMUArguments: Sendable {
     public var noReboot = false
     public var global: [String] = []
     public var monitor: String?
+    /// `-qmp` values.
+    public var qmp: [String] = []
+    /// `-S`.
+    public var startPaused = false
     public var drive: [String] = []
     /// `-net` values (only "none" is accepted).
     public var net: [String] = []
@@ -132,6 +136,8 @@ extension MachineConfiguration {
                 "chardev": .string(id), "index": .unsigned(UInt64(index)),
                 "iobase": .unsigned(0xffff_ffff), "irq": .unsigned(0xffff_ffff)]))
         }
+        for q in a.qmp { c.qmp.append(try QEMUValueParsing.monitorSocket(q, option: "-qmp")) }
+        c.startPaused = a.startPaused
         for d in a.drive {
             let drive = try QEMUValueParsing.drive(d, index: c.drives.count)
             guard !c.drives.contains(where: { $0.id == drive.id }) else {

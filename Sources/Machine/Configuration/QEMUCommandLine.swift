@@ -71,6 +71,8 @@ public enum QEMUCommandLine {
         .value(["mon"], "[chardev=]id[,mode=readline|control]", "a monitor on chardev 'id' (control: QMP)") { $0.arguments.mon.append($1) },
         .value(["netdev"], "tap,id=id[,ifname=name][,script=no,downscript=no][,queues=n][,vnet_hdr=on|off][,fd=h]", "a tap network backend (-device virtio-net-pci,netdev=id)") { $0.arguments.netdev.append($1) },
         .value(["monitor"], "dev", "redirect the human monitor to 'dev' (stdio, none)") { $0.arguments.monitor = $1 },
+        .value(["qmp"], "dev", "QMP monitor on 'dev' (unix:PATH,server=on,wait=off or tcp:127.0.0.1:PORT,server=on,wait=off)") { $0.arguments.qmp.append($1) },
+        .flag(["S"], "do not start the CPUs until QMP 'cont'") { $0.arguments.startPaused = true },
         .value(["machine", "M"], "[type=]pc[,accel=kvm]", "select the machine (only pc)") { $0.arguments.machine.append($1) },
         .value(["accel"], "kvm", "select the accelerator (only kvm)") { $0.arguments.accel.append($1) },
         .flag(["enable-kvm"], "same as -accel kvm") { $0.arguments.enableKVM = true },

@@ -1,3 +1,5 @@
+import VMMSys
+
 /// Parsers for the values of QEMU's options, following QEMU's documented syntax.
 public enum QEMUValueParsing {
     /// Parses `-m` the way QEMU does: a bare number is MiB; suffixes B, K, M, G, T, P, E
@@ -184,5 +186,39 @@ public enum QEMUValueParsing {
             throw ConfigurationError("-drive: if=ide (QEMU's default) is not supported; use if=virtio or if=none with -device virtio-blk-pci")
         }
         return DriveSpec(id: id, file: file, interface: interface, readOnly: readOnly)
+    }
+
+    /// Parses a monitor's socket: `unix:PATH` or `tcp:HOST:PORT` with `server=on` (or QEMU's
+    /// older bare `server`) and `wait=off`/`nowait`. QEMU: qemu_chr_parse_compat() for `-qmp`.
+    public static func monitorSocket(_ text: String, option: String) throws(ConfigurationError) -> MonitorSocketSpec {
+        let items = keyValues(text, impliedKey: "address")
+        guard let spec = items.first(where: { $0.key == "address" })?.value else {
+            throw ConfigurationError("\(option) \(text): missing unix:PATH or tcp:HOST:PORT")
+        }
+        var server = false, wait = true
+        for (k, v) in items where k != "address" {
+            switch (k, v) {
+            case ("server", "on"), ("server", "yes"), ("server", "true"): server = true
+            case ("server", "off"): server = false
+            case ("wait", "on"): wait = true
+            case ("wait", "off"), ("nowait", "on"): wait = false
+            default: throw ConfigurationError("\(option) \(text): unsupported option '\(k)=\(v)' (server=on, wait=on|off)")
+            }
+        }
+        guard server else { throw ConfigurationError("\(option) \(text): only server mode is supported (add server=on,wait=off)") }
+        let address: SocketAddress
+        if spec.hasPrefix("unix:"), spec.count > 5 {
+            address = .unix(String(spec.dropFirst(5)))
+        } else if spec.hasPrefix("tcp:") {
+            let hostPort = spec.dropFirst(4)
+            guard let colon = hostPort.lastIndex(of: ":"), let port = UInt16(hostPort[hostPort.index(after: colon)...]) else {
+                throw ConfigurationError("\(option) \(text): expected tcp:HOST:PORT")
+            }
+            let host = String(hostPort[..<colon])
+            address = .tcp(host: host.isEmpty ? "127.0.0.1" : host, port: port)
+        } else {
+            throw ConfigurationError("\(option) \(text): '\(spec)' is not a supported monitor socket (unix:PATH, tcp:HOST:PORT)")
+        }
+        return MonitorSocketSpec(address: address, wait: wait)
     }
 }

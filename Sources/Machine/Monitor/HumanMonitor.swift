@@ -15,14 +15,27 @@ public struct HumanMonitor: Sendable {
         public var quit: @Sendable () -> Void
         /// `info pci`.
         public var pci: @Sendable () -> String
+        /// `stop`, `cont`, `system_reset`, `system_powerdown`.
+        public var stop: @Sendable () -> Void
+        public var cont: @Sendable () -> Void
+        public var systemReset: @Sendable () -> Void
+        public var systemPowerdown: @Sendable () -> Void
 
         public init(
             memoryTree: @escaping @Sendable (Bool) -> String,
             ioeventfds: @escaping @Sendable () -> String,
             status: @escaping @Sendable () -> String,
             quit: @escaping @Sendable () -> Void,
-            pci: @escaping @Sendable () -> String = { "" }
+            pci: @escaping @Sendable () -> String = { "" },
+            stop: @escaping @Sendable () -> Void = {},
+            cont: @escaping @Sendable () -> Void = {},
+            systemReset: @escaping @Sendable () -> Void = {},
+            systemPowerdown: @escaping @Sendable () -> Void = {}
         ) {
+            self.stop = stop
+            self.cont = cont
+            self.systemReset = systemReset
+            self.systemPowerdown = systemPowerdown
             self.pci = pci
             self.memoryTree = memoryTree
             self.ioeventfds = ioeventfds
@@ -57,6 +70,10 @@ public struct HumanMonitor: Sendable {
         info ioeventfds        -- show ioeventfds: address, flags, kernel or userspace, hits
         info pci               -- show the PCI functions, their BARs and interrupt pins
         info status            -- show the VM status
+        stop|s                 -- stop emulation
+        cont|c                 -- resume emulation
+        system_reset           -- reset the system
+        system_powerdown       -- send system power down event
         quit|q                 -- quit the emulator
 
         """
@@ -71,6 +88,18 @@ public struct HumanMonitor: Sendable {
         case "quit", "q":
             providers.quit()
             return .quit
+        case "stop", "s":
+            providers.stop()
+            return .output("")
+        case "cont", "c":
+            providers.cont()
+            return .output("")
+        case "system_reset":
+            providers.systemReset()
+            return .output("")
+        case "system_powerdown":
+            providers.systemPowerdown()
+            return .output("")
         case "info", "i":
             guard words.count >= 2 else {
                 return .output("info: missing argument (mtree, ioeventfds, pci, status)\n")

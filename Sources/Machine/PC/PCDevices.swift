@@ -28,9 +28,19 @@ public final class PCDevices: Sendable {
     ///   - pciMemory: PCI memory space (BARs, pc-testdev's iomem), as QEMU's "pci" container.
     ///   - dma: the devices' access to guest memory; it must not write ROM (`AddressSpace.dmaMemory`).
     ///   - serial: a backend for serial port 0 instead of its configured chardev (tests).
+    /// What the devices ask of the machine.
+    struct Hooks: Sendable {
+        /// End the run with a status (isa-debug-exit).
+        var exit: @Sendable (Int32, String) -> Void
+        /// The guest powered off (ACPI S5).
+        var powerOff: @Sendable () -> Void
+        /// The guest asked for a reset (0xcf9, the i8042).
+        var reset: @Sendable () -> Void
+    }
+
     init(configuration c: MachineConfiguration, layout: PCMemoryLayout, pciMemory: MemoryRegion, ioRoot: MemoryRegion,
          dma: GuestMemory, accelerator: KVMAccelerator, serial serialOverride: (any SerialBackend)?, logger: Logger,
-         requestExit: @escaping @Sendable (Int32, String) -> Void) throws {
+         hooks: Hooks) throws {
         let isaIRQ: @Sendable (UInt32) -> IRQ = { n in IRQ { level in accelerator.setIRQLine(n, level: level) } }
 
         fwCfg = FwCfg(ramSize: c.memorySize, cpus: UInt16(c.cpuCount), maxCPUs: UInt16(max(c.maxCPUs, c.cpuCount)))
@@ -39,15 +49,15 @@ public final class PCDevices: Sendable {
         fwCfgDMA.map(into: ioRoot)
         cmos = CMOS(belowFourGiB: layout.below4G, aboveFourGiB: layout.above4G, cpus: c.cpuCount)
         cmos.map(into: ioRoot)
-        pmTimer = ACPIPMTimer()
+        let timer = ACPIPMTimer()
+        pmTimer = timer
         pmTimer.map(into: ioRoot)
-        // ACPI soft-off and the reset paths end the run as QEMU does with -no-reboot (status 0);
-        // without firmware to restart there is nothing to reboot into.
-        pmRegisters = ACPIPMRegisters(powerOff: { requestExit(0, "ACPI soft-off (PM1a_CNT SLP_EN, S5)") })
+        // The SCI is ISA IRQ 9, level-triggered (the FADT's SCI_INT, the MADT's override).
+        pmRegisters = ACPIPMRegisters(sci: isaIRQ(9), timerTicks: { timer.ticks }, powerOff: hooks.powerOff)
         pmRegisters.map(into: ioRoot)
-        resetControl = ResetControl(reset: { requestExit(0, "reset through 0xcf9") })
+        resetControl = ResetControl(reset: hooks.reset)
         resetControl.map(into: ioRoot)
-        keyboardController = I8042(reset: { requestExit(0, "reset through the i8042 (0xfe to 0x64)") })
+        keyboardController = I8042(reset: hooks.reset)
         keyboardController.map(into: ioRoot)
         let thread = try IOThread(logger: logger)
         ioThread = thread
@@ -57,7 +67,7 @@ public final class PCDevices: Sendable {
         let context = DeviceContext(
             configuration: c, io: ioRoot, pciMemory: pciMemory, dma: dma, ioThread: thread,
             msi: KVMMSIController(accelerator: accelerator, logger: logger), fastMMIO: accelerator.anyLengthIoeventfds,
-            logger: logger, pci: pci, isaIRQ: isaIRQ, exit: requestExit, serialOverride: serialOverride)
+            logger: logger, pci: pci, isaIRQ: isaIRQ, exit: hooks.exit, serialOverride: serialOverride)
         var realized: [(DeviceInstance, AnyObject & Sendable)] = []
         for instance in c.devices {
             guard let type = DeviceRegistry.type(named: instance.driver) else {
@@ -66,6 +76,15 @@ public final class PCDevices: Sendable {
             realized.append((instance, try type.realize(instance, context)))
         }
         self.realized = realized
+        pci.assignBARs()
+    }
+
+    /// A system reset of every device, then the PCI BARs and command registers programmed
+    /// again as firmware would after a reset. QEMU: qemu_devices_reset() (+ SeaBIOS pci_setup).
+    func reset() {
+        for d in [fwCfg, pmRegisters] as [any Resettable] { d.reset() }
+        pci.host.reset()
+        for (_, device) in realized { (device as? any Resettable)?.reset() }
         pci.assignBARs()
     }
 

@@ -30,8 +30,18 @@ public final class PCMachine: Sendable {
     /// wherever RAM and the chipset's own regions do not cover it.
     public let pciMemory: MemoryRegion
     let logger: Logger
-    private let outcome = Mutex<(status: Int32, reason: String)?>(nil)
-    private let finished = DispatchSemaphore(value: 0)
+    /// Why the run ended, once it has (the first request wins).
+    let outcome = Mutex<(status: Int32, reason: String)?>(nil)
+    /// Requests for the machine's main loop (reset, powerdown, exit), and its wake-up.
+    let requests = Mutex<[MachineRequest]>([])
+    let wakeMainLoop = DispatchSemaphore(value: 0)
+    /// QEMU's RunState, and the serialisation of state changes (stop/cont/reset).
+    let state = Mutex<RunState>(.prelaunch)
+    let transition = Mutex<Void>(())
+    /// Where QMP events go (the QMP servers subscribe).
+    public let events = MachineEvents()
+    /// How the kernel was loaded, for a reboot.
+    let boot: Mutex<KernelBoot?>
 
     /// Builds the machine and loads the kernel; nothing runs until `run()`.
     /// - Throws: `MachineError`/`LoaderError`/`SystemError` with a one-line message.
@@ -43,6 +53,8 @@ public final class PCMachine: Sendable {
         layout = PCMemoryLayout(ramSize: configuration.memorySize)
         let core = try MachineCore(memorySystem: memorySystem, irqchip: true, pit: true, logger: logger)
         self.core = core
+        StartupTrace.mark("vm-created")
+        try InterruptControllerSetup.programELCR(core.vm)
         let amdHost = core.amdHost
         let memoryMap = layout.memoryMap(amdHost: amdHost)
 
@@ -77,24 +89,24 @@ public final class PCMachine: Sendable {
         // Devices get the DMA accessor, which never writes ROM; loaders below keep the one that does.
         devices = try PCDevices(configuration: configuration, layout: layout, pciMemory: pciMemory, ioRoot: ioRoot,
                                 dma: core.memory.dmaMemory, accelerator: core.accelerator, serial: serial, logger: logger,
-                                requestExit: { exitBox.request($0, reason: $1) })
+                                hooks: PCDevices.Hooks(
+                                    exit: { exitBox.request($0, reason: $1) },
+                                    powerOff: { exitBox.machine.withLock { $0?.machine }?.guestPowerOff() },
+                                    reset: { exitBox.machine.withLock { $0?.machine }?.requestReset(.guestReset) }))
+        StartupTrace.mark("devices-realized")
         core.attach()
+        // A memory slot KVM refused is the user's problem to hear about now, in one line.
+        do { try core.accelerator.checkMemory() } catch { throw MachineError("\(error)") }
+        StartupTrace.mark("memory-mapped")
         let memory = core.memory
 
         // Firmware's work: ACPI tables in the BIOS area, the kernel and its boot information.
         let guest = memory.guestMemory
-        let acpiConfiguration = ACPIConfiguration(cpuCount: configuration.cpuCount)
-        let acpi = configuration.acpi ? try ACPITables.write(acpiConfiguration, into: guest) : nil
-        try Self.addFirmwareFiles(devices.fwCfg, guest: guest, acpi: acpi, tablesStart: acpiConfiguration.tablesAddress,
-                                  e820: layout.qemuE820Table(amdHost: amdHost), logger: logger)
-        // Like QEMU, which copies ELF segments into whatever RAM or ROM backs their address,
-        // a segment may land anywhere in guest memory (e.g. just below 1 MiB in the BIOS area).
-        var usable: [Range<UInt64>] = [0..<layout.below4G]
-        if layout.above4G > 0 { usable.append(PCMemoryLayout.highMemoryBase..<(PCMemoryLayout.highMemoryBase + layout.above4G)) }
-        let e820 = memoryMap.map { E820Entry(base: $0.base, length: $0.length, kind: E820Entry.Kind(rawValue: $0.kind.rawValue) ?? .reserved) }
-        let kernelBytes = try MultibootLoader.readFile(kernelPath, what: "kernel")
-        let boot = try KernelBoot.load(kernelBytes, path: kernelPath, configuration: configuration, layout: layout,
-                                       usableRAM: usable, memoryMap: e820, into: guest)
+        _ = memoryMap
+        let boot = try Self.loadSoftware(configuration: configuration, layout: layout, kernelPath: kernelPath, amdHost: amdHost,
+                                         fwCfg: devices.fwCfg, guest: guest, logger: logger)
+        self.boot = Mutex(boot)
+        StartupTrace.mark("kernel-loaded")
 
         // vCPUs: the BSP enters the kernel; APs wait in the kernel for INIT/SIPI.
         var runners: [VCPURunner] = []
@@ -107,6 +119,9 @@ public final class PCMachine: Sendable {
             runners.append(runner)
         }
         self.runners = runners
+        StartupTrace.mark("vcpus-created")
+        // Running from the start (monitors may ask before `run()` is called), unless -S.
+        state.withLock { $0 = configuration.startPaused ? .prelaunch : .running }
         exitBox.machine.withLock { $0 = WeakMachine(self) }
     }
 
@@ -117,6 +132,26 @@ public final class PCMachine: Sendable {
     /// at 0xf0000. QEMU: init_pam() calls in i440fx_init().
     static let biosPAMWindows: [(UInt64, UInt64)] = [(0xe_0000, 0x4000), (0xe_4000, 0x4000), (0xe_8000, 0x4000),
                                                      (0xe_c000, 0x4000), (0xf_0000, 0x1_0000)]
+
+    /// What firmware and QEMU's loader leave in guest memory before the kernel runs: the ACPI
+    /// tables, the fw_cfg files, the kernel (and modules or initrd) with its boot information.
+    /// Done at start and again at each reboot (the guest may have overwritten any of it).
+    static func loadSoftware(configuration: MachineConfiguration, layout: PCMemoryLayout, kernelPath: String, amdHost: Bool,
+                             fwCfg: FwCfg, guest: GuestMemory, logger: Logger) throws -> KernelBoot {
+        let acpiConfiguration = ACPIConfiguration(cpuCount: configuration.cpuCount)
+        let acpi = configuration.acpi ? try ACPITables.write(acpiConfiguration, into: guest) : nil
+        try Self.addFirmwareFiles(fwCfg, guest: guest, acpi: acpi, tablesStart: acpiConfiguration.tablesAddress,
+                                  e820: layout.qemuE820Table(amdHost: amdHost), logger: logger)
+        // Like QEMU, which copies ELF segments into whatever RAM or ROM backs their address,
+        // a segment may land anywhere in guest memory (e.g. just below 1 MiB in the BIOS area).
+        var usable: [Range<UInt64>] = [0..<layout.below4G]
+        if layout.above4G > 0 { usable.append(PCMemoryLayout.highMemoryBase..<(PCMemoryLayout.highMemoryBase + layout.above4G)) }
+        let e820 = layout.memoryMap(amdHost: amdHost)
+            .map { E820Entry(base: $0.base, length: $0.length, kind: E820Entry.Kind(rawValue: $0.kind.rawValue) ?? .reserved) }
+        let kernelBytes = try MultibootLoader.readFile(kernelPath, what: "kernel")
+        return try KernelBoot.load(kernelBytes, path: kernelPath, configuration: configuration, layout: layout,
+                                   usableRAM: usable, memoryMap: e820, into: guest)
+    }
 
     /// The fw_cfg files QEMU's pc offers firmware: the e820 map, the ACPI tables and RSDP,
     /// the boot-fail wait. QEMU: `fw_cfg_add_file()` calls in pc.c and acpi-build.c.
@@ -137,29 +172,52 @@ public final class PCMachine: Sendable {
         }
     }
 
-    /// Runs the guest until it ends (isa-debug-exit, shutdown, a fatal vCPU error, or
-    /// `requestExit`), and returns the process exit status QEMU would have.
+    /// Runs the guest until it ends (isa-debug-exit, shutdown, quit, a fatal vCPU error) and
+    /// returns the process exit status QEMU would have. The calling thread is the machine's
+    /// main loop: it serves reset and power requests, so no vCPU ever waits for itself.
+    /// With `-S` the vCPUs wait for `resume()` (QMP `cont`). QEMU: qemu_main_loop().
     public func run() -> Int32 {
         devices.ioThread.start()
         defer { devices.ioThread.stop() }
-        for (i, r) in runners.enumerated() {
-            r.start(name: "vcpu\(i)") { [self] reason in
-                switch reason {
-                case .stopped:
-                    break
-                case .shutdown, .reset, .halted:
-                    // QEMU: a guest reset (triple fault) ends the run with -no-reboot (status 0);
-                    // without a firmware to restart, we end it either way.
-                    requestExit(status: 0, reason: "vCPU \(i): \(reason)")
-                case .failed(let why):
-                    logger.error("vCPU \(i): \(why)")
-                    requestExit(status: 1, reason: "vCPU \(i) failed")
+        let startPaused = configuration.startPaused
+        if startPaused && runState == .prelaunch {
+            for r in runners { r.pause() }
+        }
+        StartupTrace.mark("vcpus-started")
+        for (i, r) in runners.enumerated() { startVCPU(i, r) }
+        while true {
+            wakeMainLoop.wait()
+            let pending = requests.withLock { r in defer { r = [] }; return r }
+            for request in pending {
+                switch request {
+                case .reset(let cause): performReset(cause)
+                case .exit: break
                 }
             }
+            if outcome.withLock({ $0 }) != nil { break }
         }
-        finished.wait()
         for r in runners { r.stop() }
         return outcome.withLock { $0?.status } ?? 0
+    }
+
+    /// Starts vCPU `i`'s thread; what ends its run becomes a machine request.
+    func startVCPU(_ i: Int, _ r: VCPURunner) {
+        r.start(name: "vcpu\(i)") { [self] reason in
+            switch reason {
+            case .stopped:
+                break
+            case .shutdown, .reset:
+                // A triple fault (or KVM's reset event) is a guest reset. QEMU:
+                // qemu_system_reset_request(SHUTDOWN_CAUSE_GUEST_RESET).
+                requestReset(.guestReset)
+            case .halted:
+                requestExit(status: 0, reason: "vCPU \(i): halted with no interrupt controller")
+            case .failed(let why):
+                logger.error("vCPU \(i): \(why)")
+                state.withLock { $0 = .internalError }
+                requestExit(status: 1, reason: "vCPU \(i) failed")
+            }
+        }
     }
 
     /// Why the run ended (the first request's reason), once it has.
@@ -173,11 +231,11 @@ public final class PCMachine: Sendable {
             o = (status, reason)
             return true
         }
-        if first { logger.debug("machine exit \(status): \(reason)") }
-        if first {
-            for r in runners { r.stop() }
-            finished.signal()
-        }
+        guard first else { return }
+        logger.debug("machine exit \(status): \(reason)")
+        for r in runners { r.stop() }
+        requests.withLock { $0.append(.exit) }
+        wakeMainLoop.signal()
     }
 }
 

@@ -51,3 +51,54 @@ enum VCPUSetup {
         try vcpu.setLAPIC(lapic)
     }
 }
+
+extension VCPUSetup {
+    /// The local APIC's registers at power-on (SDM vol. 3 §10.4.7.1): ID and version kept,
+    /// IRR/ISR/TMR, TPR, the timer and ESR clear, every LVT masked, DFR all ones, SVR 0xff.
+    /// QEMU: apic_reset_common() → apic_init_reset().
+    static func powerOnLocalAPIC(_ vcpu: VCPU) throws {
+        let now = try vcpu.getLAPIC()
+        var lapic = [UInt8](repeating: 0, count: now.count)
+        for offset in [0x20, 0x30] { for b in 0..<4 { lapic[offset + b] = now[offset + b] } }
+        func put(_ offset: Int, _ value: UInt32) {
+            for b in 0..<4 { lapic[offset + b] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(b))) }
+        }
+        put(0xe0, 0xffff_ffff)
+        put(0xf0, 0xff)
+        for lvt in stride(from: 0x320, through: 0x370, by: 0x10) { put(lvt, 0x1_0000) }
+        try vcpu.setLAPIC(lapic)
+    }
+}
+
+/// The in-kernel interrupt controllers as the pc machine's firmware leaves them.
+enum InterruptControllerSetup {
+    /// The PIIX ELCR: ISA IRQs 10 and 11 (the PCI INTx lines SeaBIOS routes PIRQs to) level-
+    /// triggered, the rest edge. SeaBIOS: piix_isa_bridge_setup() writes 0x00/0x0c to
+    /// 0x4d0/0x4d1 (IRQ 9, the SCI, stays edge in the 8259 view).
+    static let elcr: (master: UInt8, slave: UInt8) = (0x00, 0x0c)
+
+    static func programELCR(_ vm: VirtualMachine) throws {
+        for (chip, bits) in [(UInt32(0), elcr.master), (1, elcr.slave)] {
+            var pic = try vm.getPIC(chip)
+            pic.elcr = bits & pic.elcrMask
+            try vm.setPIC(chip, pic)
+        }
+    }
+
+    /// The 8259 pair and the IOAPIC back to their reset state (the ELCR kept: the PIIX does
+    /// not reset it; firmware reprograms it), every IOAPIC entry masked.
+    /// QEMU: pic_reset_common(), ioapic_reset_common().
+    static func reset(_ vm: VirtualMachine) throws {
+        for chip: UInt32 in [0, 1] {
+            let old = try vm.getPIC(chip)
+            var pic = PICState()
+            pic.elcr = old.elcr
+            pic.elcrMask = old.elcrMask
+            try vm.setPIC(chip, pic)
+        }
+        var ioapic = IOAPICState()
+        ioapic.baseAddress = try vm.getIOAPIC().baseAddress
+        ioapic.redirectionTable = [UInt64](repeating: 1 << 16, count: 24)
+        try vm.setIOAPIC(ioapic)
+    }
+}

@@ -4,9 +4,6 @@ import Machine
 import ProcessSupport
 import Synchronization
 import VMMSys
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `vmm bench net`: virtio-net over a tap, the host's own network stack as the peer, under vmm
 /// and QEMU (vhost=off: this host has no /dev/vhost-net) with the same kernel and flags,
@@ -97,8 +94,8 @@ struct NetRun {
                          "-append", "bench=1 rtt=\(pings) stream=\(datagrams) size=\(size)"]
             let status: Int32, output: String
             if qemu {
-                let trace = (getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp") + "/vmm-bench-qemu-trace-\(getpid())"
-                defer { unlink(trace) }
+                let trace = (HostEnvironment.value("TMPDIR") ?? "/tmp") + "/vmm-bench-qemu-trace-\(HostEnvironment.processID)"
+                defer { HostEnvironment.removeFile(trace) }
                 let vm = try BackgroundProcess([binary] + flags + ["-trace", "kvm_run_exit", "-D", trace])
                 exitCount.withLock { $0 = { QEMUTrace.userspaceExits(trace) } }
                 status = vm.wait(timeoutSeconds: 600)

@@ -24,6 +24,15 @@ enum GuestKernels {
         }
     }()
 
+    /// A 1 MiB raw image of zeros for runs that need a drive but read nothing from it (attach
+    /// it with readonly=on); created once per test process, next to the built kernels.
+    static let scratchImage: String = {
+        let dir = (try? built.get()) ?? FileManager.default.temporaryDirectory.path
+        let path = dir + "/scratch-\(getpid()).img"
+        FileManager.default.createFile(atPath: path, contents: Data(count: 1 << 20))
+        return path
+    }()
+
     /// The path of kernel `name` (e.g. "hello" → OUT/hello.elf).
     static func path(_ name: String) throws -> String {
         try built.get() + "/\(name).elf"

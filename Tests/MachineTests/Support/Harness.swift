@@ -37,6 +37,27 @@ enum Harness {
         return try ChildProcess.run([qemuPath] + arguments, timeoutSeconds: timeoutSeconds, stdinPath: stdinPath)
     }
 
+    static let qemuMissing = "qemu-system-x86_64 is not installed (apt-get install qemu-system-x86): the QEMU half of this comparison did not run"
+
+    /// Runs QEMU with `arguments` for the QEMU half of a differential test. Where QEMU is not
+    /// installed it records a known issue saying the comparison did not run (so the test cannot
+    /// pass silently) and returns nil.
+    static func qemuOrKnownIssue(_ arguments: [String], timeoutSeconds: Int = 120, stdinPath: String = "/dev/null",
+                                 sourceLocation: SourceLocation = #_sourceLocation) throws -> ChildRun? {
+        guard let run = try qemu(arguments, timeoutSeconds: timeoutSeconds, stdinPath: stdinPath) else {
+            withKnownIssue(Comment(rawValue: qemuMissing)) { Issue.record(Comment(rawValue: qemuMissing), sourceLocation: sourceLocation) }
+            return nil
+        }
+        return run
+    }
+
+    /// Runs QEMU with `arguments`; throws where it is not installed (for tests already gated on
+    /// `qemuPath`).
+    static func requireQEMU(_ arguments: [String], timeoutSeconds: Int = 120, stdinPath: String = "/dev/null") throws -> ChildRun {
+        guard let run = try qemu(arguments, timeoutSeconds: timeoutSeconds, stdinPath: stdinPath) else { throw HarnessError(qemuMissing) }
+        return run
+    }
+
     /// The serial text of a run: QEMU's own warnings on stderr are dropped (they go to the
     /// same capture), as are carriage returns.
     static func serialLines(_ output: String) -> [String] {

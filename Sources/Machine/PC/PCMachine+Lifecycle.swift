@@ -1,0 +1,167 @@
+import Dispatch
+import KVM
+import KVMAccel
+import QMP
+import Synchronization
+import VMMSys
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The machine's run states, as QEMU names them (QMP query-status). QEMU: qapi/run-state.json.
+public enum RunState: String, Sendable {
+    case prelaunch, running, paused, shutdown, suspended
+    case internalError = "internal-error"
+}
+
+/// Why the machine resets. QEMU: ShutdownCause.
+public enum ResetCause: String, Sendable {
+    /// The guest: 0xcf9, the i8042's reset line, a triple fault. QEMU: "guest-reset".
+    case guestReset = "guest-reset"
+    /// QMP system_reset. QEMU: "host-qmp-system-reset".
+    case hostQMP = "host-qmp-system-reset"
+
+    var byGuest: Bool { self == .guestReset }
+}
+
+/// What the main loop is asked to do.
+enum MachineRequest: Sendable {
+    case reset(ResetCause)
+    case exit
+}
+
+/// Fan-out of machine events (QMP STOP, RESUME, RESET, POWERDOWN, SHUTDOWN) to subscribers.
+/// QEMU: qapi_event_send_*() → monitor_qapi_event_emit().
+public final class MachineEvents: Sendable {
+    private let subscribers = Mutex<[@Sendable (String, JSONValue?) -> Void]>([])
+
+    public init() {}
+
+    /// Calls `handler` with every event from now on (on the thread that raised it).
+    public func subscribe(_ handler: @escaping @Sendable (String, JSONValue?) -> Void) {
+        subscribers.withLock { $0.append(handler) }
+    }
+
+    func emit(_ name: String, _ data: JSONValue? = nil) {
+        for s in subscribers.withLock({ $0 }) { s(name, data) }
+    }
+}
+
+extension PCMachine {
+    /// The current run state. QEMU: runstate_get().
+    public var runState: RunState { state.withLock { $0 } }
+
+    /// Parks every vCPU outside the guest and waits until they are; STOP. From any thread but
+    /// a vCPU's own. QEMU: qmp_stop() → vm_stop(RUN_STATE_PAUSED).
+    public func pause() {
+        transition.withLock { _ in
+            let was = state.withLock { s -> RunState in
+                defer { if s == .running { s = .paused } }
+                return s
+            }
+            guard was == .running else { return }
+            for r in runners { r.pause() }
+            while !runners.allSatisfy(\.isParked) { sched_yield() }
+            events.emit("STOP")
+        }
+    }
+
+    /// Lets the vCPUs run again (also the first start after `-S`); RESUME. QEMU: qmp_cont().
+    public func resume() {
+        transition.withLock { _ in
+            let was = state.withLock { s -> RunState in
+                defer { if s == .paused || s == .prelaunch { s = .running } }
+                return s
+            }
+            guard was == .paused || was == .prelaunch else { return }
+            events.emit("RESUME")
+            for r in runners { r.resume() }
+        }
+    }
+
+    /// Asks for a reset, done by the main loop (never on the calling vCPU's thread).
+    /// QEMU: qemu_system_reset_request().
+    public func requestReset(_ cause: ResetCause) {
+        requests.withLock { $0.append(.reset(cause)) }
+        wakeMainLoop.signal()
+    }
+
+    /// QMP system_reset.
+    public func systemReset(reason: ResetCause) { requestReset(reason) }
+
+    /// QMP quit: SHUTDOWN (host-qmp-quit), then the run ends with status 0. QEMU: qmp_quit().
+    public func quit() {
+        events.emit("SHUTDOWN", .object([("guest", false), ("reason", "host-qmp-quit")]))
+        state.withLock { $0 = .shutdown }
+        requestExit(status: 0, reason: "QMP quit")
+    }
+
+    /// The ACPI power button: POWERDOWN, PWRBTN_STS and an SCI the guest sees.
+    /// QEMU: qmp_system_powerdown() → acpi_pm1_evt_power_down().
+    public func powerdown() {
+        events.emit("POWERDOWN")
+        devices.pmRegisters.pressPowerButton()
+    }
+
+    /// The guest powered off (ACPI S5): SHUTDOWN (guest-shutdown), status 0.
+    func guestPowerOff() {
+        events.emit("SHUTDOWN", .object([("guest", true), ("reason", "guest-shutdown")]))
+        state.withLock { $0 = .shutdown }
+        requestExit(status: 0, reason: "ACPI soft-off (PM1a_CNT SLP_EN, S5)")
+    }
+
+    /// A reset, on the main loop. With `-no-reboot` a guest reset ends the run (SHUTDOWN
+    /// guest-reset, status 0), as QEMU; otherwise RESET and a reboot: vCPUs parked, devices
+    /// reset, the kernel loaded again and entered, vCPUs resumed in their previous state.
+    /// QEMU: qemu_system_reset() (qemu_devices_reset + cpu resets; firmware then reloads).
+    func performReset(_ cause: ResetCause) {
+        if cause.byGuest && configuration.noReboot {
+            events.emit("SHUTDOWN", .object([("guest", true), ("reason", .string(cause.rawValue))]))
+            state.withLock { $0 = .shutdown }
+            requestExit(status: 0, reason: "guest reset with -no-reboot")
+            return
+        }
+        transition.withLock { _ in
+            for r in runners { r.pause() }
+            while !runners.allSatisfy(\.isParked) { sched_yield() }
+            do {
+                try rebootSoftware()
+            } catch {
+                logger.error("reset: \(error)")
+                requestExit(status: 1, reason: "reset failed")
+                return
+            }
+            events.emit("RESET", .object([("guest", .bool(cause.byGuest)), ("reason", .string(cause.rawValue))]))
+            let running = state.withLock { $0 == .running }
+            for (i, r) in runners.enumerated() {
+                if running { r.resume() }
+                if !r.isRunning { startVCPU(i, r) }
+            }
+        }
+    }
+
+    /// Devices to their reset state, the kernel loaded again, the BSP at its entry, the APs
+    /// waiting for INIT/SIPI again.
+    private func rebootSoftware() throws {
+        devices.reset()
+        guard let kernelPath = configuration.kernel else { return }
+        let guest = memory.guestMemory
+        let boot = try Self.loadSoftware(configuration: configuration, layout: layout, kernelPath: kernelPath,
+                                         amdHost: core.amdHost, fwCfg: devices.fwCfg, guest: guest, logger: logger)
+        self.boot.withLock { $0 = boot }
+        try InterruptControllerSetup.reset(vm)
+        try InterruptControllerSetup.programELCR(vm)
+        for (id, r) in runners.enumerated() {
+            try r.vcpu.clearPendingEvents()
+            VCPUSetup.setInitialMSRs(r.vcpu, logger: logger)
+            try VCPUSetup.powerOnLocalAPIC(r.vcpu)
+            try VCPUSetup.resetLocalAPIC(r.vcpu, bsp: id == 0)
+            if id == 0 {
+                try r.vcpu.setMPState(.runnable)
+                try boot.enter(r.vcpu, memory: guest)
+            } else {
+                try r.vcpu.setMPState(.uninitialized)
+            }
+        }
+    }
+}
