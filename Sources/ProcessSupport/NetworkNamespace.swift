@@ -1,3 +1,4 @@
+import CKVM
 import Synchronization
 import VMMSys
 #if canImport(Glibc)
@@ -41,16 +42,9 @@ public enum NetworkNamespace {
         return try result.withLock { $0! }.get()
     }
 
-    /// unshare(2) is declared only under _GNU_SOURCE, so it does not import into Swift: it is
-    /// looked up in the C library instead. CLONE_NEWNET from <linux/sched.h>.
-    static let cloneNewNet: Int32 = 0x4000_0000
-    static func unshareNetwork() -> Int32 {
-        // SAFETY: dlopen(NULL) is the running program; "unshare" is glibc's `int unshare(int)`,
-        // so the symbol has exactly the C signature it is cast to.
-        guard let handle = unsafe dlopen(nil, RTLD_NOW), let symbol = unsafe dlsym(handle, "unshare") else { return -1 }
-        let unshare = unsafe unsafeBitCast(symbol, to: (@convention(c) (Int32) -> Int32).self)
-        return unshare(cloneNewNet)
-    }
+    /// Moves the calling thread into a new network namespace: unshare(CLONE_NEWNET) through the
+    /// C shim, so it links into the fully static release executable too.
+    static func unshareNetwork() -> Int32 { ckvm_unshare(CKVM_CLONE_NEWNET) }
 
     /// Creates a persistent tap in the calling thread's namespace with `address` (CIDR),
     /// `mtu`, up; `multiQueue` makes it IFF_MULTI_QUEUE; `user` lets that uid attach to it.
