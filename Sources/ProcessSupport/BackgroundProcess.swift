@@ -1,3 +1,4 @@
+import CKVM
 import SystemPackage
 import VMMSys
 #if canImport(Glibc)
@@ -72,26 +73,39 @@ public final class BackgroundProcess: @unchecked Sendable {
     }
 
     /// Waits for the exit (SIGKILL after `timeoutSeconds`); returns the exit status (128 +
-    /// signal when killed).
+    /// signal when killed). Waits on the child's pidfd, as ChildProcess does, rather than
+    /// polling on a timer; without pidfds (Linux < 5.3) it checks every 2 ms.
     @discardableResult
     public func wait(timeoutSeconds: Double) -> Int32 {
         if let exitStatus { return exitStatus }
-        let deadline = HostClock.monotonicNanoseconds() &+ UInt64(timeoutSeconds * 1e9)
+        let deadline = HostClock.monotonicNanoseconds() &+ UInt64(max(0, timeoutSeconds) * 1e9)
+        let pidfd = ckvm_pidfd_open(pid)
+        defer { if pidfd >= 0 { close(pidfd) } }
         var killed = false
         while true {
             var status: Int32 = 0
             // SAFETY: waitpid writes one Int32.
             let r = unsafe waitpid(pid, &status, WNOHANG)
             if r == pid {
-                exitStatus = Self.decode(status)
-                return exitStatus!
+                let decoded = Self.decode(status)
+                exitStatus = decoded
+                return decoded
             }
             if r < 0 && currentErrno() != EINTR { exitStatus = -1; return -1 }
-            if !killed && HostClock.monotonicNanoseconds() > deadline {
+            let now = HostClock.monotonicNanoseconds()
+            if !killed && now >= deadline {
                 kill(pid, SIGKILL)
                 killed = true
             }
-            usleep(2000)
+            if pidfd >= 0 {
+                // Readable once the child has exited; the timeout only brings the kill.
+                let left = killed ? 1000 : Int32(clamping: (deadline &- now) / 1_000_000 + 1)
+                var entry = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+                // SAFETY: poll reads and writes exactly one pollfd, the local above.
+                _ = unsafe poll(&entry, 1, left)
+            } else {
+                usleep(2000)
+            }
         }
     }
 
