@@ -42,6 +42,9 @@ public final class VirtIOPCI: PCIDevice, VirtIOTransport, Resettable, @unchecked
     private let offeredTransportFeatures: UInt64
     private let logger: Logger
     private let msixCapabilityOffset = Atomic<Int>(0)
+    /// Where the VIRTIO_PCI_CAP_PCI_CFG capability is (0x84, as QEMU's); see
+    /// VirtIOPCI+ConfigWindow.swift.
+    let pciCfgCapabilityOffset = Atomic<Int>(0)
     /// Guest-provoked errors (broken rings, bad requests) are logged through this, rate-limited.
     private let errorLog = RateLimitedLog()
     /// The device lock: the I/O thread's turn on a queue (pop, device work, push), device
@@ -152,6 +155,11 @@ public final class VirtIOPCI: PCIDevice, VirtIOTransport, Resettable, @unchecked
         let capabilities = [cap(1, Self.commonOffset), cap(3, Self.isrOffset), cap(4, Self.deviceOffset),
                             cap(2, Self.notifyOffset, (0..<4).map { UInt8(truncatingIfNeeded: m >> (8 * UInt32($0))) })]
         for c in capabilities { addCapability(c) }
+        // The configuration-access capability follows the four structures and precedes
+        // MSI-X, so the list is QEMU's: 0x40 common, 0x50 ISR, 0x60 device, 0x70 notify,
+        // 0x84 PCI_CFG, 0x98 MSI-X. QEMU: virtio_pci_device_plugged().
+        let window = Self.pciCfgCapability()
+        pciCfgCapabilityOffset.store(addCapability(window.bytes, writeMask: window.writeMask) ?? 0, ordering: .releasing)
         if let msix {
             let (msixBytes, msixMask) = msix.capability(bar: 1)
             msixCapabilityOffset.store(addCapability(msixBytes, writeMask: msixMask) ?? 0, ordering: .releasing)
@@ -167,8 +175,22 @@ public final class VirtIOPCI: PCIDevice, VirtIOTransport, Resettable, @unchecked
 
     // MARK: PCI config
 
+    /// A read overlapping the PCI_CFG capability's data first makes the window's read into it.
+    /// QEMU: virtio_read_config().
+    public override func configRead(offset: Int, size: Int) -> UInt32 {
+        pciCfgWindow(offset: offset, size: size, isWrite: false,
+                     read: { super.configRead(offset: $0, size: $1) },
+                     write: { super.configWrite(offset: $0, value: $1, size: $2) })
+        return super.configRead(offset: offset, size: size)
+    }
+
+    /// QEMU: virtio_write_config() (MSI-X control through msix_write_config(), the PCI_CFG
+    /// window's write).
     public override func configWrite(offset: Int, value: UInt32, size: Int) {
         super.configWrite(offset: offset, value: value, size: size)
+        pciCfgWindow(offset: offset, size: size, isWrite: true,
+                     read: { super.configRead(offset: $0, size: $1) },
+                     write: { super.configWrite(offset: $0, value: $1, size: $2) })
         let cap = msixCapabilityOffset.load(ordering: .acquiring)
         let control = cap + 2
         if cap != 0, offset < control + 2, offset + size > control {
