@@ -70,7 +70,11 @@ import VMMSys
         for (a, message) in [(QEMUArguments(mon: ["chardev=x"]), "not found"),
                              (QEMUArguments(chardev: ["stdio,id=s"], mon: ["chardev=s,mode=control"]), "needs a listening socket"),
                              (QEMUArguments(chardev: ["null,id=n"], mon: ["chardev=n", "chardev=n"]), "in use"),
-                             (QEMUArguments(chardev: ["null,id=n"], mon: ["chardev=n,mode=qmp"]), "does not accept value")] {
+                             (QEMUArguments(chardev: ["null,id=n"], mon: ["chardev=n,mode=qmp"]), "does not accept value"),
+                             // QEMU 7.2's own words (monitor_init()).
+                             (QEMUArguments(chardev: ["null,id=n"], mon: ["chardev=n,pretty=on"]), "-mon chardev=n,pretty=on: 'pretty' is not compatible with HMP monitors"),
+                             (QEMUArguments(chardev: ["socket,id=q,path=/tmp/q,server=on,wait=off"], mon: ["chardev=q,mode=control,pretty=on"]),
+                              "pretty-printed QMP is not supported")] {
             let e = #expect(throws: ConfigurationError.self) { try MachineConfiguration(qemu: a) }
             #expect(e?.message.contains(message) == true, "\(e?.message ?? "")")
         }

@@ -50,18 +50,11 @@ final class ChardevMonitor: ChardevFrontend {
 }
 
 extension PCMachine {
-    /// Starts the human monitors on chardevs (`-mon chardev=ID`, mode=readline); QMP ones
-    /// (mode=control) are left to the QMP server (`MachineConfiguration.controlMonitorSockets`).
-    /// Call before `run()`: the monitors read on the I/O thread, which `run()` starts.
-    /// QEMU: monitor_init_hmp().
-    public func startChardevMonitors() throws {
-        let system = memorySystem
-        let monitor = HumanMonitor(providers: HumanMonitor.Providers(
-            memoryTree: { flat in flat ? MemoryTreeDump.flat(system) : MemoryTreeDump.tree(system) },
-            ioeventfds: { MemoryTreeDump.ioeventfds(system) },
-            status: { "VM status: running\n" },
-            quit: { [weak self] in self?.requestExit(status: 0, reason: "monitor quit") },
-            pci: { [weak self] in self?.devices.pci.info() ?? "" }))
+    /// Starts `monitor` on every chardev a human monitor names (`-mon chardev=ID`,
+    /// mode=readline); QMP ones (mode=control) are served by the QMP server on the chardev's
+    /// socket (`MachineConfiguration.controlMonitorSockets`). Call before `run()`: the monitors
+    /// read on the I/O thread, which `run()` starts. QEMU: monitor_init_hmp().
+    public func startChardevMonitors(_ monitor: HumanMonitor) throws {
         for spec in configuration.chardevMonitors where spec.mode == .readline {
             guard let chardevSpec = configuration.chardevs.first(where: { $0.id == spec.chardev }) else {
                 throw MachineError("-mon chardev=\(spec.chardev): chardev \"\(spec.chardev)\" not found")

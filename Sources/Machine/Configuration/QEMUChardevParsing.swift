@@ -178,6 +178,10 @@ extension QEMUValueParsing {
             }
         }
         guard let chardev, !chardev.isEmpty else { throw ConfigurationError("-mon \(text): Parameter 'chardev' is missing") }
+        // QEMU 7.2: monitor_init() refuses pretty for the human monitor.
+        if pretty && mode == .readline { throw ConfigurationError("-mon \(text): 'pretty' is not compatible with HMP monitors") }
+        // Deliberate difference: QMP replies are never pretty-printed here.
+        if pretty { throw ConfigurationError("-mon \(text): pretty-printed QMP is not supported (leave pretty off)") }
         return ChardevMonitorSpec(chardev: chardev, mode: mode, pretty: pretty)
     }
 }
