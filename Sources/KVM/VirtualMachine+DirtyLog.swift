@@ -93,7 +93,7 @@ extension VirtualMachine {
     }
 
     /// Pages of `slot` as registered through `setUserMemoryRegion` (nil: no such slot).
-    public func slotPageCount(_ slot: UInt32) -> UInt64? { slotPages.withLock { $0[slot] } }
+    package func slotPageCount(_ slot: UInt32) -> UInt64? { slotPages.withLock { $0[slot] } }
 
     // MARK: A VM that must not run
 
@@ -101,13 +101,13 @@ extension VirtualMachine {
     /// kernel refused to map, say. vCPU run loops check `failure` before entering the guest,
     /// so the machine stops with this reason instead of running a guest whose memory is not
     /// what it was given. QEMU aborts the process in the same places.
-    public func recordFailure(_ reason: String) {
+    package func recordFailure(_ reason: String) {
         failureStorage.withLock { if $0 == nil { $0 = reason } }
         failed.store(true, ordering: .releasing)
     }
 
     /// The recorded failure, if any (a single atomic load when there is none).
-    public var failure: String? {
+    package var failure: String? {
         guard failed.load(ordering: .acquiring) else { return nil }
         return failureStorage.withLock { $0 }
     }

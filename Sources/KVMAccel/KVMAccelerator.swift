@@ -20,7 +20,7 @@ public final class KVMAccelerator: Sendable {
     /// `KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2` enabled: dirty logs are re-armed page by page with
     /// `KVM_CLEAR_DIRTY_LOG` when the memory API clears them. QEMU: `s->manual_dirty_log_protect`.
     public let manualDirtyLogProtection: Bool
-    public let logger: Logger
+    package let logger: Logger
 
     let slots: MemorySlots
     let ioeventfdStats = Mutex<IoeventfdStats>(IoeventfdStats())

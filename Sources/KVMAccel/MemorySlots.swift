@@ -44,8 +44,8 @@ public final class MemorySlots: Sendable {
     /// doing that in a loop must not flood the log.
     let errorLog = RateLimitedLog()
     /// Slot numbers this accelerator uses (`0..<limit`), and what the kernel offers.
-    public let limit: Int
-    public let kernelLimit: Int
+    package let limit: Int
+    package let kernelLimit: Int
     /// Whether `KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2` is on: logs are cleared with
     /// `KVM_CLEAR_DIRTY_LOG` (`logClear`) instead of by `KVM_GET_DIRTY_LOG` itself.
     let manualProtect: Bool
@@ -77,7 +77,7 @@ public final class MemorySlots: Sendable {
         }
     }
 
-    public var current: [Slot] { state.withLock { $0.slots.sorted { $0.guestAddress < $1.guestAddress } } }
+    package var current: [Slot] { state.withLock { $0.slots.sorted { $0.guestAddress < $1.guestAddress } } }
 
     /// The page-aligned part of a section KVM can map. QEMU: `kvm_align_section()`.
     static func align(_ section: MemoryRegionSection) -> (guest: UInt64, size: UInt64, delta: UInt64)? {

@@ -228,7 +228,7 @@ public final class VCPURunner: Sendable {
     }
 
     /// The vCPU's registers, for a failure message.
-    public func registerDump() -> String {
+    package func registerDump() -> String {
         do {
             let r = try vcpu.getRegisters()
             let s = try vcpu.getSpecialRegisters()

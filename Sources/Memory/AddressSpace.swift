@@ -231,7 +231,7 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
     /// Whether an accelerator takes this space's ioeventfds in the kernel. While false (the
     /// default), a write matching a region's ioeventfd signals it here instead of calling the
     /// device. QEMU: `kvm_eventfds_enabled()`.
-    public var acceleratorHandlesIoeventfds: Bool {
+    public package(set) var acceleratorHandlesIoeventfds: Bool {
         get { acceleratorFlag.load(ordering: .acquiring) }
         set { acceleratorFlag.store(newValue, ordering: .releasing) }
     }
@@ -247,7 +247,7 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
     public static let refusedIoeventfdLimit = 1024
 
     /// The accelerator could not take `ioeventfd`: writes matching it are signalled here.
-    public func ioeventfdRefused(_ ioeventfd: MemoryRegionIoeventfd) {
+    package func ioeventfdRefused(_ ioeventfd: MemoryRegionIoeventfd) {
         let firstOverflow = refusedList.withLock { list -> Bool in
             defer { refusedCount.store(list.entries.count + list.unrecorded, ordering: .releasing) }
             guard list.entries.count < Self.refusedIoeventfdLimit else {
@@ -267,7 +267,7 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
     /// `refusedIoeventfdLimit` is not found here, so the caller deassigns it in the kernel,
     /// which reports that it never had it.
     @discardableResult
-    public func ioeventfdAccepted(_ ioeventfd: MemoryRegionIoeventfd) -> Bool {
+    package func ioeventfdAccepted(_ ioeventfd: MemoryRegionIoeventfd) -> Bool {
         refusedList.withLock { list in
             defer { refusedCount.store(list.entries.count + list.unrecorded, ordering: .releasing) }
             guard let i = list.entries.firstIndex(where: { $0.isSameEntry(ioeventfd) }) else { return false }

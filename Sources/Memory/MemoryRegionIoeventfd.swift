@@ -13,7 +13,7 @@ public struct MemoryRegionIoeventfd: Sendable, CustomStringConvertible {
     public var data: UInt64
     public var notifier: EventNotifier
 
-    public init(start: UInt64, size: UInt64, matchData: Bool, data: UInt64, notifier: EventNotifier) {
+    package init(start: UInt64, size: UInt64, matchData: Bool, data: UInt64, notifier: EventNotifier) {
         self.start = start
         self.size = size
         self.matchData = matchData
@@ -24,7 +24,7 @@ public struct MemoryRegionIoeventfd: Sendable, CustomStringConvertible {
     /// The ordering that keeps ioeventfd arrays sorted and drives the one-pass merge diff:
     /// start, then size, then unmatched before matched, then data (only when matched), then the
     /// notifier's identity. QEMU: `memory_region_ioeventfd_before()`.
-    public func isOrderedBefore(_ b: MemoryRegionIoeventfd) -> Bool {
+    package func isOrderedBefore(_ b: MemoryRegionIoeventfd) -> Bool {
         if start != b.start { return start < b.start }
         if size != b.size { return size < b.size }
         if matchData != b.matchData { return !matchData }
@@ -37,7 +37,7 @@ public struct MemoryRegionIoeventfd: Sendable, CustomStringConvertible {
     /// fallback): same start, and either side's size 0 is a wildcard; otherwise same size,
     /// same matching mode, same data when matching, same notifier.
     /// QEMU: `memory_region_ioeventfd_equal()`.
-    public func matches(_ b: MemoryRegionIoeventfd) -> Bool {
+    package func matches(_ b: MemoryRegionIoeventfd) -> Bool {
         guard start == b.start else { return false }
         if size == 0 || b.size == 0 { return true }
         return size == b.size && matchData == b.matchData && (!matchData || data == b.data)

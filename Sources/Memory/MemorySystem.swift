@@ -87,13 +87,13 @@ extension MemorySystem {
     /// tolerate being called from any thread that dispatches, and re-entry (a drained write
     /// may reach a flushing region). QEMU: `qemu_flush_coalesced_mmio_buffer()` →
     /// `kvm_flush_coalesced_mmio_buffer()`.
-    public func setCoalescedMMIOFlush(_ flush: (@Sendable () -> Void)?) {
+    package func setCoalescedMMIOFlush(_ flush: (@Sendable () -> Void)?) {
         coalescedFlush.withLock { $0 = flush }
     }
 
     /// Drains the coalesced MMIO buffer if an accelerator installed a drain.
     /// QEMU: `qemu_flush_coalesced_mmio_buffer()`.
-    public func flushCoalescedMMIO() {
+    package func flushCoalescedMMIO() {
         let flush = coalescedFlush.withLock { $0 }
         flush?()
     }
