@@ -8,8 +8,11 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
     // @unchecked: listener and ioeventfd state is guarded by `system.lock`; the current map is
     // a Mutex-held immutable snapshot; fallback state is Mutex/Atomic.
 
+    /// The name `info mtree` shows ("memory", "I/O"). QEMU: `as->name`.
     public let name: String
+    /// The region rendered at address 0 of this space. QEMU: `as->root`.
     public let root: MemoryRegion
+    /// The memory system whose lock, transactions and listener list this space shares.
     public let system: MemorySystem
     private let map: Mutex<FlatView>
     /// Listeners of this address space, by priority. QEMU: `as->listeners`.
@@ -42,13 +45,14 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
         map.withLock { $0 = FlatView.render(root: root, globalDirtyLog: system.globalDirtyLogStorage) }
     }
 
+    /// `AddressSpace(name)`, for logs.
     public var description: String { "AddressSpace(\(name))" }
 
     /// The current flat view: an immutable snapshot, safe to use from any thread.
     /// QEMU: `address_space_to_flatview()`.
     public var currentMap: FlatView { map.withLock { $0 } }
 
-    /// The absolute ioeventfds announced to listeners, sorted.
+    /// The absolute ioeventfds announced to listeners, sorted. QEMU: `as->ioeventfds`.
     public var ioeventfds: [MemoryRegionIoeventfd] {
         system.lock.lock()
         defer { system.lock.unlock() }
@@ -230,7 +234,8 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
 
     /// Whether an accelerator takes this space's ioeventfds in the kernel. While false (the
     /// default), a write matching a region's ioeventfd signals it here instead of calling the
-    /// device. QEMU: `kvm_eventfds_enabled()`.
+    /// device. Set by the accelerator when it attaches (a `package` setter: clients read it).
+    /// QEMU: `kvm_eventfds_enabled()`.
     public package(set) var acceleratorHandlesIoeventfds: Bool {
         get { acceleratorFlag.load(ordering: .acquiring) }
         set { acceleratorFlag.store(newValue, ordering: .releasing) }

@@ -6,11 +6,16 @@ import VMMSys
 /// Inside a region `start` is an offset in the region; in an address space's list it is the
 /// absolute address. `data` is in the device's byte order. QEMU: `MemoryRegionIoeventfd`.
 public struct MemoryRegionIoeventfd: Sendable, CustomStringConvertible {
+    /// The offset in the region, or (in an address space's list and in listener calls) the
+    /// absolute address. QEMU: `addr.start`.
     public var start: UInt64
-    /// Length of the matched write; 0 matches writes of any length.
+    /// Length of the matched write; 0 matches writes of any length. QEMU: `addr.size`.
     public var size: UInt64
+    /// Whether only writes of exactly `data` match. QEMU: `match_data`.
     public var matchData: Bool
+    /// The value matched (with `matchData`), in the device's byte order. QEMU: `data`.
     public var data: UInt64
+    /// What a matching write signals. QEMU: `e`.
     public var notifier: EventNotifier
 
     package init(start: UInt64, size: UInt64, matchData: Bool, data: UInt64, notifier: EventNotifier) {
@@ -44,6 +49,7 @@ public struct MemoryRegionIoeventfd: Sendable, CustomStringConvertible {
             && notifier === b.notifier
     }
 
+    /// `0x… size=… data=0x…|any data fd=…`, for logs and `info ioeventfds`.
     public var description: String {
         let hex = String(start, radix: 16)
         let what = matchData ? "data=0x\(String(data, radix: 16))" : "any data"
