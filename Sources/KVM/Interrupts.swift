@@ -4,7 +4,9 @@ import VMMSys
 
 /// Where an ioeventfd listens: a port I/O address or a guest physical MMIO address.
 public enum IoEventAddress: Sendable, Hashable {
+    /// A port on the I/O bus (`KVM_IOEVENTFD_FLAG_PIO` set).
     case pio(UInt64)
+    /// A guest-physical address on the MMIO bus (no flag).
     case mmio(UInt64)
 }
 
@@ -15,6 +17,7 @@ public enum GSIRoute: Sendable, Hashable {
     /// GSI `gsi` sends the MSI message (address, data) — the route behind an MSI irqfd.
     case msi(gsi: UInt32, addressLo: UInt32, addressHi: UInt32, data: UInt32)
 
+    /// The GSI the entry routes (`kvm_irq_routing_entry.gsi`).
     public var gsi: UInt32 {
         switch self {
         case .irqchip(let gsi, _, _), .msi(let gsi, _, _, _): gsi

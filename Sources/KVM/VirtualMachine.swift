@@ -5,7 +5,9 @@ import VMMSys
 
 /// Flags of a guest memory slot (`KVM_SET_USER_MEMORY_REGION`).
 public struct MemoryRegionFlags: OptionSet, Sendable, Hashable {
+    /// The `KVM_MEM_*` bits (`kvm_userspace_memory_region.flags`).
     public let rawValue: UInt32
+    /// Wraps `KVM_MEM_*` bits, named here or not.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
     /// `KVM_MEM_LOG_DIRTY_PAGES`: track guest writes for `KVM_GET_DIRTY_LOG`.
