@@ -8,6 +8,7 @@ import VMMSys
 /// spaces. RAM and ROM become memory slots, ioeventfds become `KVM_IOEVENTFD`s; nothing
 /// KVM-specific lives in the memory API. QEMU: `kvm_init()` and `KVMState`.
 public final class KVMAccelerator: Sendable {
+    /// The VM whose slots, ioeventfds and routes this accelerator manages. QEMU: `s->vmfd`.
     public let vm: VirtualMachine
     /// `KVM_CAP_IOEVENTFD`: without it no eventfd listener is registered and every doorbell
     /// is signalled by userspace dispatch. QEMU: `kvm_eventfds_allowed`.
@@ -33,8 +34,12 @@ public final class KVMAccelerator: Sendable {
 
     /// Counts of what the eventfd listeners asked of the kernel.
     public struct IoeventfdStats: Sendable, Equatable {
+        /// `KVM_IOEVENTFD` assigns the kernel took (retries included).
         public var assigned = 0
+        /// `KVM_IOEVENTFD` deassigns the kernel took.
         public var deassigned = 0
+        /// ioeventfds left to userspace signalling: refused by the kernel, or zero-length ones
+        /// without `KVM_CAP_IOEVENTFD_ANY_LENGTH`.
         public var refused = 0
         /// Refused ones the kernel took later, when what was in their way went away.
         public var retried = 0
@@ -124,13 +129,16 @@ public final class KVMAccelerator: Sendable {
 
     // MARK: Coalesced I/O
 
-    /// `KVM_CAP_COALESCED_MMIO` / `KVM_CAP_COALESCED_PIO`: coalesced ranges become kernel
-    /// zones (otherwise their writes simply exit one by one).
+    /// `KVM_CAP_COALESCED_MMIO`: coalesced MMIO ranges become kernel zones (otherwise their
+    /// writes simply exit one by one). QEMU: `s->coalesced_mmio`.
     public var coalescedMMIO: Bool { coalesced.mmioPage > 0 }
+    /// `KVM_CAP_COALESCED_PIO` as well: coalesced port ranges become kernel zones too.
+    /// QEMU: `s->coalesced_pio`.
     public var coalescedPIO: Bool { coalesced.pio }
 
-    /// Coalesced zones registered with the kernel now, and writes replayed from the ring so far.
+    /// Coalesced zones registered with the kernel now.
     public var coalescedZones: Int { coalesced.zoneCount }
+    /// Buffered writes replayed from the ring into the address spaces so far.
     public var coalescedWritesDrained: UInt64 { coalesced.drained.load(ordering: .relaxed) }
 
     /// Replays the coalesced ring now (what every vCPU does before handling an exit).

@@ -7,12 +7,17 @@ import VMMSys
 /// The KVM memory slots backing guest RAM and ROM, keyed by guest address.
 /// QEMU: `KVMSlot` and `kvm_set_phys_mem()`.
 public final class MemorySlots: Sendable {
-    /// One registered slot.
+    /// One registered slot. QEMU: `KVMSlot`.
     public struct Slot: Sendable, Equatable {
+        /// The slot number given to the kernel. QEMU: `KVMSlot.slot`.
         public var slot: UInt32
+        /// Guest-physical address of the slot's first byte. QEMU: `KVMSlot.start_addr`.
         public var guestAddress: UInt64
+        /// Length in bytes, whole pages. QEMU: `KVMSlot.memory_size`.
         public var size: UInt64
+        /// Host address of the slot's first byte, inside a RAM block's mapping. QEMU: `KVMSlot.ram`.
         public var hostAddress: UInt64
+        /// `KVM_MEM_READONLY`: guest writes exit as MMIO (ROM).
         public var readOnly: Bool
         /// `KVM_MEM_LOG_DIRTY_PAGES`: the kernel logs the guest's writes to this slot.
         public var logDirtyPages = false

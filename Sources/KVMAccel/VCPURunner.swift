@@ -21,6 +21,7 @@ public enum VCPUStopReason: Sendable, Equatable, CustomStringConvertible {
     /// KVM could not run or emulate the guest; carries a register dump.
     case failed(String)
 
+    /// The reason as a word ("halted"), or a failure's message.
     public var description: String {
         switch self {
         case .halted: return "halted"
@@ -44,6 +45,7 @@ public final class ExitCounters: Sendable {
     public var mmio: UInt64 { mmioCount.load(ordering: .relaxed) }
     /// Every other exit (HLT, interrupted, IRQ window, …).
     public var other: UInt64 { otherCount.load(ordering: .relaxed) }
+    /// Every userspace exit counted here.
     public var total: UInt64 { portIO + mmio + other }
 }
 
@@ -56,9 +58,13 @@ public final class ExitCounters: Sendable {
 /// to run as built (guest RAM the kernel refused to map: `VirtualMachine.failure`) is not
 /// entered: the run ends with `.failed` and that reason.
 public final class VCPURunner: Sendable {
+    /// The vCPU this loop runs.
     public let vcpu: VCPU
+    /// Where MMIO exits are dispatched (and coalesced MMIO writes replayed).
     public let memory: AddressSpace
+    /// Where port I/O exits are dispatched.
     public let io: AddressSpace
+    /// This vCPU's userspace exits, by kind.
     public let counters = ExitCounters()
     private let logger: Logger
     private let stopRequested = Atomic<Bool>(false)
@@ -68,6 +74,8 @@ public final class VCPURunner: Sendable {
     private let parking = Mutex<(requested: Bool, parked: Bool, inRun: Bool, threadID: Int32?)>((false, false, false, nil))
     private let resumeSignal = DispatchSemaphore(value: 0)
 
+    /// A loop for `vcpu` dispatching into `memory` and `io`; installs the no-op kick signal
+    /// handler once per process. Nothing runs until ``run()`` or ``start(name:completion:)``.
     public init(vcpu: VCPU, memory: AddressSpace, io: AddressSpace, logger: Logger = Logger(label: "vmm.vcpu")) {
         self.vcpu = vcpu
         self.memory = memory
