@@ -52,6 +52,7 @@ import Glibc
     ///
     /// EINTR and EAGAIN are returned as `.interrupted`, not retried: they mean a signal or
     /// `immediateExit` asked this thread to come back. Any other failure throws.
+    /// QEMU: the `KVM_RUN` of `kvm_cpu_exec()`.
     public func run() throws(SystemError) -> VCPUExit {
         let r = ckvm_ioctl_none(fileDescriptor.rawValue, CKVM_RUN)
         if r < 0 {

@@ -52,6 +52,7 @@ public final class VirtualMachine: Sendable {
     /// Safety: the guest may then read and write `[hostAddress, hostAddress + size)` at any
     /// time, so that range must be memory set aside for it (a RAM block's mapping) and must stay
     /// mapped for as long as the slot exists. The kernel checks only that it is user memory.
+    /// QEMU: `kvm_set_user_memory_region()`.
     @unsafe
     public func setUserMemoryRegion(
         slot: UInt32, flags: MemoryRegionFlags = [], guestPhysicalAddress: UInt64, size: UInt64, hostAddress: UInt64
@@ -72,7 +73,7 @@ public final class VirtualMachine: Sendable {
     }
 
     /// `KVM_CREATE_IRQCHIP`: the in-kernel PIC pair, IOAPIC and per-vCPU local APICs.
-    /// Must come before any vCPU is created.
+    /// Must come before any vCPU is created. QEMU: `kvm_irqchip_create()`.
     public func createIrqchip() throws(SystemError) {
         try KVMIoctl.call(fileDescriptor, CKVM_CREATE_IRQCHIP, "KVM_CREATE_IRQCHIP", integer: 0)
     }
@@ -100,7 +101,8 @@ public final class VirtualMachine: Sendable {
                           "addr=\(hex(address))", value: &value)
     }
 
-    /// `KVM_CREATE_VCPU` plus the `kvm_run` mapping. Create vCPUs after `createIrqchip`.
+    /// `KVM_CREATE_VCPU` plus the `kvm_run` mapping (and, with the first vCPU, the VM's
+    /// coalesced ring). Create vCPUs after `createIrqchip`. QEMU: `kvm_init_vcpu()`.
     public func createVCPU(id: UInt32) throws(SystemError) -> VCPU {
         let fd = FileDescriptor(rawValue: try KVMIoctl.call(fileDescriptor, CKVM_CREATE_VCPU, "KVM_CREATE_VCPU",
                                                             "id=\(id)", integer: UInt(id)))

@@ -129,6 +129,7 @@ public final class VCPURunner: Sendable {
 
     /// Runs the vCPU on a new thread (1 MiB of stack); `completion` gets the reason it stopped,
     /// on that thread, or `.failed` on the calling thread if the host refused a thread.
+    /// QEMU: `kvm_start_vcpu_thread()`.
     public func start(name: String? = nil, completion: @escaping @Sendable (VCPUStopReason) -> Void) {
         do {
             try HostThread.start(name: name ?? "vcpu\(vcpu.id)", stackSize: 1 << 20) { [self] in completion(run()) }
