@@ -64,6 +64,7 @@ extension VirtualMachine {
     private static let redirectionTableOffset = 24
 
     /// `KVM_GET_IRQCHIP` for the master (0) or slave (1) PIC.
+    /// QEMU: `kvm_pic_get()` (hw/i386/kvm/i8259.c).
     public func getPIC(_ chip: UInt32) throws(SystemError) -> PICState {
         var c = kvm_irqchip()
         c.chip_id = chip
@@ -81,6 +82,7 @@ extension VirtualMachine {
     }
 
     /// `KVM_SET_IRQCHIP` for the master (0) or slave (1) PIC.
+    /// QEMU: `kvm_pic_put()` (hw/i386/kvm/i8259.c).
     public func setPIC(_ chip: UInt32, _ s: PICState) throws(SystemError) {
         var c = kvm_irqchip()
         c.chip_id = chip
@@ -103,7 +105,7 @@ extension VirtualMachine {
         try KVMIoctl.call(fileDescriptor, CKVM_SET_IRQCHIP, "KVM_SET_IRQCHIP", "chip=\(chip)", value: &c)
     }
 
-    /// `KVM_GET_IRQCHIP` for the IOAPIC.
+    /// `KVM_GET_IRQCHIP` for the IOAPIC. QEMU: `kvm_ioapic_get()` (hw/i386/kvm/ioapic.c).
     public func getIOAPIC() throws(SystemError) -> IOAPICState {
         var c = kvm_irqchip()
         c.chip_id = Self.ioapic
@@ -121,7 +123,7 @@ extension VirtualMachine {
         return s
     }
 
-    /// `KVM_SET_IRQCHIP` for the IOAPIC.
+    /// `KVM_SET_IRQCHIP` for the IOAPIC. QEMU: `kvm_ioapic_put()` (hw/i386/kvm/ioapic.c).
     public func setIOAPIC(_ s: IOAPICState) throws(SystemError) {
         var c = kvm_irqchip()
         c.chip_id = Self.ioapic

@@ -37,7 +37,7 @@ extension VCPU {
                           "vcpu=\(id) cr0=\(hex(registers.cr0)) efer=\(hex(registers.efer))", value: &sregs)
     }
 
-    /// `KVM_GET_FPU`.
+    /// `KVM_GET_FPU`. QEMU: `kvm_get_fpu()` (used where the host has no XSAVE).
     public func getFPU() throws(SystemError) -> FPUState {
         var fpu = kvm_fpu()
         try KVMIoctl.call(fileDescriptor, CKVM_GET_FPU, "KVM_GET_FPU", "vcpu=\(id)", value: &fpu)
@@ -45,6 +45,7 @@ extension VCPU {
     }
 
     /// `KVM_SET_FPU` (e.g. `FPUState()` for the FNINIT control word and reset MXCSR).
+    /// QEMU: `kvm_put_fpu()` (used where the host has no XSAVE).
     public func setFPU(_ state: FPUState) throws(SystemError) {
         var fpu = state.raw
         try KVMIoctl.call(fileDescriptor, CKVM_SET_FPU, "KVM_SET_FPU",

@@ -80,6 +80,7 @@ public final class VirtualMachine: Sendable {
 
     /// `KVM_CREATE_PIT2`: the in-kernel i8254 (needs the irqchip). `flags` is
     /// `kvm_pit_config.flags` (0, or `KVM_PIT_SPEAKER_DUMMY` = 1).
+    /// QEMU: `kvm_pit_realizefn()` (hw/i386/kvm/i8254.c; flags 0).
     public func createPIT2(flags: UInt32 = 0) throws(SystemError) {
         var config = kvm_pit_config()
         config.flags = flags
@@ -88,6 +89,7 @@ public final class VirtualMachine: Sendable {
 
     /// `KVM_SET_TSS_ADDR`: three pages of guest physical space (below 4 GiB, not RAM) that
     /// Intel VMX needs for real-mode emulation. Conventionally 0xfffb_d000.
+    /// QEMU: the `KVM_SET_TSS_ADDR` in `kvm_arch_init()` (target/i386/kvm/kvm.c), at 0xfeffd000.
     public func setTSSAddress(_ address: UInt64) throws(SystemError) {
         try KVMIoctl.call(fileDescriptor, CKVM_SET_TSS_ADDR, "KVM_SET_TSS_ADDR", "addr=\(hex(address))",
                           integer: UInt(address))
@@ -95,6 +97,7 @@ public final class VirtualMachine: Sendable {
 
     /// `KVM_SET_IDENTITY_MAP_ADDR`: one page for the VMX identity page table (conventionally
     /// 0xfffb_c000, just below the TSS). Must precede vCPU creation.
+    /// QEMU: the `KVM_SET_IDENTITY_MAP_ADDR` in `kvm_arch_init()`, at 0xfeffc000.
     public func setIdentityMapAddress(_ address: UInt64) throws(SystemError) {
         var value = address
         try KVMIoctl.call(fileDescriptor, CKVM_SET_IDENTITY_MAP_ADDR, "KVM_SET_IDENTITY_MAP_ADDR",

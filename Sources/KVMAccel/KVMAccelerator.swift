@@ -54,6 +54,9 @@ public final class KVMAccelerator: Sendable {
     /// Queries the capabilities of `vm`'s KVM and enables manual dirty-log protection where
     /// offered. Call `attach` to start listening.
     /// - Parameters:
+    ///   - vm: the VM to drive; its system answers the capability queries.
+    ///   - logger: where refused slots and ioeventfds, conflicts and ring faults are reported
+    ///     (what a guest can provoke again and again is rate-limited).
     ///   - memorySlotLimit: slot numbers to use at most (default `MemorySlots.defaultLimit`,
     ///     never more than `KVM_CAP_NR_MEMSLOTS`).
     ///   - manualDirtyLogProtection: ask for `KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2` (QEMU does
@@ -117,12 +120,14 @@ public final class KVMAccelerator: Sendable {
     // MARK: Guest memory errors
 
     /// Memory slots the kernel refused (or the accelerator had no number for), the first 16.
-    /// Each also stops the vCPUs (`VirtualMachine.failure`).
+    /// The first also stops the vCPUs: every ``VCPURunner`` of this VM returns
+    /// ``VCPUStopReason/failed(_:)`` with its description instead of entering the guest.
     public var memoryErrors: [KVMMemoryError] { slots.recordedErrors.list }
 
     /// Throws the first memory slot error, if any: for a machine to call once it is built
     /// (and after a topology change it makes), so the user sees one clear line instead of a
-    /// guest running with RAM missing.
+    /// guest running with RAM missing. QEMU has nothing to check: `kvm_set_phys_mem()` aborts
+    /// the process where the slot is refused.
     public func checkMemory() throws(KVMMemoryError) {
         if let first = slots.recordedErrors.list.first { throw first }
     }

@@ -5,7 +5,7 @@ import VMMSys
 /// not a warning, because the guest would otherwise run with a RAM range silently missing (its
 /// accesses would exit as MMIO). The accelerator collects these (`memoryErrors`), records the
 /// first on the VM so every vCPU stops with it before entering the guest
-/// (`VirtualMachine.recordFailure`), and logs each once. QEMU: `kvm_set_phys_mem()` prints
+/// (``VCPUStopReason/failed(_:)``), and logs each once. QEMU: `kvm_set_phys_mem()` prints
 /// "error registering slot" and aborts; `kvm_alloc_slot()` "no free slot available".
 public struct KVMMemoryError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What went wrong.

@@ -55,8 +55,8 @@ public final class ExitCounters: Sendable {
 /// Before an exit is handled, the writes the kernel coalesced (buffered in the ring instead of
 /// exiting) are replayed in order, so every device sees the guest's writes in program order;
 /// the ring is also drained when the vCPU stops or parks. A VM the accelerator found unable
-/// to run as built (guest RAM the kernel refused to map: `VirtualMachine.failure`) is not
-/// entered: the run ends with `.failed` and that reason.
+/// to run as built (guest RAM the kernel refused to map: ``KVMAccelerator/memoryErrors``) is
+/// not entered: the run ends with `.failed` and that reason.
 public final class VCPURunner: Sendable {
     /// The vCPU this loop runs.
     public let vcpu: VCPU
@@ -84,7 +84,8 @@ public final class VCPURunner: Sendable {
         VCPUKick.installHandler()
     }
 
-    /// Runs the vCPU on the calling thread until it stops.
+    /// Runs the vCPU on the calling thread until it stops. QEMU: `kvm_cpu_exec()`, looped by
+    /// `kvm_vcpu_thread_fn()`.
     public func run() -> VCPUStopReason {
         thread.withLock { $0 = VCPUKick.currentThread() }
         let tid = HostThread.currentID
@@ -139,7 +140,9 @@ public final class VCPURunner: Sendable {
     }
 
     /// Asks the vCPU to stop, from any thread; it returns `.stopped` from `run()` promptly
-    /// (a parked vCPU too).
+    /// (a parked vCPU too): `immediate_exit` set, then a signal to its thread.
+    /// QEMU: `qemu_cpu_kick()` (SIG_IPI to the vCPU thread, `kvm_cpu_kick()` setting
+    /// `immediate_exit`).
     public func stop() {
         stopRequested.store(true, ordering: .releasing)
         vcpu.immediateExit = true

@@ -5,6 +5,10 @@ import Memory
 /// would leave it: 32-bit flat protected mode (Multiboot, Linux's 32-bit entry) or 64-bit long
 /// mode with identity paging (the doorbell guest, Linux's 64-bit entry). The GDT goes in guest
 /// RAM so interrupts and `iret` work.
+///
+/// QEMU has no counterpart: it starts every vCPU at the reset vector and leaves the mode
+/// switch to guest code, SeaBIOS and the `multiboot.bin`/`linuxboot_dma.bin` option ROMs.
+/// Setting the registers directly is what Firecracker and cloud-hypervisor do.
 public enum X86Boot {
     /// Where the flat GDT is written.
     public static let gdtAddress: UInt64 = 0x500
@@ -45,7 +49,7 @@ public enum X86Boot {
     }
 
     /// 64-bit long mode with identity paging of the low 4 GiB (tables at `pageTables`),
-    /// interrupts off, at `entry` with stack `stack`.
+    /// interrupts off, at `entry` with stack `stack`. (QEMU's guests get there themselves.)
     public static func enterLongMode(_ vcpu: VCPU, memory: GuestMemory, pageTables: UInt64 = 0x9000,
                                      entry: UInt64, stack: UInt64) throws {
         try writeGDT(memory)
