@@ -145,6 +145,7 @@ public struct GuestMemory: Sendable {
     }
 
     /// Reads a little-endian integer, whole or not at all (see ``read(at:count:)``).
+    /// QEMU: `address_space_ldl_le()` and its siblings (`ldub`, `lduw_le`, `ldq_le`).
     public func load<T: FixedWidthInteger>(_ type: T.Type, at address: UInt64) throws(GuestMemoryError) -> T {
         let bytes = try read(at: address, count: MemoryLayout<T>.size)
         var v = T.zero
@@ -153,6 +154,7 @@ public struct GuestMemory: Sendable {
     }
 
     /// Writes a little-endian integer, whole or not at all (see ``write(_:at:)``).
+    /// QEMU: `address_space_stl_le()` and its siblings (`stb`, `stw_le`, `stq_le`).
     public func store<T: FixedWidthInteger>(_ value: T, at address: UInt64) throws(GuestMemoryError) {
         let n = MemoryLayout<T>.size
         let bytes = (0..<n).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) }
