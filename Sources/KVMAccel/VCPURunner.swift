@@ -95,18 +95,26 @@ public final class VCPURunner: Sendable {
             thread.withLock { $0 = nil }
             parking.withLock { $0.inRun = false }
         }
+        // Whether the last exit's instruction is still unfinished in the kernel: a port or MMIO
+        // access is completed (the value read loaded, RIP advanced) only by the next KVM_RUN.
+        var instructionPending = false
         while true {
             if stopRequested.load(ordering: .acquiring) { return .stopped }
             if let why = vcpu.vm.failure { return .failed(why) }
-            let park = parking.withLock { p -> Bool in
+            // A pause waits for that KVM_RUN: `pause()` set immediate_exit, so the kernel
+            // finishes the instruction and returns EINTR without running the guest further
+            // (api.rst, "immediate_exit"). Parked, the vCPU's state is then whole, and registers
+            // set meanwhile (a reset entering the kernel again) are the ones it resumes with;
+            // otherwise the pending completion would run at resume on top of them.
+            let park = !instructionPending && parking.withLock { p -> Bool in
                 guard p.requested else { return false }
                 p.parked = true
                 return true
             }
             if park {
                 drainCoalesced()
-                // Parked outside KVM_RUN: any exit already handled, any pending I/O completion
-                // stays in kvm_run for the next KVM_RUN, so nothing is lost or replayed.
+                // Parked outside KVM_RUN with every exit handled and its instruction complete:
+                // nothing is lost or replayed.
                 resumeSignal.wait()
                 parking.withLock { $0.parked = false }
                 vcpu.immediateExit = false
@@ -114,6 +122,7 @@ public final class VCPURunner: Sendable {
             }
             let exit: VCPUExit
             do { exit = try vcpu.run() } catch { return .failed("\(error)") }
+            instructionPending = exit.completesOnNextRun
             drainCoalesced()
             if let reason = handle(exit) { return reason }
         }
@@ -151,8 +160,11 @@ public final class VCPURunner: Sendable {
     }
 
     /// Asks the vCPU to park outside KVM_RUN (kicking it out of the guest), from any thread;
-    /// one that has not started parks as soon as it does (`-S`). `isParked` tells when it has.
-    /// QEMU: pause_all_vcpus() → qemu_cpu_kick().
+    /// one that has not started parks as soon as it does (`-S`). `isParked` tells when it has:
+    /// from then on its registers are whole (an instruction that exited to userspace has been
+    /// completed by one more KVM_RUN with immediate_exit) and may be read or replaced.
+    /// QEMU: pause_all_vcpus() → qemu_cpu_kick(); `kvm_cpu_exec()` likewise returns only after
+    /// KVM_RUN has come back with EINTR.
     public func pause() {
         let first = parking.withLock { p -> Bool in
             defer { p.requested = true }
@@ -250,6 +262,18 @@ public final class VCPURunner: Sendable {
                 + "cr0=\(h(s.cr0)) cr3=\(h(s.cr3)) cr4=\(h(s.cr4)) efer=\(h(s.efer))"
         } catch {
             return "registers unavailable: \(error)"
+        }
+    }
+}
+
+extension VCPUExit {
+    /// An exit whose instruction the kernel finishes only on the next KVM_RUN (api.rst: for
+    /// KVM_EXIT_IO and KVM_EXIT_MMIO "the corresponding operations are complete ... only after
+    /// userspace has re-entered the kernel with KVM_RUN").
+    var completesOnNextRun: Bool {
+        switch self {
+        case .ioOut, .ioIn, .ioOutString, .ioInString, .mmioWrite, .mmioRead: true
+        default: false
         }
     }
 }
