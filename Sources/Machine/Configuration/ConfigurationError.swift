@@ -1,25 +1,5 @@
-/// A command line or configuration the machine cannot run: `vmm` prints `description` as one
-/// line and exits non-zero.
-///
-/// Messages echo what the user typed. A value may itself hold a newline or another control
-/// character (an argument vector can carry anything); those are written as Swift escapes
-/// (`\n`, `\u{1B}`) so the message stays one line that says what was wrong.
-public struct ConfigurationError: Error, CustomStringConvertible, Sendable, Equatable {
-    public var message: String
-    public init(_ message: String) { self.message = Self.oneLine(message) }
-    public var description: String { message }
+import VMMSys
 
-    /// `text` with every control character escaped.
-    static func oneLine(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return text }
-        var out = ""
-        for scalar in text.unicodeScalars {
-            if scalar.properties.generalCategory == .control {
-                out += scalar.escaped(asASCII: true)
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
-    }
-}
+/// A command line or configuration the machine cannot run (see `UserFacingError`: one line,
+/// control characters escaped).
+public typealias ConfigurationError = UserFacingError
