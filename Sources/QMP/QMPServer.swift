@@ -82,6 +82,7 @@ public final class QMPServer: Sendable {
 
     private func send(_ message: JSONValue, _ connection: SocketConnection) {
         // Replies and events must not interleave mid-line.
-        client.withLock { _ in connection.write(Array((message.serialized + "\r\n").utf8)) }
+        // A client that went away is noticed by its reader; nothing to do here.
+        _ = client.withLock { _ in connection.write(Array((message.serialized + "\r\n").utf8)) }
     }
 }

@@ -91,7 +91,9 @@ public struct QMPSession {
         var execKey: String?
         for (key, value) in members {
             switch key {
-            case "execute", "exec-oob" where key == "execute" || oobEnabled:
+            case "exec-oob" where oobEnabled:  // only once OOB is negotiated
+                fallthrough
+            case "execute":
                 guard value.string != nil else { throw QMPError("QMP input member '\(key)' must be a string") }
                 if let other = execKey { throw QMPError("QMP input member '\(key)' clashes with '\(other)'") }
                 execKey = key
