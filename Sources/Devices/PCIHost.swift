@@ -33,8 +33,9 @@ public final class I440FXBridge: PCIDevice, @unchecked Sendable {
 
 /// PCI bus 0 behind an i440FX host bridge, reached through configuration mechanism #1: a
 /// 32-bit address register at I/O 0xcf8 (bit 31 enable, bus 23:16, device 15:11, function
-/// 10:8, register 7:2) and a data window at 0xcfc-0xcff taking byte, word or dword accesses at
-/// the offset within. With the enable bit clear, or for any function nobody implements
+/// 10:8, register 7:0) and a data window at 0xcfc-0xcff taking byte, word or dword accesses; the
+/// register is the address's bits 7:0 ORed with the offset in the window, so bits 1:0 written
+/// to 0xcf8 count as QEMU's host bridge counts them (`target`). With the enable bit clear, or for any function nobody implements
 /// (another bus included), the window reads all ones and ignores writes. Writes to the address
 /// register other than a full dword at 0xcf8 are ignored, as QEMU does.
 ///
@@ -226,32 +227,44 @@ public final class PCIHost: Sendable {
     /// The current CONFIG_ADDRESS value.
     public var currentConfigAddress: UInt32 { configAddress.withLock { $0 } }
 
+    /// CONFIG_ADDRESS as it was written, whatever byte of 0xcf8-0xcfb is read: the memory core
+    /// keeps the low bytes of the value for a narrower access, so `inb 0xcfa` reads bits 7:0.
+    /// QEMU: pci_host_config_read() (returns config_reg for any offset).
     func readAddress(_ offset: UInt64, _ size: Int) -> UInt64 {
-        UInt64(configAddress.withLock { $0 }) >> (8 * (offset & 3))
+        UInt64(configAddress.withLock { $0 })
     }
 
+    /// Only a dword write at 0xcf8 sets CONFIG_ADDRESS, all 32 bits of it (bits 1:0 included).
+    /// QEMU: pci_host_config_write().
     func writeAddress(_ offset: UInt64, _ value: UInt64, _ size: Int) {
         guard offset == 0, size == 4 else { return }
         configAddress.withLock { $0 = UInt32(truncatingIfNeeded: value) }
     }
 
-    /// The addressed function and register, or nil when disabled / nothing there.
-    private func target(_ offset: UInt64) -> (PCIDevice, Int)? {
+    /// The addressed function, the register, and how many of the access's bytes fall inside
+    /// its 256-byte configuration space; nil when disabled or nothing is there. The register is
+    /// CONFIG_ADDRESS's bits 7:0 — bits 1:0 included — ORed with the data port offset, so
+    /// 0x80001002 then a word read at 0xcfc reads the device ID. An access reaching past 0xff
+    /// is cut at the end of the space (the bytes beyond read 0 and are not written).
+    /// QEMU: pci_host_data_read/write() (config_reg | (addr & 3)) → pci_data_read/write()
+    /// (addr & 0xff) → pci_host_config_read/write_common() (MIN(len, limit - addr)).
+    func target(_ offset: UInt64, _ size: Int) -> (device: PCIDevice, register: Int, size: Int)? {
         let addr = configAddress.withLock { $0 }
         guard addr & 0x8000_0000 != 0, (addr >> 16) & 0xff == 0 else { return nil }
         let devfn = Int((addr >> 8) & 0xff)
         guard let dev = devices.withLock({ $0[devfn] }) else { return nil }
-        return (dev, Int(addr & 0xfc) | Int(offset & 3))
+        let register = Int((addr | UInt32(truncatingIfNeeded: offset & 3)) & 0xff)
+        return (dev, register, min(max(size, 0), 256 - register))
     }
 
     func readData(_ offset: UInt64, _ size: Int) -> UInt64 {
-        guard let (dev, reg) = target(offset) else { return UInt64.max }
-        return UInt64(dev.configRead(offset: reg, size: size))
+        guard let t = target(offset, size) else { return UInt64.max }
+        return UInt64(t.device.configRead(offset: t.register, size: t.size))
     }
 
     func writeData(_ offset: UInt64, _ value: UInt64, _ size: Int) {
-        guard let (dev, reg) = target(offset) else { return }
-        dev.configWrite(offset: reg, value: UInt32(truncatingIfNeeded: value), size: size)
+        guard let t = target(offset, size) else { return }
+        t.device.configWrite(offset: t.register, value: UInt32(truncatingIfNeeded: value), size: t.size)
     }
 }
 
