@@ -167,6 +167,51 @@ open class PCIDevice: @unchecked Sendable {
         }
     }
 
+    /// Sets configuration bytes from `offset` and which of their bits the guest may write (the
+    /// same mask for each), as a device's realize() fills `config` and `wmask`. Bytes past 255
+    /// are ignored. Not for the header's BAR and command registers (they have their own rules).
+    public func setConfig(_ bytes: [UInt8], at offset: Int, writeMask: UInt8) {
+        state.withLock { s in
+            for (i, b) in bytes.enumerated() {
+                let a = offset &+ i
+                guard (0..<256).contains(a) else { continue }
+                s.bytes[a] = b
+                s.wmask[a] = writeMask
+            }
+        }
+    }
+
+    /// Reads `count` configuration bytes from `offset` (bytes past 255 read 0xff).
+    public func configBytes(at offset: Int, count: Int) -> [UInt8] {
+        state.withLock { s in
+            (0..<max(0, count)).map { i in
+                let a = offset &+ i
+                return (0..<256).contains(a) ? s.bytes[a] : 0xff
+            }
+        }
+    }
+
+    /// The header registers back to their reset values on a system reset: the writable bits of
+    /// command and status and the interrupt line cleared, the cache line size 0, every BAR back
+    /// to its type bits (so nothing decodes until firmware programs it again). Device-specific
+    /// registers are left alone. QEMU: pci_do_device_reset().
+    public func resetHeader() {
+        state.withLock { s in
+            for r in [Register.command, Register.command + 1, Register.status, Register.status + 1, Register.interruptLine] {
+                s.bytes[r] &= ~s.wmask[r]
+            }
+            s.bytes[Register.cacheLineSize] = 0
+            for (i, bar) in s.bars.enumerated() {
+                guard let bar else { continue }
+                let at = Register.bar0 + 4 * i
+                for b in 0..<(bar.kind.is64Bit ? 8 : 4) {
+                    s.bytes[at + b] = b < 4 ? UInt8(truncatingIfNeeded: bar.kind.typeBits >> (8 * UInt32(b))) : 0
+                }
+            }
+            updateMappings(&s)
+        }
+    }
+
     /// Appends a capability (`bytes` starts with its ID; the next-pointer byte is filled in)
     /// with per-byte write masks; returns its config-space offset, or nil when it does not fit.
     /// QEMU: pci_add_capability().

@@ -24,10 +24,41 @@ public struct PCIBARAssignment: Sendable, Equatable {
     public let size: UInt64
 }
 
-/// The i440FX host bridge itself, function 00:00.0. QEMU: i440FX (hw/pci-host/i440fx.c).
+/// The i440FX host bridge itself, function 00:00.0. With firmware (`attachMemoryControl`) its
+/// registers from 0x40 are writable, as QEMU leaves every device-specific register, and PAM0-6
+/// (0x59-0x5f) and SMRAM (0x72) drive the legacy-area mappings; without firmware they read 0 and
+/// the machine maps those areas as firmware would have left them. QEMU: i440FX
+/// (hw/pci-host/i440fx.c: i440fx_realize(), i440fx_write_config()).
 public final class I440FXBridge: PCIDevice, @unchecked Sendable {
+    private let memoryControl = Mutex<I440FXMemoryControl?>(nil)
+
     public init() {
         super.init(vendorID: 0x8086, deviceID: 0x1237, classCode: 0x06_00_00, revision: 0x02)
+    }
+
+    /// Hands the PAM/SMRAM registers to `control` and makes 0x40-0xff writable; SMRAM reads its
+    /// reset value 0x02 and register 0x57 the RAM size in 8 MiB units (at most 255), as QEMU
+    /// sets them for old coreboot. QEMU: i440fx_realize(), i440fx_init() (I440FX_COREBOOT_RAM_SIZE).
+    public func attachMemoryControl(_ control: I440FXMemoryControl, ramSize: UInt64) {
+        setConfig([UInt8](repeating: 0, count: 0xc0), at: 0x40, writeMask: 0xff)
+        setConfig([I440FXMemoryControl.smramReset], at: I440FXMemoryControl.smramRegister, writeMask: 0xff)
+        setConfig([UInt8(min(ramSize >> 23, 255))], at: 0x57, writeMask: 0xff)
+        memoryControl.withLock { $0 = control }
+        control.update { configBytes(at: $0, count: $1) }
+    }
+
+    /// The PAM/SMRAM mappings, when firmware runs.
+    public var memoryControls: I440FXMemoryControl? { memoryControl.withLock { $0 } }
+
+    /// A write touching PAM0-6 or SMRAM re-applies the mappings (in one transaction).
+    /// QEMU: i440fx_write_config().
+    public override func configWrite(offset: Int, value: UInt32, size: Int) {
+        super.configWrite(offset: offset, value: value, size: size)
+        guard let control = memoryControl.withLock({ $0 }) else { return }
+        let end = offset &+ max(0, min(size, 4))
+        let pam = I440FXMemoryControl.pamRegister..<(I440FXMemoryControl.pamRegister + I440FXMemoryControl.pamCount)
+        let touched = (offset..<max(offset, end)).contains { pam.contains($0) || $0 == I440FXMemoryControl.smramRegister }
+        if touched { control.update { configBytes(at: $0, count: $1) } }
     }
 }
 

@@ -26,6 +26,9 @@ public struct ACPIConfiguration: Sendable {
     public var smiCommandPort: UInt32 = 0
     /// IAPC_BOOT_ARCH: bit 0 legacy devices (LPC/ISA), bit 1 8042 keyboard controller.
     public var bootArchitectureFlags: UInt16 = 0x0003
+    /// Whether the DSDT offers S3 (suspend to RAM): only when firmware runs, since resuming goes
+    /// through the firmware's reset vector and the FACS waking vector.
+    public var s3 = false
     /// OEM identification written into every table.
     public var oemID: String = "SWVMM"
     public var oemTableID: String = "SWVMMPC"

@@ -33,6 +33,8 @@ public struct QEMUArguments: Sendable {
     public var vga: String?
     public var noACPI = false
     public var object: [String] = []
+    /// `-bios`, `-L`, `-boot`, `-debugcon`.
+    public var firmware = FirmwareArguments()
     /// Flags accepted and ignored with a warning: (flag, value).
     public var ignored: [(String, String)] = []
 
@@ -171,6 +173,7 @@ extension MachineConfiguration {
             throw ConfigurationError("-vnc: '\(v)' is not supported (only none)")
         }
         c.noReboot = a.noReboot
+        try c.applyFirmware(a.firmware)
         for g in a.global { c.warnings.append("-global \(g): ignored") }
         self = c
     }

@@ -3,6 +3,7 @@
 public enum DeviceRegistry {
     public static let types: [DeviceType] = [
         .isaDebugExit,
+        .isaDebugCon,
         .isaSerial,
         .pcTestDev,
         .pciTestDev,

@@ -19,6 +19,8 @@ public final class PCDevices: Sendable {
     public let resetControl: ResetControl
     public let keyboardController: I8042
     public let pci: PCIBus
+    /// Whether firmware runs: it programs the PCI functions, ELCR and PM base itself.
+    public let firmware: Bool
     /// Serves the virtio queues (started with the machine).
     public let ioThread: IOThread
     /// Every configured device, in configuration order, with what it realized as.
@@ -41,27 +43,41 @@ public final class PCDevices: Sendable {
     init(configuration c: MachineConfiguration, layout: PCMemoryLayout, pciMemory: MemoryRegion, ioRoot: MemoryRegion,
          dma: GuestMemory, accelerator: KVMAccelerator, serial serialOverride: (any SerialBackend)?, logger: Logger,
          hooks: Hooks) throws {
+        firmware = c.runsFirmware
         let isaIRQ: @Sendable (UInt32) -> IRQ = { n in IRQ { level in accelerator.setIRQLine(n, level: level) } }
 
         fwCfg = FwCfg(ramSize: c.memorySize, cpus: UInt16(c.cpuCount), maxCPUs: UInt16(max(c.maxCPUs, c.cpuCount)))
+        // FW_CFG_NOGRAPHIC as QEMU sets it: 1 only with -nographic. QEMU: fw_cfg_common_realize().
+        fwCfg.setInteger(FwCfg.Key.noGraphic, UInt16(c.noGraphic ? 1 : 0))
         fwCfg.map(into: ioRoot)
         fwCfgDMA = FwCfgDMA(fwCfg: fwCfg, memory: dma)
         fwCfgDMA.map(into: ioRoot)
         cmos = CMOS(belowFourGiB: layout.below4G, aboveFourGiB: layout.above4G, cpus: c.cpuCount)
+        PCFirmware.setBootRegisters(cmos, boot: c.boot)
         cmos.map(into: ioRoot)
         let timer = ACPIPMTimer()
         pmTimer = timer
-        pmTimer.map(into: ioRoot)
+        if !firmware { pmTimer.map(into: ioRoot) }
         // The SCI is ISA IRQ 9, level-triggered (the FADT's SCI_INT, the MADT's override).
         pmRegisters = ACPIPMRegisters(sci: isaIRQ(9), timerTicks: { timer.ticks }, powerOff: hooks.powerOff)
-        pmRegisters.map(into: ioRoot)
+        // With firmware the PM block appears where firmware puts it (PIIX4 PM's PMBA); without,
+        // where SeaBIOS would have put it.
+        var powerManagement: PCIDevice?
+        if firmware {
+            powerManagement = PIIX4PowerManagement(blocks: [(pmRegisters.eventRegion, 0), (pmRegisters.controlRegion, 4), (timer.region, 8)],
+                                                   io: ioRoot)
+            for (region, port) in PIIX3.ideLegacyPorts() { ioRoot.addSubregion(region, at: port) }
+        } else {
+            pmRegisters.map(into: ioRoot)
+        }
         resetControl = ResetControl(reset: hooks.reset)
         resetControl.map(into: ioRoot)
         keyboardController = I8042(reset: hooks.reset)
         keyboardController.map(into: ioRoot)
         let thread = try IOThread(logger: logger)
         ioThread = thread
-        pci = try PCIBus(pciMemory: pciMemory, ioRoot: ioRoot, layout: layout,
+        pci = try PCIBus(pciMemory: pciMemory, ioRoot: ioRoot, layout: layout, firmware: firmware,
+                         powerManagement: powerManagement,
                          setGSI: { gsi, level in accelerator.setIRQLine(gsi, level: level) })
 
         let context = DeviceContext(
@@ -76,16 +92,18 @@ public final class PCDevices: Sendable {
             realized.append((instance, try type.realize(instance, context)))
         }
         self.realized = realized
-        pci.assignBARs()
+        if !firmware { pci.assignBARs() }
     }
 
-    /// A system reset of every device, then the PCI BARs and command registers programmed
-    /// again as firmware would after a reset. QEMU: qemu_devices_reset() (+ SeaBIOS pci_setup).
+    /// A system reset of every device; then, without firmware, the PCI BARs and command
+    /// registers programmed again as firmware would after a reset; with firmware, every PCI
+    /// function's header back to its reset values for firmware to program.
+    /// QEMU: qemu_devices_reset() → pci_do_device_reset() (+ SeaBIOS pci_setup without firmware).
     func reset() {
         for d in [fwCfg, pmRegisters] as [any Resettable] { d.reset() }
         pci.host.reset()
         for (_, device) in realized { (device as? any Resettable)?.reset() }
-        pci.assignBARs()
+        if firmware { pci.resetFunctions() } else { pci.assignBARs() }
     }
 
     /// The first realized device of type `T`.

@@ -140,25 +140,34 @@ extension PCMachine {
         }
     }
 
-    /// Devices to their reset state, the kernel loaded again, the BSP at its entry, the APs
-    /// waiting for INIT/SIPI again.
+    /// Devices to their reset state; then, with firmware, every vCPU at the reset vector (the
+    /// BSP running, the APs waiting for INIT/SIPI) and RAM left as it was, as QEMU's
+    /// pc_machine_reset() does; without firmware, the kernel loaded again and the BSP at its
+    /// entry, the APs waiting for INIT/SIPI again.
     private func rebootSoftware() throws {
         devices.reset()
-        guard let kernelPath = configuration.kernel else { return }
         let guest = memory.guestMemory
-        let boot = try Self.loadSoftware(configuration: configuration, layout: layout, kernelPath: kernelPath,
+        var boot: KernelBoot?
+        if bios == nil {
+            guard let kernelPath = configuration.kernel else { return }
+            boot = try Self.loadSoftware(configuration: configuration, layout: layout, kernelPath: kernelPath,
                                          amdHost: core.amdHost, fwCfg: devices.fwCfg, guest: guest, logger: logger)
+        }
         self.boot.withLock { $0 = boot }
         try InterruptControllerSetup.reset(vm)
-        try InterruptControllerSetup.programELCR(vm)
+        if bios == nil { try InterruptControllerSetup.programELCR(vm) }
         for (id, r) in runners.enumerated() {
             try r.vcpu.clearPendingEvents()
             VCPUSetup.setInitialMSRs(r.vcpu, logger: logger)
             try VCPUSetup.powerOnLocalAPIC(r.vcpu)
             try VCPUSetup.resetLocalAPIC(r.vcpu, bsp: id == 0)
+            if bios != nil {
+                let cpuid = CPUIDPolicy.entries(supported: core.supportedCPUID, apicID: UInt32(id), cpuCount: configuration.cpuCount)
+                try VCPUSetup.resetToResetVector(r.vcpu, bsp: id == 0, signature: CPUIDPolicy.signature(cpuid))
+            }
             if id == 0 {
                 try r.vcpu.setMPState(.runnable)
-                try boot.enter(r.vcpu, memory: guest)
+                if let boot { try boot.enter(r.vcpu, memory: guest) }
             } else {
                 try r.vcpu.setMPState(.uninitialized)
             }

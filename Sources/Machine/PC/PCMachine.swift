@@ -43,28 +43,36 @@ public final class PCMachine: Sendable {
     /// How the kernel was loaded, for a reboot.
     let boot: Mutex<KernelBoot?>
 
-    /// Builds the machine and loads the kernel; nothing runs until `run()`.
+    /// The firmware image, when the machine runs firmware (no `-kernel`, or `-bios`).
+    public let bios: BIOSImage?
+
+    /// Builds the machine and loads the kernel or the firmware; nothing runs until `run()`.
     /// - Throws: `MachineError`/`LoaderError`/`SystemError` with a one-line message.
     public init(_ configuration: MachineConfiguration, serial: (any SerialBackend)? = nil,
                 memorySystem: MemorySystem = .shared, logger: Logger = Logger(label: "vmm.machine")) throws {
-        guard let kernelPath = configuration.kernel else { throw MachineError("no kernel given (-kernel FILE)") }
+        // Firmware first: a missing BIOS is the user's first error, before KVM is touched.
+        let bios = configuration.runsFirmware
+            ? try BIOSImage.load(configuration.bios, dataDirectories: configuration.dataDirectories) : nil
+        self.bios = bios
         self.configuration = configuration
         self.logger = logger
         layout = PCMemoryLayout(ramSize: configuration.memorySize)
         let core = try MachineCore(memorySystem: memorySystem, irqchip: true, pit: true, logger: logger)
         self.core = core
-        try InterruptControllerSetup.programELCR(core.vm)
+        // Without firmware the machine programs the ELCR as SeaBIOS leaves it; with firmware it
+        // starts as QEMU resets it (all edge) and SeaBIOS programs it.
+        if bios == nil { try InterruptControllerSetup.programELCR(core.vm) }
         let amdHost = core.amdHost
-        let memoryMap = layout.memoryMap(amdHost: amdHost)
 
         // Memory in QEMU's shape: the "system" and "io" roots; pc.ram shown through two aliases;
         // PCI memory as one container below everything else in system memory (priority -1), so
         // a BAR decodes only where no RAM is, wherever the guest moves it; the BIOS in PCI
-        // memory at the top of 4 GiB, its last 128 KiB also at 0xe0000 ("isa-bios"), which the
-        // i440FX's PAM windows for 0xe0000-0xfffff show over RAM as they do before firmware
-        // shadows the BIOS (QEMU's "pam-pci" aliases; 0xc0000-0xdffff stays RAM, as the guest
-        // finds it after SeaBIOS). QEMU: pc_memory_init(), i440fx_init() →
-        // pc_pci_as_mapping_init() and init_pam(), pc_system_firmware_init() → old_pc_system_rom_init().
+        // memory at the top of 4 GiB, its last 128 KiB also at 0xe0000 ("isa-bios").
+        // Without firmware the i440FX's PAM windows for 0xe0000-0xfffff show PCI memory over RAM
+        // (QEMU's "pam-pci" aliases; 0xc0000-0xdffff stays RAM, as the guest finds it after
+        // SeaBIOS); with firmware all 13 PAM segments and SMRAM follow the i440FX's registers.
+        // QEMU: pc_memory_init(), i440fx_init() → pc_pci_as_mapping_init() and init_pam(),
+        // pc_system_firmware_init() → x86_bios_rom_init().
         let systemRoot = core.systemRoot, ioRoot = core.ioRoot
         let ram = try MemoryRegion.ram(name: "pc.ram", size: configuration.memorySize)
         systemRoot.addSubregion(MemoryRegion.alias(name: "ram-below-4g", target: ram, offset: 0, size: UInt128(layout.below4G)), at: 0)
@@ -74,14 +82,18 @@ public final class PCMachine: Sendable {
         }
         pciMemory = MemoryRegion.container(name: "pci", size: UInt128(1) << 64)
         systemRoot.addSubregion(pciMemory, at: 0, priority: -1)
-        let bios = try MemoryRegion.rom(name: "pc.bios", size: Self.biosSize)
-        pciMemory.addSubregion(bios, at: Self.biosAddress)
-        pciMemory.addSubregion(MemoryRegion.alias(name: "isa-bios", target: bios, offset: Self.biosSize - PCMemoryLayout.biosSize,
-                                                  size: UInt128(PCMemoryLayout.biosSize)),
-                               at: PCMemoryLayout.biosBase, priority: 1)
-        for (start, size) in Self.biosPAMWindows {
-            systemRoot.addSubregion(MemoryRegion.alias(name: "pam-pci", target: pciMemory, offset: start, size: UInt128(size)),
-                                    at: start, priority: 1)
+        if let bios {
+            _ = try PCFirmware.mapBIOS(bios, into: pciMemory)
+        } else {
+            let bios = try MemoryRegion.rom(name: "pc.bios", size: Self.biosSize)
+            pciMemory.addSubregion(bios, at: Self.biosAddress)
+            pciMemory.addSubregion(MemoryRegion.alias(name: "isa-bios", target: bios, offset: Self.biosSize - PCMemoryLayout.biosSize,
+                                                      size: UInt128(PCMemoryLayout.biosSize)),
+                                   at: PCMemoryLayout.biosBase, priority: 1)
+            for (start, size) in Self.biosPAMWindows {
+                systemRoot.addSubregion(MemoryRegion.alias(name: "pam-pci", target: pciMemory, offset: start, size: UInt128(size)),
+                                        at: start, priority: 1)
+            }
         }
         // Devices, before the accelerator attaches so their ioeventfds replay in one go.
         let exitBox = ExitBox()
@@ -92,24 +104,40 @@ public final class PCMachine: Sendable {
                                     exit: { exitBox.request($0, reason: $1) },
                                     powerOff: { exitBox.machine.withLock { $0?.machine }?.guestPowerOff() },
                                     reset: { exitBox.machine.withLock { $0?.machine }?.requestReset(.guestReset) }))
+        if bios != nil {
+            devices.pci.host.bridge.attachMemoryControl(I440FXMemoryControl(ram: ram, pci: pciMemory, system: systemRoot),
+                                                        ramSize: configuration.memorySize)
+        }
         core.attach()
         let memory = core.memory
-
-        // Firmware's work: ACPI tables in the BIOS area, the kernel and its boot information.
         let guest = memory.guestMemory
-        _ = memoryMap
-        let boot = try Self.loadSoftware(configuration: configuration, layout: layout, kernelPath: kernelPath, amdHost: amdHost,
-                                         fwCfg: devices.fwCfg, guest: guest, logger: logger)
-        self.boot = Mutex(boot)
 
-        // vCPUs: the BSP enters the kernel; APs wait in the kernel for INIT/SIPI.
+        // Firmware, or firmware's work: ACPI tables in the BIOS area, the kernel and its boot
+        // information.
+        if let bios {
+            try guest.write(bios.bytes, at: bios.address)
+            try PCFirmware.addItems(devices.fwCfg, configuration: configuration, layout: layout, amdHost: amdHost,
+                                    bootOrder: [], logger: logger)
+            boot = Mutex(nil)
+        } else {
+            guard let kernelPath = configuration.kernel else { throw MachineError("no kernel given (-kernel FILE)") }
+            boot = Mutex(try Self.loadSoftware(configuration: configuration, layout: layout, kernelPath: kernelPath, amdHost: amdHost,
+                                               fwCfg: devices.fwCfg, guest: guest, logger: logger))
+        }
+
+        // vCPUs: with firmware the BSP starts at the reset vector; without, it enters the kernel.
+        // APs wait for INIT/SIPI in the kernel either way.
         var runners: [VCPURunner] = []
         for id in 0..<configuration.cpuCount {
-            let runner = try core.createVCPU(id: id, cpuid: CPUIDPolicy.entries(supported: core.supportedCPUID, apicID: UInt32(id),
-                                                                               cpuCount: configuration.cpuCount), logger: logger)
+            let cpuid = CPUIDPolicy.entries(supported: core.supportedCPUID, apicID: UInt32(id), cpuCount: configuration.cpuCount)
+            let runner = try core.createVCPU(id: id, cpuid: cpuid, logger: logger)
             VCPUSetup.setInitialMSRs(runner.vcpu, logger: logger)
             try VCPUSetup.resetLocalAPIC(runner.vcpu, bsp: id == 0)
-            if id == 0 { try boot.enter(runner.vcpu, memory: guest) }
+            if bios != nil {
+                try VCPUSetup.resetToResetVector(runner.vcpu, bsp: id == 0, signature: CPUIDPolicy.signature(cpuid))
+            } else if id == 0, let boot = boot.withLock({ $0 }) {
+                try boot.enter(runner.vcpu, memory: guest)
+            }
             runners.append(runner)
         }
         self.runners = runners
