@@ -84,7 +84,22 @@ extension QEMUValueParsing {
     }
 }
 
+extension DeviceType {
+    /// `bootindex=`: -1 (not in the boot order) or a non-negative index. QEMU: set_bootindex()
+    /// ("Invalid bootindex").
+    static let bootIndexCheck: @Sendable (DevicePropertyValue) -> String? = { v in
+        if case .signed(let n) = v, n < -1 { "Parameter 'bootindex' expects a value of -1 or more (got \(n))" } else { nil }
+    }
+}
+
 extension MachineConfiguration {
+    /// The devices with a boot index, by index. QEMU: fw_boot_order (add_boot_device_path()).
+    public var bootDevices: [(index: Int64, device: DeviceInstance)] {
+        devices.compactMap { d in
+            if case .signed(let n) = d["bootindex"], n >= 0 { (n, d) } else { nil }
+        }.sorted { $0.index < $1.index }
+    }
+
     /// Checks and applies the firmware options: `-bios`, `-L`, `-boot`, and `-debugcon DEV`
     /// (which, as QEMU, creates chardev "debugcon" on DEV and an isa-debugcon at 0xe9 using it).
     /// QEMU: softmmu/vl.c (-bios → machine "firmware", -L → qemu_add_data_dir(), debugcon_parse()).
@@ -94,6 +109,10 @@ extension MachineConfiguration {
             self.bios = bios
         }
         dataDirectories = f.dataDirectories
+        var indexes = Set<Int64>()
+        for (index, _) in bootDevices where !indexes.insert(index).inserted {
+            throw ConfigurationError("-device: The bootindex \(index) has already been used")
+        }
         noGraphic = f.noGraphic
         for b in f.boot { try QEMUValueParsing.boot(b, into: &boot) }
         guard f.debugcon.count <= 1 else { throw ConfigurationError("-debugcon: Only one debugcon device is supported") }

@@ -106,6 +106,33 @@ public final class PCDevices: Sendable {
         if firmware { pci.resetFunctions() } else { pci.assignBARs() }
     }
 
+    /// The firmware paths of the devices given a boot index, lowest index first, for fw_cfg
+    /// "bootorder": "/pci@i0cf8/" + the function's class name ("scsi" for a block device,
+    /// else "pciVVVV,DDDD") + "@slot[,function]" + the device's suffix ("/disk@0,0").
+    /// QEMU: get_boot_devices_list() → qdev_get_fw_dev_path() (sysbus "pci@i0cf8",
+    /// pcibus_get_fw_dev_path(), pci_dev_fw_name()), virtio-blk's add_boot_device_path().
+    func bootOrder() -> [String] {
+        var entries: [(index: Int64, path: String)] = []
+        for (instance, object) in realized {
+            guard case .signed(let index) = instance["bootindex"], index >= 0, let device = object as? PCIDevice,
+                  let place = pci.host.functions.first(where: { $0.device === device }) else { continue }
+            let ids = device.configRead(offset: 0, size: 4), cls = device.configRead(offset: PCIDevice.Register.classDevice, size: 2)
+            func hex(_ v: UInt32, _ w: Int) -> String {
+                let t = String(v, radix: 16)
+                return String(repeating: "0", count: max(0, w - t.count)) + t
+            }
+            let name = Self.firmwareClassNames[cls] ?? "pci\(hex(ids & 0xffff, 4)),\(hex(ids >> 16, 4))"
+            let at = String(place.slot, radix: 16) + (place.function != 0 ? "," + String(place.function, radix: 16) : "")
+            let suffix = instance.driver == "virtio-blk-pci" ? "/disk@0,0" : ""
+            entries.append((index, "/pci@i0cf8/\(name)@\(at)\(suffix)"))
+        }
+        return entries.sorted { $0.index < $1.index }.map(\.path)
+    }
+
+    /// Open Firmware names of PCI classes. QEMU: pci_class_descriptions[].fw_name.
+    static let firmwareClassNames: [UInt32: String] = [0x0100: "scsi", 0x0101: "ide", 0x0200: "ethernet",
+                                                        0x0300: "display", 0x0600: "host", 0x0601: "isa"]
+
     /// The first realized device of type `T`.
     public func first<T>(_: T.Type) -> T? { realized.lazy.compactMap { $0.device as? T }.first }
 

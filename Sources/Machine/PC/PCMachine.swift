@@ -117,7 +117,7 @@ public final class PCMachine: Sendable {
         if let bios {
             try guest.write(bios.bytes, at: bios.address)
             try PCFirmware.addItems(devices.fwCfg, configuration: configuration, layout: layout, amdHost: amdHost,
-                                    bootOrder: [], logger: logger)
+                                    bootOrder: devices.bootOrder(), logger: logger)
             boot = Mutex(nil)
         } else {
             guard let kernelPath = configuration.kernel else { throw MachineError("no kernel given (-kernel FILE)") }
