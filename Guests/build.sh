@@ -59,13 +59,13 @@ for t in bench startup64; do
     ld $LDFLAGS -o "$OUT/$t.elf" "$OBJ/64/start64.o" "$OBJ/64/t_$t.o" $LIB64 || die "linking $t failed"
 done
 
-# Firmware guests: a boot disk (real mode, booted by SeaBIOS from virtio-blk). Two images that
-# differ only in their label (for boot-order tests), each with "SECTOR n" marks on the sectors
+# Firmware guests: a boot disk (real mode, booted by SeaBIOS from virtio-blk). Images that
+# differ only in their label (A and B for boot-order tests; H holds after passing), each with "SECTOR n" marks on the sectors
 # the boot disk reads back.
 as --32 -o "$OBJ/bootdisk.o" "$SRC/firmware/bootdisk.S" || die "assembling firmware/bootdisk.S failed"
 ld -m elf_i386 -Ttext 0x7c00 --oformat binary -o "$OUT/bootdisk.bin" "$OBJ/bootdisk.o" || die "linking bootdisk failed"
-for label in A B; do
-    img="$OUT/bootdisk-$(echo $label | tr AB ab).img"
+for label in A B H; do
+    img="$OUT/bootdisk-$(echo $label | tr ABH abh).img"
     dd if=/dev/zero of="$img" bs=512 count=2048 2>/dev/null
     dd if="$OUT/bootdisk.bin" of="$img" conv=notrunc 2>/dev/null
     printf 'DISK %s' "$label" | dd of="$img" bs=1 seek=432 conv=notrunc 2>/dev/null

@@ -7,7 +7,8 @@
  * the CHS (AH=02) and the extended (AH=42h) interfaces and checks their marks, reads past the
  * end of the disk (which must fail), prints the memory map (INT 12h, INT 15h E820/E801), the
  * fw_cfg "bootorder" file, and exits through isa-debug-exit (port 0xf4, value 0: status 1;
- * value 1 on a failed check: status 3). Everything it prints goes to COM1 by polling the UART.
+ * value 1 on a failed check: status 3) — or, on the disk labelled "DISK H", halts for good
+ * after its PASS line so a monitor can inspect the machine. Everything it prints goes to COM1 by polling the UART.
  *
  * build.sh writes the image: this binary at sector 0, "DISK <label>" in the boot sector's
  * label field, and "SECTOR n" at the start of sectors 32-35, 100 and the last one.
@@ -315,11 +316,15 @@ stage2:
     call print_bootorder
     mov $msg_pass, %si
     call puts
+    cmpb $'H', label + 5        /* "DISK H": hold here, for a monitor to inspect the machine */
+    je hold
     mov $0xf4, %dx
     xor %eax, %eax
     outl %eax, %dx
+hold:
     cli
     hlt
+    jmp hold
 
 fail_int13:
     mov $msg_int13_fail, %si
