@@ -70,11 +70,7 @@ public struct BIOSImage: Sendable, Equatable {
     public static func load(_ name: String?, dataDirectories: [String]) throws(LoaderError) -> BIOSImage {
         let wanted = name ?? defaultName
         guard let path = FirmwareLocator.find(wanted, dataDirectories: dataDirectories) else {
-            let hint = name == nil || wanted == defaultName
-                ? " (it comes with the seabios package: apt-get install seabios qemu-system-data; or give -bios FILE or -L DIR)"
-                : ""
-            throw LoaderError(wanted, "could not load PC BIOS: not found; looked for "
-                + FirmwareLocator.describeSearch(wanted, dataDirectories: dataDirectories) + hint)
+            throw notFound(wanted, dataDirectories: dataDirectories)
         }
         let bytes: [UInt8]
         do {
@@ -83,5 +79,15 @@ public struct BIOSImage: Sendable, Equatable {
             throw LoaderError(path, "could not load PC BIOS: \(String(cString: strerror(error.errno)))")
         }
         return try BIOSImage(path: path, bytes: bytes)
+    }
+
+    /// The error for a BIOS `name` found nowhere: every place looked in and, for QEMU's default,
+    /// the packages that install it.
+    public static func notFound(_ name: String, dataDirectories: [String]) -> LoaderError {
+        let hint = name == defaultName
+            ? " (it comes with the seabios package: apt-get install seabios qemu-system-data; or give -bios FILE or -L DIR)"
+            : ""
+        return LoaderError(name, "could not load PC BIOS: not found; looked for "
+            + FirmwareLocator.describeSearch(name, dataDirectories: dataDirectories) + hint)
     }
 }
