@@ -72,9 +72,14 @@ for label in A B H; do
     for s in 32 33 34 35 100 2047; do printf 'SECTOR %s' "$s" | dd of="$img" bs=512 seek=$s conv=notrunc 2>/dev/null; done
 done
 
+# A synthesized Linux bzImage whose real-mode setup code reports how a loader entered it (for
+# -bios with -kernel: QEMU's linuxboot_dma.bin option ROM runs it).
+as --32 -o "$OBJ/linuxboot.o" "$SRC/firmware/linuxboot.S" || die "assembling firmware/linuxboot.S failed"
+ld -m elf_i386 -Ttext 0 --oformat binary -o "$OUT/linuxboot.bzImage" "$OBJ/linuxboot.o" || die "linking linuxboot failed"
+
 # Every image must carry its Multiboot header within the first 8 KiB of the file.
 for f in "$OUT"/*.elf; do
     off=$(od -A d -t x4 -w4 -v -N 8192 "$f" | awk '$2 == "1badb002" { print $1; exit }')
     [ -n "$off" ] || die "$f: no Multiboot header in the first 8 KiB"
 done
-echo "built: $(cd "$OUT" && ls *.elf *.img | tr '\n' ' ')"
+echo "built: $(cd "$OUT" && ls *.elf *.img *.bzImage | tr '\n' ' ')"

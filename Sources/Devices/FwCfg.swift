@@ -138,10 +138,23 @@ public final class FwCfg: Resettable {
 
     /// The command line, NUL-terminated as QEMU stores it.
     public func setCommandLine(_ cmdline: String, address: UInt32) {
-        let bytes = Array(cmdline.utf8) + [0]
+        setCommandLine(Array(cmdline.utf8) + [0], address: address)
+    }
+
+    /// The command line's bytes (with their NUL) and where firmware should put them.
+    /// QEMU: FW_CFG_CMDLINE_ADDR/_SIZE/_DATA in x86_load_linux().
+    public func setCommandLine(_ bytes: [UInt8], address: UInt32) {
         setInteger(Key.cmdlineAddress, address)
         setInteger(Key.cmdlineSize, UInt32(truncatingIfNeeded: bytes.count))
         setItem(Key.cmdlineData, bytes)
+    }
+
+    /// A Linux kernel's real-mode setup sectors and where firmware should put them.
+    /// QEMU: FW_CFG_SETUP_ADDR/_SIZE/_DATA in x86_load_linux().
+    public func setSetup(_ setup: [UInt8], address: UInt32) {
+        setInteger(Key.setupAddress, address)
+        setInteger(Key.setupSize, UInt32(truncatingIfNeeded: setup.count))
+        setItem(Key.setupData, setup)
     }
 
     /// Adds (or replaces) a named file. The directory stays sorted by name, so selectors of

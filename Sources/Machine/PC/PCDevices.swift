@@ -111,7 +111,7 @@ public final class PCDevices: Sendable {
     /// else "pciVVVV,DDDD") + "@slot[,function]" + the device's suffix ("/disk@0,0").
     /// QEMU: get_boot_devices_list() → qdev_get_fw_dev_path() (sysbus "pci@i0cf8",
     /// pcibus_get_fw_dev_path(), pci_dev_fw_name()), virtio-blk's add_boot_device_path().
-    func bootOrder() -> [String] {
+    func bootOrder() -> [(index: Int64, path: String)] {
         var entries: [(index: Int64, path: String)] = []
         for (instance, object) in realized {
             guard case .signed(let index) = instance["bootindex"], index >= 0, let device = object as? PCIDevice,
@@ -126,7 +126,7 @@ public final class PCDevices: Sendable {
             let suffix = instance.driver == "virtio-blk-pci" ? "/disk@0,0" : ""
             entries.append((index, "/pci@i0cf8/\(name)@\(at)\(suffix)"))
         }
-        return entries.sorted { $0.index < $1.index }.map(\.path)
+        return entries
     }
 
     /// Open Firmware names of PCI classes. QEMU: pci_class_descriptions[].fw_name.

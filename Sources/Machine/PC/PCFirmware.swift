@@ -85,6 +85,60 @@ enum PCFirmware {
         for (name, data) in files { try fwCfg.addFile(name: name, data: data) }
     }
 
+    /// `-kernel` with firmware, as QEMU boots it: the kernel in fw_cfg's items and QEMU's
+    /// option ROM that loads it, from the firmware search path, offered as "genroms/…" with
+    /// boot index 0. A Linux kernel (setup header "HdrS") goes in the setup, kernel, command
+    /// line and initrd items for "linuxboot_dma.bin", which runs its real-mode setup; anything
+    /// else must be Multiboot: the kernel (with `-initrd` modules and `-append`) in the kernel
+    /// and initrd items for "multiboot_dma.bin". Returns the ROM's boot-order entry.
+    /// QEMU: x86_load_linux() (→ load_multiboot()), pc_memory_init() → rom_add_option().
+    static func addKernel(_ fwCfg: FwCfg, configuration c: MachineConfiguration, layout: PCMemoryLayout,
+                          kernelPath: String) throws -> (index: Int64, path: String) {
+        let kernel = try MultibootLoader.readFile(kernelPath, what: "kernel")
+        let rom: String
+        if LinuxLoader.isLinuxKernel(kernel) {
+            let initrd = try c.initrd.map { path throws(LoaderError) in try MultibootLoader.readFile(path, what: "initrd") }
+            let image = try LinuxFirmwareImage.build(kernel: kernel, path: kernelPath, commandLine: c.append, initrd: initrd,
+                                                     initrdPath: c.initrd, ramBelow4G: layout.below4G)
+            fwCfg.setSetup(image.setup, address: image.setupAddress)
+            fwCfg.setKernel(image.kernel, address: image.kernelAddress)
+            fwCfg.setCommandLine(image.commandLine, address: image.commandLineAddress)
+            if let data = image.initrd, let address = image.initrdAddress { fwCfg.setInitrd(data, address: address) }
+            rom = LinuxFirmwareImage.romName
+        } else {
+            let image = try MultibootFirmwareImage.build(
+                kernel: kernel, path: kernelPath, commandLine: c.append, initrd: c.initrd, ramBelow4G: layout.below4G,
+                readFile: { path throws(LoaderError) in try MultibootLoader.readFile(path, what: "module") })
+            fwCfg.setInteger(FwCfg.Key.kernelEntry, image.entry)
+            fwCfg.setKernel(image.data, address: image.loadAddress)
+            fwCfg.setInitrd(image.info, address: MultibootFirmwareImage.infoAddress)
+            rom = MultibootFirmwareImage.romName
+        }
+        try fwCfg.addFile(name: "genroms/" + rom, data: try optionROM(rom, dataDirectories: c.dataDirectories))
+        return (0, "/rom@genroms/" + rom)
+    }
+
+    /// An option ROM file from the firmware search path. QEMU: rom_add_file() ("Could not open
+    /// option rom").
+    static func optionROM(_ name: String, dataDirectories: [String]) throws -> [UInt8] {
+        guard let path = FirmwareLocator.find(name, dataDirectories: dataDirectories) else {
+            throw LoaderError(name, "could not open option rom: not found; looked for "
+                + FirmwareLocator.describeSearch(name, dataDirectories: dataDirectories)
+                + " (QEMU's option ROMs come with the qemu-system-data package)")
+        }
+        return try MultibootLoader.readFile(path, what: "option ROM")
+    }
+
+    /// Boot-order entries by index; two with one index are refused. QEMU: add_boot_device_path()
+    /// ("Two devices with same boot index %d").
+    static func sortedBootOrder(_ entries: [(index: Int64, path: String)]) throws -> [String] {
+        let sorted = entries.sorted { $0.index < $1.index }
+        for (a, b) in zip(sorted, sorted.dropFirst()) where a.index == b.index {
+            throw MachineError("Two devices with same boot index \(a.index)")
+        }
+        return sorted.map(\.path)
+    }
+
     /// "etc/e820": each entry u64 address, u64 length, u32 type. QEMU: e820_table.
     static func e820File(_ table: [PCMemoryLayout.MapEntry]) -> [UInt8] {
         table.flatMap { FwCfgBytes.le($0.base) + FwCfgBytes.le($0.length) + FwCfgBytes.le($0.kind.rawValue) }

@@ -116,8 +116,12 @@ public final class PCMachine: Sendable {
         // information.
         if let bios {
             try guest.write(bios.bytes, at: bios.address)
+            var bootOrder = devices.bootOrder()
+            if let kernelPath = configuration.kernel {
+                bootOrder.append(try PCFirmware.addKernel(devices.fwCfg, configuration: configuration, layout: layout, kernelPath: kernelPath))
+            }
             try PCFirmware.addItems(devices.fwCfg, configuration: configuration, layout: layout, amdHost: amdHost,
-                                    bootOrder: devices.bootOrder(), logger: logger)
+                                    bootOrder: try PCFirmware.sortedBootOrder(bootOrder), logger: logger)
             boot = Mutex(nil)
         } else {
             guard let kernelPath = configuration.kernel else { throw MachineError("no kernel given (-kernel FILE)") }
