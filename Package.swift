@@ -12,8 +12,11 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "vmm", targets: ["vmm"]),
+        // The library's stable surface (README: "Using the library").
         .library(name: "Memory", targets: ["Memory"]),
         .library(name: "KVM", targets: ["KVM"]),
+        .library(name: "KVMAccel", targets: ["KVMAccel"]),
+        .library(name: "VMMSys", targets: ["VMMSys"]),
         .library(name: "Machine", targets: ["Machine"]),
     ],
     dependencies: [
@@ -49,7 +52,7 @@ let package = Package(
             swiftSettings: strictUnsafe),
         // Running other programs (posix_spawn + wait4) for the benchmarks and the tests; the
         // machine never links it.
-        .target(name: "ProcessSupport", dependencies: ["VMMSys"], swiftSettings: strictUnsafe),
+        .target(name: "ProcessSupport", dependencies: ["CKVM", "VMMSys"], swiftSettings: strictUnsafe),
         // Device models, wired only through the memory API.
         .target(
             name: "Devices",
@@ -59,11 +62,11 @@ let package = Package(
         .target(
             name: "VirtIO",
             dependencies: ["Devices", "Memory", "VMMSys", .product(name: "Logging", package: "swift-log")],
-            swiftSettings: strict),
+            swiftSettings: strictUnsafe),
         // Boot loaders (Multiboot, Linux boot protocol) and firmware tables (ACPI).
-        .target(name: "Loader", dependencies: ["Memory", "VMMSys"], swiftSettings: strict),
+        .target(name: "Loader", dependencies: ["Memory", "VMMSys"], swiftSettings: strictUnsafe),
         // QMP, QEMU's machine protocol: JSON, the protocol state machine, commands and events.
-        .target(name: "QMP", dependencies: ["VMMSys"], swiftSettings: strict),
+        .target(name: "QMP", dependencies: ["VMMSys"], swiftSettings: strictUnsafe),
         // The PC machine.
         .target(
             name: "Machine",
@@ -71,7 +74,7 @@ let package = Package(
                 "KVM", "KVMAccel", "Memory", "Devices", "VirtIO", "Loader", "VMMSys", "QMP",
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: strict),
+            swiftSettings: strictUnsafe),
         .executableTarget(
             name: "vmm",
             dependencies: [
@@ -79,7 +82,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: strict),
+            swiftSettings: strictUnsafe,
+            // The release binary carries the Swift runtime and standard library itself: no
+            // shared Swift libraries to map and relocate at start-up (README: start-up figures).
+            linkerSettings: [.unsafeFlags(["-static-executable", "-l_FoundationCollections", "-l_FoundationCShims", "-use-ld=lld"],
+                                          .when(configuration: .release))]),
+        // README's library example, built and run by ExampleProgramTests.
+        .executableTarget(
+            name: "doorbell-example", dependencies: ["KVM", "Machine", "Memory", "VMMSys"],
+            path: "Examples/Doorbell", swiftSettings: strict),
         // What several test targets share: host checks (KVM, toolchain, QEMU, the built vmm),
         // polling against a deadline, IRQ recorders, a test bus, a seeded generator.
         .target(

@@ -85,8 +85,9 @@ in32:   inl %dx, %eax
         hlt
 
     .org 0x180          /* interrupts: program the PICs (vectors 0x20-0x2f, only IRQ 5
-                           unmasked), load the IDT the host built at 0x7000, then sleep;
-                           after each interrupt report the count (at 0x2000) on port dx */
+                           unmasked), load the IDT the host built at 0x7000, report 0 on
+                           port dx (ready: an edge raised from now on is latched), then
+                           sleep; after each interrupt report the count (at 0x2000) */
 irq:    movb $0x11, %al
         outb %al, $0x20
         outb %al, $0xa0
@@ -107,6 +108,8 @@ irq:    movb $0x11, %al
         outb %al, $0xa1
         lidt 0x7000
         xorl %r8d, %r8d
+        movl %r8d, %eax
+        outl %eax, %dx
         sti
 1:      hlt
         movl 0x2000, %eax

@@ -1,7 +1,5 @@
 import Memory
-#if canImport(Glibc)
-import Glibc
-#endif
+import VMMSys
 
 /// The ACPI power-management timer: a free-running 24-bit counter at 3.579545 MHz, read as a
 /// 32-bit register (upper byte 0), that kernels find through the FADT's PM_TMR_BLK and use to
@@ -47,9 +45,5 @@ public final class ACPIPMTimer: Sendable {
     }
 
     /// CLOCK_MONOTONIC in nanoseconds.
-    public static let monotonicNanoseconds: @Sendable () -> UInt64 = {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(truncatingIfNeeded: ts.tv_sec) &* 1_000_000_000 &+ UInt64(truncatingIfNeeded: ts.tv_nsec)
-    }
+    public static let monotonicNanoseconds: @Sendable () -> UInt64 = { HostClock.monotonicNanoseconds() }
 }

@@ -1,4 +1,5 @@
 import Memory
+import VMMSys
 
 /// Lets a test kernel end the VM with a status: a write of V (1 to 4 bytes, anywhere in the
 /// port range) calls `onExit((V << 1) | 1)`; the VMM exits the process with that status, so a
@@ -18,7 +19,10 @@ public final class ISADebugExit: Sendable {
             name: "isa-debug-exit", size: UInt128(max(iosize, 1)),
             ops: MemoryRegionOps(
                 read: { _, _ in 0 },
-                write: { _, value, _ in onExit(ISADebugExit.status(for: value)) },
+                write: { _, value, _ in
+                    StartupTrace.mark("guest-exit")
+                    onExit(ISADebugExit.status(for: value))
+                },
                 valid: AccessConstraints(minAccessSize: 1, maxAccessSize: 4),
                 implementation: AccessConstraints(minAccessSize: 1, maxAccessSize: 4)))
     }

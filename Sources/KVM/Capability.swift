@@ -14,4 +14,9 @@ public enum KVMCapability {
     public static let signalMSI = Int32(KVM_CAP_SIGNAL_MSI)
     public static let pit2 = Int32(KVM_CAP_PIT2)
     public static let irqchip = Int32(KVM_CAP_IRQCHIP)
+    /// Its value is the page of the vCPU mapping holding the coalesced ring (0: absent).
+    public static let coalescedMMIO = Int32(KVM_CAP_COALESCED_MMIO)
+    public static let coalescedPIO = Int32(KVM_CAP_COALESCED_PIO)
+    /// Its value is the mask of `KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE | _INITIALLY_SET` offered.
+    public static let manualDirtyLogProtect2 = Int32(KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2)
 }

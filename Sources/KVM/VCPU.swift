@@ -28,11 +28,16 @@ import Glibc
     /// Internal (not private) so tests can plant hostile exit payloads.
     let runBase: UnsafeMutableRawPointer
     let runSize: Int
+    /// The VM's coalesced MMIO ring as this vCPU's mapping shows it (every vCPU maps the same
+    /// pages), or nil without `KVM_CAP_COALESCED_MMIO`. The run loop checks it after each exit.
+    public let coalescedRing: CoalescedMMIORing?
 
-    init(id: UInt32, fileDescriptor: FileDescriptor, run: MappedMemory, vm: VirtualMachine) {
+    init(id: UInt32, fileDescriptor: FileDescriptor, run: MappedMemory, vm: VirtualMachine,
+         coalescedRing: CoalescedMMIORing? = nil) {
         self.id = id
         self.fileDescriptor = fileDescriptor
         self.vm = vm
+        self.coalescedRing = coalescedRing
         runMapping = run
         // SAFETY: `runMapping` keeps the mapping alive as long as this object.
         unsafe runBase = run.base

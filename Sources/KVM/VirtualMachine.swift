@@ -1,4 +1,5 @@
 internal import CKVM
+import Synchronization
 import SystemPackage
 import VMMSys
 
@@ -17,13 +18,24 @@ public struct MemoryRegionFlags: OptionSet, Sendable, Hashable {
 /// controllers and the exitless I/O plumbing (ioeventfd, irqfd, GSI routing).
 /// rust-vmm: `kvm_ioctls::VmFd`.
 ///
-/// Immutable after creation; every mutation is an ioctl the kernel serializes, so the
-/// object is `Sendable` and may be used from the vCPU threads and the I/O thread alike.
+/// Every mutation is an ioctl the kernel serializes; the little state kept here (the size of
+/// each memory slot, for `getDirtyLog`; the coalesced ring; a recorded failure) is behind
+/// locks, so the object is `Sendable` and may be used from the vCPU threads and the I/O
+/// thread alike.
 public final class VirtualMachine: Sendable {
     /// The VM descriptor.
     public let fileDescriptor: FileDescriptor
     /// The system this VM was created from (kept alive for `vcpuMmapSize`).
     public let system: KVMSystem
+
+    /// Pages of each memory slot registered through `setUserMemoryRegion` (slot → pages), so
+    /// `getDirtyLog` hands the kernel a bitmap exactly as large as it writes.
+    let slotPages = Mutex<[UInt32: UInt64]>([:])
+    /// The coalesced MMIO ring, from the first vCPU's mapping. QEMU: `s->coalesced_mmio_ring`.
+    let ringStorage = Mutex<CoalescedMMIORing?>(nil)
+    /// Why the VM must not run (first recorded wins), and a flag for the run loop's fast check.
+    let failureStorage = Mutex<String?>(nil)
+    let failed = Atomic<Bool>(false)
 
     init(fileDescriptor: FileDescriptor, system: KVMSystem) {
         self.fileDescriptor = fileDescriptor
@@ -45,10 +57,16 @@ public final class VirtualMachine: Sendable {
         var region = kvm_userspace_memory_region(
             slot: slot, flags: flags.rawValue, guest_phys_addr: guestPhysicalAddress,
             memory_size: size, userspace_addr: hostAddress)
-        try KVMIoctl.call(
-            fileDescriptor, CKVM_SET_USER_MEMORY_REGION, "KVM_SET_USER_MEMORY_REGION",
-            "slot=\(slot) flags=\(hex(flags.rawValue)) gpa=\(hex(guestPhysicalAddress)) size=\(hex(size)) hva=\(hex(hostAddress))",
-            value: &region)
+        let fd = fileDescriptor
+        // The slot table is held across the ioctl: `getDirtyLog` sizes its buffer from it.
+        try slotPages.withLock { table throws(SystemError) in
+            try KVMIoctl.call(
+                fd, CKVM_SET_USER_MEMORY_REGION, "KVM_SET_USER_MEMORY_REGION",
+                "slot=\(slot) flags=\(hex(flags.rawValue)) gpa=\(hex(guestPhysicalAddress)) size=\(hex(size)) hva=\(hex(hostAddress))",
+                value: &region)
+            // The kernel counts pages of 4 KiB (x86); it refuses a size that is not whole pages.
+            table[slot] = size == 0 ? nil : size / 4096 + (size % 4096 == 0 ? 0 : 1)
+        }
     }
 
     /// `KVM_CREATE_IRQCHIP`: the in-kernel PIC pair, IOAPIC and per-vCPU local APICs.
@@ -86,7 +104,10 @@ public final class VirtualMachine: Sendable {
                                                             "id=\(id)", integer: UInt(id)))
         do throws(SystemError) {
             let run = try MappedMemory(fileDescriptor: fd, length: system.vcpuMmapSize, operation: "mmap kvm_run")
-            return VCPU(id: id, fileDescriptor: fd, run: run, vm: self)
+            let ringPage = system.checkExtension(KVMCapability.coalescedMMIO)
+            let ring = ringPage > 0 ? CoalescedMMIORing(run: run, pageOffset: ringPage) : nil
+            if let ring { ringStorage.withLock { if $0 == nil { $0 = ring } } }
+            return VCPU(id: id, fileDescriptor: fd, run: run, vm: self, coalescedRing: ring)
         } catch {
             try? fd.close()
             throw error

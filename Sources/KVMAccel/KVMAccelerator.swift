@@ -17,10 +17,15 @@ public final class KVMAccelerator: Sendable {
     public let anyLengthIoeventfds: Bool
     /// `KVM_CAP_READONLY_MEM`: ROM as read-only slots (else ROM is left to MMIO dispatch).
     public let readOnlyMemory: Bool
+    /// `KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2` enabled: dirty logs are re-armed page by page with
+    /// `KVM_CLEAR_DIRTY_LOG` when the memory API clears them. QEMU: `s->manual_dirty_log_protect`.
+    public let manualDirtyLogProtection: Bool
     public let logger: Logger
 
     let slots: MemorySlots
     let ioeventfdStats = Mutex<IoeventfdStats>(IoeventfdStats())
+    let ioeventfdRegistry = IoeventfdRegistry(limit: AddressSpace.refusedIoeventfdLimit)
+    let coalesced: CoalescedIO
     private let listeners = Mutex<[any MemoryListener]>([])
     let routing: IRQRouting
     private let warningCount = Atomic<Int>(0)
@@ -31,26 +36,56 @@ public final class KVMAccelerator: Sendable {
         public var assigned = 0
         public var deassigned = 0
         public var refused = 0
+        /// Refused ones the kernel took later, when what was in their way went away.
+        public var retried = 0
+        /// EEXIST refusals (each reported with both owners, `ioeventfdConflicts`).
+        public var conflicts = 0
+        /// Deassigns the kernel refused (each reported).
+        public var deassignFailures = 0
+        /// Refusals past the retry list's cap: counted, never retried (userspace signals them).
+        public var droppedRefusals = 0
     }
 
-    /// Queries the capabilities of `vm`'s KVM. Call `attach` to start listening.
-    public init(vm: VirtualMachine, logger: Logger = Logger(label: "vmm.kvm")) {
+    /// Queries the capabilities of `vm`'s KVM and enables manual dirty-log protection where
+    /// offered. Call `attach` to start listening.
+    /// - Parameters:
+    ///   - memorySlotLimit: slot numbers to use at most (default `MemorySlots.defaultLimit`,
+    ///     never more than `KVM_CAP_NR_MEMSLOTS`).
+    ///   - manualDirtyLogProtection: ask for `KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2` (QEMU does
+    ///     whenever the kernel has it); false keeps the legacy `KVM_GET_DIRTY_LOG` that clears.
+    public init(vm: VirtualMachine, logger: Logger = Logger(label: "vmm.kvm"), memorySlotLimit: Int? = nil,
+                manualDirtyLogProtection: Bool = true) {
         self.vm = vm
         self.logger = logger
         let sys = vm.system
         hasIoeventfds = sys.checkExtension(KVMCapability.ioeventfd) > 0
         anyLengthIoeventfds = sys.checkExtension(KVMCapability.ioeventfdAnyLength) > 0
         readOnlyMemory = sys.checkExtension(KVMCapability.readOnlyMemory) > 0
+        var manual = false
+        if manualDirtyLogProtection {
+            do { manual = try vm.enableManualDirtyLogProtection() } catch {
+                logger.warning("\(error); dirty logs will be cleared as they are read (legacy mode)")
+            }
+        }
+        self.manualDirtyLogProtection = manual
         let n = sys.checkExtension(KVMCapability.nrMemorySlots)
-        slots = MemorySlots(vm: vm, count: n > 0 ? n : 32, logger: logger)
+        slots = MemorySlots(vm: vm, count: n > 0 ? n : 32, logger: logger, limit: memorySlotLimit, manualProtect: manual)
         routing = IRQRouting(vm: vm)
+        coalesced = CoalescedIO(vm: vm, logger: logger)
     }
 
-    /// Registers the memory listener on `memory` and the port-I/O listener on `io`.
-    /// QEMU: `kvm_memory_listener_register()` and `kvm_io_listener` in `kvm_init()`.
+    /// Registers the memory listener on `memory` and the port-I/O listener on `io`, and
+    /// installs the coalesced ring's drain in their memory system.
+    /// QEMU: `kvm_memory_listener_register()`, `kvm_io_listener` and
+    /// `kvm_coalesced_pio_listener` in `kvm_init()`.
     public func attach(memory: AddressSpace, io: AddressSpace) {
         let mem = KVMMemoryListener(accelerator: self, eventfds: hasIoeventfds)
         let pio = KVMPortIOListener(accelerator: self, eventfds: hasIoeventfds)
+        coalesced.attach(memory: memory, io: io)
+        if coalesced.mmioPage > 0 {
+            let drain = coalesced
+            memory.system.setCoalescedMMIOFlush { drain.flush() }
+        }
         memory.register(mem)
         io.register(pio)
         memory.acceleratorHandlesIoeventfds = hasIoeventfds
@@ -59,53 +94,56 @@ public final class KVMAccelerator: Sendable {
     }
 
     /// What the eventfd listeners did so far.
-    public var ioeventfdCounts: IoeventfdStats { ioeventfdStats.withLock { $0 } }
+    public var ioeventfdCounts: IoeventfdStats {
+        var s = ioeventfdStats.withLock { $0 }
+        s.droppedRefusals = ioeventfdRegistry.dropped
+        return s
+    }
+
+    /// EEXIST conflicts reported so far (the first 64), each naming both owners where known.
+    public var ioeventfdConflicts: [IoeventfdConflict] { ioeventfdRegistry.conflicts }
+
+    /// Refused ioeventfds waiting to be retried.
+    public var pendingIoeventfdRetries: Int { ioeventfdRegistry.refusals.count }
 
     /// The memory slots currently registered.
     public var memorySlots: [MemorySlots.Slot] { slots.current }
 
-    // MARK: ioeventfds
+    // MARK: Guest memory errors
 
-    /// Registers or removes one ioeventfd in the kernel; on failure logs the ioctl, its
-    /// arguments and errno, and leaves the ioeventfd to userspace signalling.
-    /// QEMU: `kvm_set_ioeventfd_mmio()` / `kvm_set_ioeventfd_pio()`.
-    func setIoeventfd(_ fd: MemoryRegionIoeventfd, in space: AddressSpace, pio: Bool, assign: Bool) {
-        // A refused one never reached the kernel: deleting it just forgets the refusal.
-        if !assign, space.ioeventfdAccepted(fd) { return }
-        if fd.size == 0 && !anyLengthIoeventfds {
-            logLimited("ioeventfd \(fd) in \(space.name): zero-length ioeventfds need KVM_CAP_IOEVENTFD_ANY_LENGTH; userspace will signal it")
-            refuse(fd, in: space)
-            return
-        }
-        let address: IoEventAddress = pio ? .pio(fd.start) : .mmio(fd.start)
-        do {
-            try vm.ioeventfd(fd.notifier, address: address, length: UInt32(fd.size),
-                             datamatch: fd.matchData ? fd.data : nil, deassign: !assign)
-            ioeventfdStats.withLock { if assign { $0.assigned += 1 } else { $0.deassigned += 1 } }
-        } catch {
-            // Both can be provoked by the guest (BARs moved onto each other give EEXIST; a
-            // refusal past the address space's list cap is deassigned here and gives ENOENT).
-            if assign {
-                logLimited("\(error); userspace will signal this ioeventfd instead")
-                refuse(fd, in: space)
-            } else {
-                logLimited("\(error)")
-            }
-        }
+    /// Memory slots the kernel refused (or the accelerator had no number for), the first 16.
+    /// Each also stops the vCPUs (`VirtualMachine.failure`).
+    public var memoryErrors: [KVMMemoryError] { slots.recordedErrors.list }
+
+    /// Throws the first memory slot error, if any: for a machine to call once it is built
+    /// (and after a topology change it makes), so the user sees one clear line instead of a
+    /// guest running with RAM missing.
+    public func checkMemory() throws(KVMMemoryError) {
+        if let first = slots.recordedErrors.list.first { throw first }
     }
+
+    // MARK: Coalesced I/O
+
+    /// `KVM_CAP_COALESCED_MMIO` / `KVM_CAP_COALESCED_PIO`: coalesced ranges become kernel
+    /// zones (otherwise their writes simply exit one by one).
+    public var coalescedMMIO: Bool { coalesced.mmioPage > 0 }
+    public var coalescedPIO: Bool { coalesced.pio }
+
+    /// Coalesced zones registered with the kernel now, and writes replayed from the ring so far.
+    public var coalescedZones: Int { coalesced.zoneCount }
+    public var coalescedWritesDrained: UInt64 { coalesced.drained.load(ordering: .relaxed) }
+
+    /// Replays the coalesced ring now (what every vCPU does before handling an exit).
+    /// QEMU: `kvm_flush_coalesced_mmio_buffer()`.
+    public func flushCoalescedIO() { coalesced.flush() }
 
     /// Logs a warning a guest may provoke over and over (by moving BARs onto each other, say):
     /// the first `loggedWarnings` only.
-    private func logLimited(_ message: String) {
+    func logLimited(_ message: String) {
         let n = warningCount.add(1, ordering: .relaxed).newValue
         guard n <= Self.loggedWarnings else { return }
         let more = n == Self.loggedWarnings ? " (further ioeventfd warnings are not logged)" : ""
         logger.warning("\(message)\(more)")
-    }
-
-    private func refuse(_ fd: MemoryRegionIoeventfd, in space: AddressSpace) {
-        ioeventfdStats.withLock { $0.refused += 1 }
-        space.ioeventfdRefused(fd)
     }
 
     // MARK: Interrupts

@@ -1,8 +1,11 @@
 import Memory
 
 /// The accelerator's listener on the memory address space: RAM/ROM sections become memory
-/// slots, ioeventfds become MMIO `KVM_IOEVENTFD`s. Priority 10 as QEMU's KVM listener.
-/// QEMU: `kvm_region_add()`/`kvm_region_del()`, `kvm_mem_ioeventfd_add()`/`_del()`.
+/// slots (logging dirty pages while the memory API logs them), ioeventfds become MMIO
+/// `KVM_IOEVENTFD`s, coalesced ranges coalesced MMIO zones. Priority 10 as QEMU's KVM listener.
+/// QEMU: `kvm_region_add()`/`kvm_region_del()`, `kvm_log_start()`/`kvm_log_stop()`,
+/// `kvm_log_sync()`, `kvm_log_clear()`, `kvm_mem_ioeventfd_add()`/`_del()`,
+/// `kvm_coalesce_mmio_region()`/`kvm_uncoalesce_mmio_region()`.
 final class KVMMemoryListener: MemoryListener, @unchecked Sendable {
     // @unchecked: immutable after init; the accelerator is Sendable.
     let accelerator: KVMAccelerator
@@ -40,6 +43,27 @@ final class KVMMemoryListener: MemoryListener, @unchecked Sendable {
         return false
     }
 
+    /// A client started logging a mapped range: set `KVM_MEM_LOG_DIRTY_PAGES` on its slot
+    /// (only when no client logged before, as QEMU's `kvm_log_start()` returns for `old != 0`).
+    func logStart(_ section: MemoryRegionSection, old: UInt8, new: UInt8) {
+        guard old == 0 else { return }
+        accelerator.slots.updateLogging(section)
+    }
+
+    /// The last client stopped: clear the flag (QEMU's `kvm_log_stop()` returns for `new != 0`).
+    func logStop(_ section: MemoryRegionSection, old: UInt8, new: UInt8) {
+        guard new == 0 else { return }
+        accelerator.slots.updateLogging(section)
+    }
+
+    func logSync(_ section: MemoryRegionSection) {
+        accelerator.slots.syncDirtyLog(section)
+    }
+
+    func logClear(_ section: MemoryRegionSection) {
+        accelerator.slots.clearDirtyLog(section)
+    }
+
     func eventfdAdd(_ ioeventfd: MemoryRegionIoeventfd, in addressSpace: AddressSpace) {
         accelerator.setIoeventfd(ioeventfd, in: addressSpace, pio: false, assign: true)
     }
@@ -47,11 +71,20 @@ final class KVMMemoryListener: MemoryListener, @unchecked Sendable {
     func eventfdDel(_ ioeventfd: MemoryRegionIoeventfd, in addressSpace: AddressSpace) {
         accelerator.setIoeventfd(ioeventfd, in: addressSpace, pio: false, assign: false)
     }
+
+    func coalescedIOAdd(_ section: MemoryRegionSection, address: UInt64, length: UInt64) {
+        accelerator.coalesced.add(address: address, length: length, pio: false, region: section.region.name)
+    }
+
+    func coalescedIODel(_ section: MemoryRegionSection, address: UInt64, length: UInt64) {
+        accelerator.coalesced.remove(address: address, length: length, pio: false)
+    }
 }
 
 /// The accelerator's listener on the I/O address space: ioeventfds become PIO
-/// `KVM_IOEVENTFD`s (ports have no memory slots). QEMU: `kvm_io_listener`,
-/// `kvm_io_ioeventfd_add()`/`_del()` → `kvm_set_ioeventfd_pio()`.
+/// `KVM_IOEVENTFD`s (ports have no memory slots), coalesced ranges coalesced PIO zones
+/// (with `KVM_CAP_COALESCED_PIO`). QEMU: `kvm_io_listener`, `kvm_io_ioeventfd_add()`/`_del()`
+/// → `kvm_set_ioeventfd_pio()`, and `kvm_coalesced_pio_listener` (one listener here).
 final class KVMPortIOListener: MemoryListener, @unchecked Sendable {
     let accelerator: KVMAccelerator
     let handlesEventfds: Bool
@@ -68,5 +101,13 @@ final class KVMPortIOListener: MemoryListener, @unchecked Sendable {
 
     func eventfdDel(_ ioeventfd: MemoryRegionIoeventfd, in addressSpace: AddressSpace) {
         accelerator.setIoeventfd(ioeventfd, in: addressSpace, pio: true, assign: false)
+    }
+
+    func coalescedIOAdd(_ section: MemoryRegionSection, address: UInt64, length: UInt64) {
+        accelerator.coalesced.add(address: address, length: length, pio: true, region: section.region.name)
+    }
+
+    func coalescedIODel(_ section: MemoryRegionSection, address: UInt64, length: UInt64) {
+        accelerator.coalesced.remove(address: address, length: length, pio: true)
     }
 }

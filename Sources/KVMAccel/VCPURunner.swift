@@ -49,6 +49,12 @@ public final class ExitCounters: Sendable {
 
 /// One vCPU's run loop: `KVM_RUN`, then dispatch the exit into the I/O or memory address
 /// space and write results back before the next run. QEMU: `kvm_cpu_exec()`.
+///
+/// Before an exit is handled, the writes the kernel coalesced (buffered in the ring instead of
+/// exiting) are replayed in order, so every device sees the guest's writes in program order;
+/// the ring is also drained when the vCPU stops or parks. A VM the accelerator found unable
+/// to run as built (guest RAM the kernel refused to map: `VirtualMachine.failure`) is not
+/// entered: the run ends with `.failed` and that reason.
 public final class VCPURunner: Sendable {
     public let vcpu: VCPU
     public let memory: AddressSpace
@@ -76,17 +82,20 @@ public final class VCPURunner: Sendable {
         let tid = HostThread.currentID
         parking.withLock { $0.inRun = true; $0.threadID = tid }
         defer {
+            drainCoalesced()
             thread.withLock { $0 = nil }
             parking.withLock { $0.inRun = false }
         }
         while true {
             if stopRequested.load(ordering: .acquiring) { return .stopped }
+            if let why = vcpu.vm.failure { return .failed(why) }
             let park = parking.withLock { p -> Bool in
                 guard p.requested else { return false }
                 p.parked = true
                 return true
             }
             if park {
+                drainCoalesced()
                 // Parked outside KVM_RUN: any exit already handled, any pending I/O completion
                 // stays in kvm_run for the next KVM_RUN, so nothing is lost or replayed.
                 resumeSignal.wait()
@@ -96,8 +105,18 @@ public final class VCPURunner: Sendable {
             }
             let exit: VCPUExit
             do { exit = try vcpu.run() } catch { return .failed("\(error)") }
+            drainCoalesced()
             if let reason = handle(exit) { return reason }
         }
+    }
+
+    /// Replays the coalesced ring if the kernel buffered anything (two loads when it did not).
+    /// Through the memory system's drain, which the accelerator installed; the ring is the
+    /// VM's, so this also replays other vCPUs' writes, in the order the kernel took them.
+    /// QEMU: `kvm_flush_coalesced_mmio_buffer()`.
+    @inline(__always)
+    private func drainCoalesced() {
+        if let ring = vcpu.coalescedRing, !ring.isEmpty { memory.system.flushCoalescedMMIO() }
     }
 
     /// Runs the vCPU on a new thread (1 MiB of stack); `completion` gets the reason it stopped,

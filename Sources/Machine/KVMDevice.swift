@@ -1,12 +1,10 @@
 import KVM
-#if canImport(Glibc)
-import Glibc
-#endif
+import VMMSys
 
 /// Opens the KVM device: /dev/kvm, or the path in `VMM_KVM_DEVICE` (so tests can show what a
 /// user without KVM sees on a machine that has it).
 enum KVMDevice {
-    static var path: String { getenv("VMM_KVM_DEVICE").map { String(cString: $0) } ?? "/dev/kvm" }
+    static var path: String { HostEnvironment.value("VMM_KVM_DEVICE") ?? "/dev/kvm" }
 
     static func open() throws -> KVMSystem {
         do {

@@ -22,9 +22,13 @@ public final class MachineCore: Sendable {
     /// What KVM_GET_SUPPORTED_CPUID reported.
     public let supportedCPUID: [CPUIDEntry]
 
+    /// Opens /dev/kvm and creates the VM and the two roots; nothing is mapped until `attach()`.
     /// - Parameters:
+    ///   - memorySystem: whose transactions and listeners the address spaces use.
     ///   - irqchip: create the in-kernel PIC/IOAPIC/LAPIC; `pit` also the in-kernel PIT.
-    init(memorySystem: MemorySystem, irqchip: Bool, pit: Bool = false, logger: Logger) throws {
+    /// - Throws: `SystemError` naming the ioctl that failed (e.g. no /dev/kvm).
+    public init(memorySystem: MemorySystem = MemorySystem(), irqchip: Bool = false, pit: Bool = false,
+                logger: Logger = Logger(label: "vmm.machine")) throws {
         kvm = try KVMDevice.open()
         vm = try kvm.createVM()
         // QEMU: kvm_arch_init() → kvm_vm_set_identity_map_addr / kvm_vm_set_tss_addr.
@@ -42,14 +46,18 @@ public final class MachineCore: Sendable {
     }
 
     /// The accelerator starts listening: RAM becomes memory slots, ioeventfds KVM_IOEVENTFDs.
-    func attach() { accelerator.attach(memory: memory, io: io) }
+    /// Call it once, after the first devices are in place; later topology changes reach KVM
+    /// through the listener as they commit. QEMU: kvm_memory_listener_register().
+    public func attach() { accelerator.attach(memory: memory, io: io) }
 
     /// Whether the host CPU is AMD ("AuthenticAMD": QEMU reserves the HyperTransport hole).
     var amdHost: Bool { supportedCPUID.first { $0.function == 0 }?.ebx == 0x6874_7541 }
 
-    /// Creates vCPU `id` with `cpuid` (falling back to KVM's list if refused) and a runner for
-    /// it on the machine's address spaces.
-    func createVCPU(id: Int, cpuid: [CPUIDEntry], logger: Logger) throws -> VCPURunner {
+    /// Creates vCPU `id` with `cpuid` (default: what KVM supports; KVM's list again if the
+    /// policy is refused) and a runner for it on the machine's address spaces.
+    public func createVCPU(id: Int, cpuid: [CPUIDEntry]? = nil,
+                           logger: Logger = Logger(label: "vmm.vcpu")) throws -> VCPURunner {
+        let cpuid = cpuid ?? supportedCPUID
         let vcpu = try vm.createVCPU(id: UInt32(id))
         VCPUSetup.setCPUID(vcpu, policy: cpuid, fallback: supportedCPUID, logger: logger)
         return VCPURunner(vcpu: vcpu, memory: memory, io: io, logger: logger)

@@ -50,10 +50,21 @@ public struct GuestMemory: Sendable {
         self.romWrites = romWrites
     }
 
+    /// One RAM/ROM piece of an access: the block and offset, where it sits in the caller's
+    /// buffer, and the flat range's region and dirty log mask (for marking writes).
+    private struct Piece {
+        var block: RAMBlock
+        var offset: UInt64
+        var done: Int
+        var length: Int
+        var region: MemoryRegion
+        var dirtyLogMask: UInt8
+    }
+
     /// Visits each RAM/ROM piece of `[address, address + count)` after checking all of them.
     /// Every sum here is overflow-checked: `address` and `count` come from the guest.
     private func forEachPiece(_ address: UInt64, _ count: Int, writing: Bool,
-                              _ body: (RAMBlock, _ offset: UInt64, _ done: Int, _ length: Int) -> Void) throws(GuestMemoryError) {
+                              _ body: (Piece) -> Void) throws(GuestMemoryError) {
         guard count >= 0 else { throw .overflow(address: address, count: count) }
         guard count > 0 else { return }
         // The last byte, address + (count - 1), must not pass 2^64 - 1.
@@ -61,7 +72,7 @@ public struct GuestMemory: Sendable {
         guard !wraps else { throw .overflow(address: address, count: count) }
         let view = addressSpace.currentMap
         // Check the whole range first, so a failing access changes nothing.
-        var pieces: [(RAMBlock, UInt64, Int, Int)] = []
+        var pieces: [Piece] = []
         var done = 0
         while done < count {
             // Cannot wrap (checked above: done < count); stays checked all the same.
@@ -78,32 +89,45 @@ public struct GuestMemory: Sendable {
             let l = left < UInt128(rest) ? Int(left) : rest
             let (offset, o2) = fr.offsetInRegion.addingReportingOverflow(addr - fr.start)
             guard !o2, block.contains(offset: offset, count: l) else { throw .notRAM(address: addr) }
-            pieces.append((block, offset, done, l))
+            pieces.append(Piece(block: block, offset: offset, done: done, length: l, region: fr.region,
+                                dirtyLogMask: fr.dirtyLogMask))
             done += l                                         // l <= rest: done stays <= count
         }
-        for p in pieces { body(p.0, p.1, p.2, p.3) }
+        for p in pieces { body(p) }
     }
 
     /// Copies `count` bytes starting at `address` (ROM included).
     public func read(at address: UInt64, count: Int) throws(GuestMemoryError) -> [UInt8] {
-        var pieces: [(RAMBlock, UInt64, Int, Int)] = []
-        try forEachPiece(address, count, writing: false) { pieces.append(($0, $1, $2, $3)) }
+        var pieces: [Piece] = []
+        try forEachPiece(address, count, writing: false) { pieces.append($0) }
         // Allocated only once the whole range is known to be guest memory.
         var out = [UInt8](repeating: 0, count: count)
-        for (block, offset, done, length) in pieces {
-            if let bytes = block.read(offset: offset, count: length) {
-                out.replaceSubrange(done..<(done + length), with: bytes)
+        for p in pieces {
+            if let bytes = p.block.read(offset: p.offset, count: p.length) {
+                out.replaceSubrange(p.done..<(p.done + p.length), with: bytes)
             }
         }
         return out
     }
 
     /// Copies `bytes` to `address`; nothing is written if any part is not RAM (or, for a
-    /// device's accessor, is read-only).
+    /// device's accessor, is read-only). The pages written are marked dirty for the clients
+    /// logging each piece's region (nothing while none does): a device's DMA is invisible to
+    /// the kernel's dirty log, so this is how a snapshot or migration learns of it. Marked
+    /// after the bytes land, so a reader that sees the bit sees the data. Deliberate
+    /// difference: the clients are those of the flat range as last committed (the mask the
+    /// accelerator's slots log with), where QEMU reads the region's live mask, so a write made
+    /// inside a transaction that has not yet turned logging on is not marked, just as a guest
+    /// write is not logged yet. QEMU: `flatview_write_continue()` →
+    /// `invalidate_and_set_dirty()`, also from `address_space_write_rom()`.
     public func write(_ bytes: some Collection<UInt8>, at address: UInt64) throws(GuestMemoryError) {
         let array = Array(bytes)
-        try forEachPiece(address, array.count, writing: true) { block, offset, done, length in
-            block.write(array[done..<(done + length)], offset: offset)
+        try forEachPiece(address, array.count, writing: true) { p in
+            p.block.write(array[p.done..<(p.done + p.length)], offset: p.offset)
+            if p.dirtyLogMask != 0, let dirty = p.region.dirtyBitmap,
+               let pages = dirty.pageRange(offset: p.offset, size: UInt64(p.length)) {
+                dirty.set(pages, mask: p.dirtyLogMask)
+            }
         }
     }
 

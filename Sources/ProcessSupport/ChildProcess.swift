@@ -1,3 +1,4 @@
+import CKVM
 import SystemPackage
 import VMMSys
 #if canImport(Glibc)
@@ -13,6 +14,9 @@ public struct ChildRun: Sendable {
     public var status: Int32
     public var wallMilliseconds: Double
     public var peakRSSKiB: Int
+    /// CLOCK_MONOTONIC just before the spawn: what a child's own monotonic timestamps
+    /// (`StartupTrace`) are measured from.
+    public var spawnedAtNanoseconds: UInt64
 }
 
 /// Spawns programs with posix_spawn and reaps them with wait4: the benchmarks run `vmm` and
@@ -20,7 +24,9 @@ public struct ChildRun: Sendable {
 public enum ChildProcess {
     /// Runs `arguments[0]` (looked up in PATH) with stdin from `stdinPath` (default /dev/null)
     /// and stdout+stderr captured; kills it after `timeoutSeconds` (status then 128 + SIGKILL).
-    public static func run(_ arguments: [String], timeoutSeconds: Int = 600, stdinPath: String = "/dev/null") throws(SystemError) -> ChildRun {
+    /// `environment` entries ("NAME=VALUE") are added to this process's environment.
+    public static func run(_ arguments: [String], timeoutSeconds: Int = 600, stdinPath: String = "/dev/null",
+                           environment: [String] = []) throws(SystemError) -> ChildRun {
         guard let program = arguments.first else {
             throw SystemError(operation: "posix_spawnp", arguments: "(no program)", code: .invalidArgument)
         }
@@ -49,23 +55,49 @@ public enum ChildProcess {
         let argv: [UnsafeMutablePointer<CChar>?] = unsafe arguments.map { unsafe strdup($0) } + [nil]
         defer { for unsafe p in unsafe argv { unsafe free(p) } }
 
+        // SAFETY: environ is the NUL-terminated environment array; each entry is copied by strdup.
+        var envp: [UnsafeMutablePointer<CChar>?] = unsafe []
+        if !environment.isEmpty {
+            var i = 0
+            while let entry = unsafe environ[i] { unsafe envp.append(unsafe strdup(entry)); i += 1 }
+            unsafe envp += unsafe environment.map { unsafe strdup($0) }
+            unsafe envp.append(nil)
+        }
+        defer { for unsafe p in unsafe envp { unsafe free(p) } }
+
         var pid: pid_t = 0
         let start = HostClock.monotonicNanoseconds()
-        // SAFETY: argv and environ are NUL-terminated arrays of C strings alive across the call.
-        let rc = unsafe posix_spawnp(&pid, program, &actions, nil, argv, environ)
+        // SAFETY: argv and the environment are NUL-terminated arrays of C strings alive across the call.
+        let rc = environment.isEmpty ? unsafe posix_spawnp(&pid, program, &actions, nil, argv, environ)
+            : unsafe posix_spawnp(&pid, program, &actions, nil, argv, envp)
         guard rc == 0 else { throw SystemError(operation: "posix_spawnp", arguments: program, errno: rc) }
+        // Wait for the exit without polling on a timer, so the wall time is exact: poll the
+        // child's pidfd with the timeout, then reap it (kill it first if the time ran out).
+        let pidfd = ckvm_pidfd_open(pid)
+        if pidfd >= 0 {
+            defer { close(pidfd) }
+            var entry = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+            let limit = timeoutSeconds > 0 ? Int32(clamping: timeoutSeconds * 1000) : -1
+            // SAFETY: poll reads and writes exactly one pollfd, the local above.
+            while unsafe poll(&entry, 1, limit) < 0 && errno == EINTR {}
+            if entry.revents == 0 { kill(pid, SIGKILL) }
+        } else if timeoutSeconds > 0 {
+            // No pidfd (kernel < 5.3): a watchdog kills the child when the time runs out.
+            let deadline = HostClock.monotonicNanoseconds() + UInt64(timeoutSeconds) * 1_000_000_000
+            let child = pid
+            try? HostThread.start(name: "child-watchdog") {
+                while HostClock.monotonicNanoseconds() < deadline {
+                    usleep(10_000)
+                    if kill(child, 0) != 0 { return }
+                }
+                kill(child, SIGKILL)
+            }
+        }
         var status: Int32 = 0
         var usage = rusage()
-        var waitedMilliseconds = 0
-        while true {
-            let r = try retryingOnInterrupt("wait4", arguments: "pid=\(pid)") {
-                // SAFETY: wait4 writes one Int32 and one rusage into these locals.
-                unsafe wait4(pid, &status, timeoutSeconds > 0 ? WNOHANG : 0, &usage)
-            }
-            if r == pid { break }
-            usleep(2_000)
-            waitedMilliseconds += 2
-            if waitedMilliseconds >= timeoutSeconds * 1000 { kill(pid, SIGKILL) }
+        _ = try retryingOnInterrupt("wait4", arguments: "pid=\(pid)") {
+            // SAFETY: wait4 writes one Int32 and one rusage into these locals.
+            unsafe wait4(pid, &status, 0, &usage)
         }
         let milliseconds = Double(HostClock.monotonicNanoseconds() &- start) / 1e6
 
@@ -82,7 +114,7 @@ public enum ChildProcess {
         // WIFEXITED / WEXITSTATUS by hand: the macros don't import.
         let exitStatus: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         return ChildRun(output: String(decoding: bytes, as: UTF8.self), status: exitStatus,
-                        wallMilliseconds: milliseconds, peakRSSKiB: Int(usage.ru_maxrss))
+                        wallMilliseconds: milliseconds, peakRSSKiB: Int(usage.ru_maxrss), spawnedAtNanoseconds: start)
     }
 
     /// The absolute path of `name` found in PATH, or nil.

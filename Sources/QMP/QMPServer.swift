@@ -51,9 +51,8 @@ public final class QMPServer: Sendable {
 
     /// Sends an event to the client if it has negotiated. QEMU: monitor_qapi_event_emit().
     public func emit(_ event: String, data: JSONValue? = nil) {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        let message = QMPSession.event(event, data: data, seconds: Int64(now.tv_sec), microseconds: Int64(now.tv_nsec / 1000))
+        let now = HostClock.realtime()
+        let message = QMPSession.event(event, data: data, seconds: now.seconds, microseconds: now.nanoseconds / 1000)
         client.withLock { c in
             guard c.negotiated, let connection = c.connection else { return }
             connection.write(Array((message.serialized + "\r\n").utf8))

@@ -1,3 +1,4 @@
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -35,4 +36,13 @@ public func currentExecutablePath() throws(SystemError) -> String {
     let n = unsafe buffer.withUnsafeMutableBytes { unsafe readlink("/proc/self/exe", $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
     guard n > 0 else { throw SystemError(operation: "readlink", arguments: "/proc/self/exe", errno: currentErrno()) }
     return String(decoding: buffer[0..<n], as: UTF8.self)
+}
+
+/// Writes `bytes` as the whole content of `path` (created 0644 or truncated), with swift-system's
+/// `writeAll`. Returns whether everything was written.
+@discardableResult
+public func writeWholeFile(_ path: String, _ bytes: [UInt8]) -> Bool {
+    guard let fd = try? FileDescriptor.open(FilePath(path), .writeOnly, options: [.create, .truncate],
+                                            permissions: [.ownerReadWrite, .groupRead, .otherRead]) else { return false }
+    return (try? fd.closeAfter { try fd.writeAll(bytes) }) != nil
 }

@@ -292,8 +292,6 @@ extension VirtQueueError {
     static func blockRequest(_ head: UInt16, _ what: String) -> VirtQueueError { .malformedRequest(head: head, "virtio-blk \(what)") }
 }
 
-/// A virtio device that could not be set up (e.g. a disk image that will not open).
-public struct VirtIOError: Error, CustomStringConvertible {
-    public var description: String
-    public init(_ description: String) { self.description = description }
-}
+/// A virtio device that could not be set up, e.g. a disk image that will not open (see
+/// `UserFacingError`).
+public typealias VirtIOError = UserFacingError

@@ -11,12 +11,20 @@ enum Entry {
     /// Runs the command; any user error becomes one line on stderr and exit status 1
     /// (QEMU's convention), never a trap or a usage dump.
     static func main() {
+        StartupTrace.mark("main")
+        if StartupTrace.enabled { atexit { StartupTrace.finish() } }
+        // `-version` alone answers before anything else is set up: the cheapest possible run
+        // (README: start-up figures; `vmm bench startup` measures its peak RSS).
+        if CommandLine.arguments.count == 2, ["-version", "--version"].contains(CommandLine.arguments[1]) {
+            writeStandardOutputDirectly(versionText)
+            exit(0)
+        }
         // A closed output pipe must not kill the VMM (QEMU ignores SIGPIPE too); writes then
         // just fail.
         signal(SIGPIPE, SIG_IGN)
         // Logs go to stderr; VMM_LOG=debug|info|warning|error sets the level (default warning,
         // so a normal run prints only the guest's serial output, as QEMU does).
-        let level = getenv("VMM_LOG").flatMap { Logger.Level(rawValue: String(cString: $0)) } ?? .warning
+        let level = HostEnvironment.value("VMM_LOG").flatMap { Logger.Level(rawValue: $0) } ?? .warning
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
             h.logLevel = level
@@ -64,7 +72,11 @@ enum Entry {
         }
         // A machine option runs the machine (firmware when there is no -kernel, as QEMU);
         // nothing but -n/-json runs the main job.
-        if !parsed.mainJobOnly { return try MachineRunner.run(try MachineConfiguration(qemu: parsed.arguments)) }
+        if !parsed.mainJobOnly {
+            let config = try MachineConfiguration(qemu: parsed.arguments)
+            StartupTrace.mark("configured")
+            return try MachineRunner.run(config)
+        }
         try MainJob.run(writes: UInt64(parsed.writes ?? 100_000), json: parsed.json)
         return 0
     }
@@ -83,6 +95,11 @@ enum Entry {
     }
 
     /// What `-help`, `-version` and `-device help` print instead of running.
+    /// What `-version` prints.
+    static var versionText: String {
+        "vmm version \(VMMVersion.current) (swift-vmm; QEMU \(VMMVersion.qemuCompatibility)-compatible command line)\n"
+    }
+
     static func informational(_ parsed: QEMUCommandLine.Parsed) -> String? {
         if parsed.help {
             return QEMUCommandLine.helpText() + """
@@ -95,7 +112,7 @@ enum Entry {
 
                 """
         }
-        if parsed.version { return "vmm version \(VMMVersion.current) (swift-vmm; QEMU \(VMMVersion.qemuCompatibility)-compatible command line)\n" }
+        if parsed.version { return versionText }
         return parsed.deviceHelp
     }
 }

@@ -188,8 +188,10 @@ import Glibc
         bus.outb(0x3f9, 0x01)
         bus.outb(0x3fa, 0x87)
         bus.outb(0x3fc, 0x13)
-        bus.outb(0x3f8, 0x31)                           // one byte below trigger 8
+        // Cleared before the byte arrives: the timeout may fire (and raise the line) as soon as
+        // four character times pass, before this thread runs again on a loaded host.
         recorder.clear()
+        bus.outb(0x3f8, 0x31)                           // one byte below trigger 8
         let deadline = ContinuousClock.now + .seconds(30)
         while !recorder.level && ContinuousClock.now < deadline { sched_yield() }
         #expect(recorder.level, "the character timeout raised the line")

@@ -154,11 +154,15 @@ struct DoorbellTests {
         let done = DispatchSemaphore(value: 0)
         let reason = Mutex<VCPUStopReason?>(nil)
         m.runners[0].start { r in reason.withLock { $0 = r }; done.signal() }
-        Thread.sleep(forTimeInterval: 0.05)
+        // Stop it once the loop is seen running (its doorbells reach the eventfd).
+        var rung: UInt64 = 0
+        #expect(pollUntil { rung += n.testAndClear(); return rung > 0 })
         m.runners[0].stop()
         #expect(done.wait(timeout: .now() + 5) == .success)
         #expect(reason.withLock { $0 } == .stopped)
-        #expect(n.testAndClear() > 0)
+        // Stopped, not finished: far fewer than 2^32-1 doorbells rang.
+        rung += n.testAndClear()
+        #expect(rung > 0 && rung < 0xffff_ffff)
     }
 }
 
@@ -207,16 +211,16 @@ struct ConcurrencyAndInterruptTests {
         try m.prepare(.interrupts, rdx: DoorbellMachine.reportPort)
         let done = DispatchSemaphore(value: 0)
         m.runners[0].start { _ in done.signal() }
-        Thread.sleep(forTimeInterval: 0.1)   // let the guest program the PIC and sleep
+        // The guest reports 0 once its PIC is programmed: from then on an edge is latched.
+        #expect(pollUntil { m.device.reports.withLock { $0.count } >= 1 })
         let exitsBefore = m.runners[0].counters.portIO
         for i in 1...3 {
             irq.set()
-            let deadline = Date().addingTimeInterval(5)
-            while m.device.reports.withLock({ $0.count }) < i && Date() < deadline { Thread.sleep(forTimeInterval: 0.001) }
+            #expect(pollUntil { m.device.reports.withLock { $0.count } > i })
         }
         m.runners[0].stop()
         #expect(done.wait(timeout: .now() + 5) == .success)
-        #expect(m.device.reports.withLock { $0 } == [1, 2, 3])
+        #expect(m.device.reports.withLock { $0 } == [0, 1, 2, 3])
         #expect(m.runners[0].counters.portIO - exitsBefore == 3, "only the guest's reports exit")
         try m.accelerator.removeIrqfd(irq, gsi: 5)
     }

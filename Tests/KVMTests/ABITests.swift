@@ -23,6 +23,19 @@ import VMMSys
         #expect(MemoryLayout<kvm_msi>.size == 32)
         #expect(MemoryLayout<kvm_lapic_state>.size == 1024)
         #expect(VCPU.lapicSize == 1024)
+        #expect(MemoryLayout<kvm_dirty_log>.size == 16)
+        #expect(MemoryLayout<kvm_clear_dirty_log>.size == 24)
+        #expect(MemoryLayout<kvm_coalesced_mmio_zone>.size == 16)
+        #expect(MemoryLayout<kvm_enable_cap>.size == 104)
+    }
+
+    /// The coalesced ring as the reader indexes it (`struct kvm_coalesced_mmio_ring`).
+    @Test func coalescedRingLayout() {
+        #expect(CKVM_COALESCED_RING_FIRST == 0 && CKVM_COALESCED_RING_LAST == 4 && CKVM_COALESCED_RING_ENTRIES == 8)
+        #expect(CKVM_COALESCED_ENTRY_SIZE == 24)
+        #expect(CKVM_COALESCED_ENTRY_PHYS_ADDR == 0 && CKVM_COALESCED_ENTRY_LEN == 8 && CKVM_COALESCED_ENTRY_PIO == 12)
+        #expect(CKVM_COALESCED_ENTRY_DATA == 16)
+        #expect(CKVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE == 1 && CKVM_DIRTY_LOG_INITIALLY_SET == 2)
     }
 
     @Test func requestNumbers() {
@@ -34,6 +47,11 @@ import VMMSys
         #expect(CKVM_SET_USER_MEMORY_REGION == 0x4020_ae46)
         #expect(CKVM_GET_REGS == 0x8090_ae81)
         #expect(CKVM_SET_SREGS == 0x4138_ae84)
+        #expect(CKVM_GET_DIRTY_LOG == 0x4010_ae42)
+        #expect(CKVM_CLEAR_DIRTY_LOG == 0xc018_aec0)
+        #expect(CKVM_REGISTER_COALESCED_MMIO == 0x4010_ae67)
+        #expect(CKVM_UNREGISTER_COALESCED_MMIO == 0x4010_ae68)
+        #expect(CKVM_ENABLE_CAP == 0x4068_aea3)
     }
 
     @Test func kvmRunOffsets() {

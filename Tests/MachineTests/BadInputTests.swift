@@ -102,3 +102,16 @@ struct UnitTestRunnerCommandLineTests {
         #expect(Harness.serialLines(q.output) == Harness.serialLines(v.output))
     }
 }
+
+/// A value with a newline or escape in it is echoed escaped: the error stays one line (found by
+/// the cmdline fuzz target: a stray argument "\n-d" printed an error whose first line was empty).
+@Suite struct ControlCharacterInputTests {
+    @Test(arguments: ["\n-d", "disk\nimg", "\u{1B}[2Jx"])
+    func strayWordWithControlCharacters(_ word: String) throws {
+        try BadInputTests().expectOneLineError([word], mentioning: ["a disk image needs"])
+    }
+
+    @Test func deviceNameWithNewline() throws {
+        try BadInputTests().expectOneLineError(["-device", "virtio\nrng"], mentioning: ["virtio\\nrng"])
+    }
+}

@@ -72,15 +72,15 @@ import Testing
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let image = [UInt8](repeating: 0xf4, count: 0x1_0000)
-        FileManager.default.createFile(atPath: dir + "/bios-256k.bin", contents: Data(image))
+        _ = FileManager.default.createFile(atPath: dir + "/bios-256k.bin", contents: Data(image))
         #expect(FirmwareLocator.find("bios-256k.bin", dataDirectories: [dir]) == dir + "/bios-256k.bin")
         #expect(FirmwareLocator.find(dir + "/bios-256k.bin", dataDirectories: []) == dir + "/bios-256k.bin")
         #expect(FirmwareLocator.find("no-such-rom.bin", dataDirectories: [dir]) == nil)
         let loaded = try BIOSImage.load(nil, dataDirectories: [dir])
         #expect(loaded.bytes == image && loaded.address == 0xffff_0000 && loaded.isaSize == 0x1_0000)
         // Sizes QEMU refuses: not a multiple of 64 KiB, or empty.
-        FileManager.default.createFile(atPath: dir + "/odd.bin", contents: Data(count: 0x1_0001))
-        FileManager.default.createFile(atPath: dir + "/empty.bin", contents: Data())
+        _ = FileManager.default.createFile(atPath: dir + "/odd.bin", contents: Data(count: 0x1_0001))
+        _ = FileManager.default.createFile(atPath: dir + "/empty.bin", contents: Data())
         #expect(throws: LoaderError.self) { try BIOSImage.load("odd.bin", dataDirectories: [dir]) }
         #expect(throws: LoaderError.self) { try BIOSImage.load("empty.bin", dataDirectories: [dir]) }
     }

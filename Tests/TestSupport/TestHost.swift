@@ -14,6 +14,10 @@ public enum TestHost {
         return true
     }()
 
+    /// Whether the host's KVM is kvm_pvm (the module emulates guest supervisor code instead of
+    /// using VMX/SVM). A few of its answers differ from hardware KVM's; tests name them.
+    public static let isKVMPVM: Bool = access("/sys/module/kvm_pvm", F_OK) == 0
+
     /// Whether gcc, as and ld are installed (the guest kernels under Guests/ are built with them).
     public static let toolchainAvailable = ["gcc", "as", "ld"].allSatisfy { ChildProcess.which($0) != nil }
 

@@ -12,8 +12,8 @@ import Machine
 ///
 /// Checks: nothing traps; the result is either a configuration within the documented bounds
 /// (RAM 1 MiB to 1 TiB, 1 ≤ CPUs ≤ max CPUs ≤ 255, isa-debug-exit ports inside 64 KiB, every
-/// device a registered type whose linked drives exist) or a `ConfigurationError` whose first
-/// line says something (what `vmm` prints).
+/// device a registered type whose linked drives exist) or a `ConfigurationError` that is one
+/// line saying something (what `vmm` prints).
 func fuzzCommandLine(_ data: [UInt8]) throws(FuzzFailure) {
     let name = FuzzTarget.cmdline.rawValue
     let argv = data.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
@@ -22,11 +22,12 @@ func fuzzCommandLine(_ data: [UInt8]) throws(FuzzFailure) {
         let parsed = try QEMUCommandLine.parse(argv)
         config = try MachineConfiguration(qemu: parsed.arguments)
     } catch {
-        // `vmm` prints the first line of the description (a value the user gave may itself hold
-        // a newline, echoed as QEMU echoes it): that line must say something.
+        // `vmm` prints the description as its one line: a value the user gave may hold a
+        // newline or another control character, which the message escapes.
         let text = error.description
-        let line = text.split(separator: "\n", omittingEmptySubsequences: false).first ?? ""
-        try require(!line.trimmingCharacters(in: .whitespaces).isEmpty, name, "error has no first line: \(text.debugDescription)")
+        try require(!text.trimmingCharacters(in: .whitespaces).isEmpty, name, "error says nothing")
+        try require(!text.unicodeScalars.contains { $0.properties.generalCategory == .control }, name,
+                    "error is not one line: \(text.debugDescription)")
         return
     }
     try require((1 << 20...1 << 40).contains(config.memorySize), name, "RAM size \(config.memorySize) accepted")

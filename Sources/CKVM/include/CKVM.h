@@ -35,6 +35,8 @@ static inline int ckvm_accept4(int fd, int flags) { return accept4(fd, 0, 0, fla
 #include <sys/syscall.h>
 /// The calling thread's kernel thread id (what QMP's query-cpus-fast reports).
 static inline int ckvm_gettid(void) { return (int)syscall(SYS_gettid); }
+/// pidfd_open(2) (Linux 5.3): a descriptor that polls readable when process `pid` exits.
+static inline int ckvm_pidfd_open(int pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 static inline int ckvm_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
 static const int CKVM_FALLOC_FL_KEEP_SIZE = FALLOC_FL_KEEP_SIZE;
 static const int CKVM_FALLOC_FL_PUNCH_HOLE = FALLOC_FL_PUNCH_HOLE;
@@ -75,6 +77,10 @@ static const unsigned long CKVM_SET_GSI_ROUTING = KVM_SET_GSI_ROUTING;
 static const unsigned long CKVM_SIGNAL_MSI = KVM_SIGNAL_MSI;
 static const unsigned long CKVM_ENABLE_CAP = KVM_ENABLE_CAP;
 static const unsigned long CKVM_GET_CLOCK = KVM_GET_CLOCK;
+static const unsigned long CKVM_GET_DIRTY_LOG = KVM_GET_DIRTY_LOG;
+static const unsigned long CKVM_CLEAR_DIRTY_LOG = KVM_CLEAR_DIRTY_LOG;
+static const unsigned long CKVM_REGISTER_COALESCED_MMIO = KVM_REGISTER_COALESCED_MMIO;
+static const unsigned long CKVM_UNREGISTER_COALESCED_MMIO = KVM_UNREGISTER_COALESCED_MMIO;
 
 // vCPU ioctls
 static const unsigned long CKVM_RUN = KVM_RUN;
@@ -106,6 +112,8 @@ static const uint32_t CKVM_IRQFD_FLAG_DEASSIGN = KVM_IRQFD_FLAG_DEASSIGN;
 static const uint32_t CKVM_IRQFD_FLAG_RESAMPLE = KVM_IRQFD_FLAG_RESAMPLE;
 static const uint32_t CKVM_MEM_READONLY = KVM_MEM_READONLY;
 static const uint32_t CKVM_MEM_LOG_DIRTY_PAGES = KVM_MEM_LOG_DIRTY_PAGES;
+static const uint64_t CKVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE = KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE;
+static const uint64_t CKVM_DIRTY_LOG_INITIALLY_SET = KVM_DIRTY_LOG_INITIALLY_SET;
 
 // eventfd / epoll flags
 static const int CKVM_EFD_NONBLOCK = EFD_NONBLOCK;
@@ -138,5 +146,25 @@ static const size_t CKVM_RUN_FAIL_ENTRY_REASON = offsetof(struct kvm_run, fail_e
 static const size_t CKVM_RUN_INTERNAL_SUBERROR = offsetof(struct kvm_run, internal.suberror);
 static const size_t CKVM_RUN_SYSTEM_EVENT_TYPE = offsetof(struct kvm_run, system_event.type);
 static const size_t CKVM_RUN_HW_EXIT_REASON = offsetof(struct kvm_run, hw.hardware_exit_reason);
+
+// The coalesced MMIO ring (KVM_CAP_COALESCED_MMIO's page of the vCPU mapping): header and
+// entry layout, so the KVM module reads it with bounds-checked raw loads.
+static const size_t CKVM_COALESCED_RING_FIRST = offsetof(struct kvm_coalesced_mmio_ring, first);
+static const size_t CKVM_COALESCED_RING_LAST = offsetof(struct kvm_coalesced_mmio_ring, last);
+static const size_t CKVM_COALESCED_RING_ENTRIES = offsetof(struct kvm_coalesced_mmio_ring, coalesced_mmio);
+static const size_t CKVM_COALESCED_ENTRY_SIZE = sizeof(struct kvm_coalesced_mmio);
+static const size_t CKVM_COALESCED_ENTRY_PHYS_ADDR = offsetof(struct kvm_coalesced_mmio, phys_addr);
+static const size_t CKVM_COALESCED_ENTRY_LEN = offsetof(struct kvm_coalesced_mmio, len);
+static const size_t CKVM_COALESCED_ENTRY_PIO = offsetof(struct kvm_coalesced_mmio, pio);
+static const size_t CKVM_COALESCED_ENTRY_DATA = offsetof(struct kvm_coalesced_mmio, data);
+
+/// Acquire load / release store of a 32-bit word shared with the kernel (the ring's
+/// `last`, which the kernel publishes after the entry, and `first`, which hands an entry back).
+static inline uint32_t ckvm_load_acquire_u32(const void *p) {
+    return __atomic_load_n((const uint32_t *)p, __ATOMIC_ACQUIRE);
+}
+static inline void ckvm_store_release_u32(void *p, uint32_t v) {
+    __atomic_store_n((uint32_t *)p, v, __ATOMIC_RELEASE);
+}
 
 #endif

@@ -1,7 +1,4 @@
 import VMMSys
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Finds firmware files (the BIOS, option ROMs) where QEMU looks for them: the name as given
 /// first (a path, or a file in the current directory), then each `-L` directory in order, then
@@ -21,10 +18,10 @@ public enum FirmwareLocator {
     /// The path of `name`, or nil: the name itself when readable, else the first readable
     /// `DIR/name` along the search path. QEMU: qemu_find_file().
     public static func find(_ name: String, dataDirectories: [String]) -> String? {
-        if access(name, R_OK) == 0 { return name }
+        if HostEnvironment.isReadable(name) { return name }
         for dir in searchPath(dataDirectories: dataDirectories) {
             let candidate = dir + "/" + name
-            if access(candidate, R_OK) == 0 { return candidate }
+            if HostEnvironment.isReadable(candidate) { return candidate }
         }
         return nil
     }
@@ -76,7 +73,7 @@ public struct BIOSImage: Sendable, Equatable {
         do {
             bytes = try readWholeFile(path, maximumBytes: UInt64(maximumSize + 1))
         } catch {
-            throw LoaderError(path, "could not load PC BIOS: \(String(cString: strerror(error.errno)))")
+            throw LoaderError(path, "could not load PC BIOS: \(HostEnvironment.message(forErrno: error.errno))")
         }
         return try BIOSImage(path: path, bytes: bytes)
     }

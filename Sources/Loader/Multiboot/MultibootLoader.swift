@@ -1,10 +1,4 @@
 import VMMSys
-#if canImport(Glibc)
-import Glibc
-#endif
-#if canImport(Glibc)
-import Glibc
-#endif
 import Memory
 
 /// Loads a Multiboot v1 kernel into guest RAM, as QEMU's `-kernel` does for Multiboot images.
@@ -110,19 +104,18 @@ public enum MultibootLoader {
     /// `/dev/stdin`) would otherwise be read until memory runs out. QEMU refuses those too
     /// (`get_image_size()` cannot seek them: "could not load kernel").
     public static func readFile(_ path: String, what: String) throws(LoaderError) -> [UInt8] {
-        var st = stat()
-        if stat(path, &st) == 0 {
-            guard st.st_mode & S_IFMT == S_IFREG else {
+        if let status = HostEnvironment.fileStatus(path) {
+            guard status.isRegularFile else {
                 throw LoaderError(path, "cannot read \(what) file: not a regular file")
             }
-            guard UInt64(clamping: st.st_size) <= maximumFileSize else {
-                throw LoaderError(path, "cannot read \(what) file: \(st.st_size) bytes is more than fits below 4 GiB")
+            guard status.size <= maximumFileSize else {
+                throw LoaderError(path, "cannot read \(what) file: \(status.size) bytes is more than fits below 4 GiB")
             }
         }
         do {
             return try readWholeFile(path, maximumBytes: maximumFileSize)
         } catch {
-            throw LoaderError(path, "cannot read \(what) file: \(String(cString: strerror(error.errno)))")
+            throw LoaderError(path, "cannot read \(what) file: \(HostEnvironment.message(forErrno: error.errno))")
         }
     }
 }

@@ -8,27 +8,71 @@ import VMMSys
 /// so a device signals a completion without an exit or an ioctl. Falls back to
 /// KVM_SIGNAL_MSI when routing fails. QEMU: virtio-pci's `kvm_virtio_pci_vector_use()`.
 ///
-/// `MSIX` calls in with its own lock held; below it, `routes` and the accelerator's routing
+/// **Idle connections (a deliberate difference).** QEMU releases the irqfd when a vector is
+/// masked and re-binds it on unmask (`kvm_virtio_pci_irqfd_release`/`_use`), and rewrites the
+/// vector's route with `KVM_SET_GSI_ROUTING` when its message changes: a driver that masks,
+/// reprograms and unmasks pays three or four ioctls that each wait for the kernel (an SRCU
+/// grace period for the routing table, the irqfd work queue for a release). Here `disconnect`
+/// keeps the route, the irqfd and the eventfd together as an *idle* connection, keyed by its
+/// message, and `connect` with a message an idle connection carries takes it back with no
+/// ioctl at all. An idle irqfd cannot fire: only `MSIX` signals these eventfds, and only for
+/// a vector it holds connected, under its lock. At most `idleLimit` idle connections are
+/// kept (oldest released first), and all of them give way when the route table is full, so
+/// the kernel's table stays bounded by the live vectors plus `idleLimit`.
+///
+/// `MSIX` calls in with its own lock held; below it, `state` and the accelerator's routing
 /// lock are each taken on their own, never one inside the other (see `MSIX`, "Lock order").
-/// Each live connection keeps its notifier in `routes` until `disconnect`, so its eventfd stays
-/// open and its identity cannot be reused while the kernel still has the irqfd; a storm of
-/// connects and disconnects therefore holds at most one GSI and one eventfd per live vector.
+/// Each live connection keeps its notifier in `state` until `disconnect`, so its eventfd stays
+/// open and its identity cannot be reused while the kernel still has the irqfd.
 final class KVMMSIController: MSIController {
-    private let accelerator: KVMAccelerator
-    private let logger: Logger
-    private let routes = Mutex<[ObjectIdentifier: (notifier: EventNotifier, gsi: UInt32)]>([:])
-    private let problems = Atomic<Int>(0)
+    /// Idle connections kept for reuse, per machine.
+    static let idleLimit = 8
     /// Guest-provoked failures logged (routes exhausted, a refused irqfd): the first ones only.
     static let loggedProblems = 10
+
+    struct Connection {
+        var notifier: EventNotifier
+        var gsi: UInt32
+        var address: UInt64
+        var data: UInt32
+    }
+
+    private struct State {
+        var live: [ObjectIdentifier: Connection] = [:]
+        /// Oldest first.
+        var idle: [Connection] = []
+    }
+
+    private let accelerator: KVMAccelerator
+    private let logger: Logger
+    private let state = Mutex(State())
+    private let problems = Atomic<Int>(0)
 
     init(accelerator: KVMAccelerator, logger: Logger) {
         self.accelerator = accelerator
         self.logger = logger
     }
 
+    /// Connections kept idle for reuse (each holds one route, one irqfd, one eventfd).
+    var idleConnections: Int { state.withLock { $0.idle.count } }
+
     func connect(address: UInt64, data: UInt32) -> EventNotifier? {
+        let reused = state.withLock { s -> Connection? in
+            guard let i = s.idle.lastIndex(where: { $0.address == address && $0.data == data }) else { return nil }
+            let c = s.idle.remove(at: i)
+            s.live[ObjectIdentifier(c.notifier)] = c
+            return c
+        }
+        if let reused { return reused.notifier }
         do {
-            let gsi = try accelerator.addMSIRoute(address: address, data: data)
+            let gsi: UInt32
+            do {
+                gsi = try accelerator.addMSIRoute(address: address, data: data)
+            } catch {
+                // The table is full: idle connections give way to a live one.
+                guard releaseIdle(keeping: 0) > 0 else { throw error }
+                gsi = try accelerator.addMSIRoute(address: address, data: data)
+            }
             let notifier: EventNotifier
             do {
                 notifier = try EventNotifier()
@@ -37,7 +81,7 @@ final class KVMMSIController: MSIController {
                 try? accelerator.removeMSIRoute(gsi: gsi)
                 throw error
             }
-            routes.withLock { $0[ObjectIdentifier(notifier)] = (notifier, gsi) }
+            state.withLock { $0.live[ObjectIdentifier(notifier)] = Connection(notifier: notifier, gsi: gsi, address: address, data: data) }
             return notifier
         } catch {
             logLimited("MSI 0x\(String(address, radix: 16))/0x\(String(data, radix: 16)): \(error); delivering with KVM_SIGNAL_MSI")
@@ -45,12 +89,32 @@ final class KVMMSIController: MSIController {
         }
     }
 
-    /// Unbinds the irqfd and frees the route; the route is freed even when unbinding failed,
-    /// so a failure cannot pin a GSI.
+    /// Makes the connection idle (kept for a later `connect` with the same message); the
+    /// oldest idle ones beyond `idleLimit` are released.
     func disconnect(_ notifier: EventNotifier) {
-        guard let entry = routes.withLock({ $0.removeValue(forKey: ObjectIdentifier(notifier)) }) else { return }
-        do { try accelerator.removeIrqfd(entry.notifier, gsi: entry.gsi) } catch { logLimited("\(error)") }
-        do { try accelerator.removeMSIRoute(gsi: entry.gsi) } catch { logLimited("\(error)") }
+        let found = state.withLock { s -> Bool in
+            guard let c = s.live.removeValue(forKey: ObjectIdentifier(notifier)) else { return false }
+            s.idle.append(c)
+            return true
+        }
+        if found { releaseIdle(keeping: Self.idleLimit) }
+    }
+
+    /// Releases the oldest idle connections until at most `keeping` remain: unbinds each irqfd
+    /// and frees its route (even when unbinding failed, so a failure cannot pin a GSI).
+    /// Returns how many were released.
+    @discardableResult
+    private func releaseIdle(keeping: Int) -> Int {
+        let released = state.withLock { s -> [Connection] in
+            let n = max(0, s.idle.count - keeping)
+            defer { s.idle.removeFirst(n) }
+            return Array(s.idle.prefix(n))
+        }
+        for c in released {
+            do { try accelerator.removeIrqfd(c.notifier, gsi: c.gsi) } catch { logLimited("\(error)") }
+            do { try accelerator.removeMSIRoute(gsi: c.gsi) } catch { logLimited("\(error)") }
+        }
+        return released.count
     }
 
     func send(address: UInt64, data: UInt32) {

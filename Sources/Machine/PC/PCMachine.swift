@@ -59,6 +59,7 @@ public final class PCMachine: Sendable {
         layout = PCMemoryLayout(ramSize: configuration.memorySize)
         let core = try MachineCore(memorySystem: memorySystem, irqchip: true, pit: true, logger: logger)
         self.core = core
+        StartupTrace.mark("vm-created")
         // Without firmware the machine programs the ELCR as SeaBIOS leaves it; with firmware it
         // starts as QEMU resets it (all edge) and SeaBIOS programs it.
         if bios == nil { try InterruptControllerSetup.programELCR(core.vm) }
@@ -108,7 +109,11 @@ public final class PCMachine: Sendable {
             devices.pci.host.bridge.attachMemoryControl(I440FXMemoryControl(ram: ram, pci: pciMemory, system: systemRoot),
                                                         ramSize: configuration.memorySize)
         }
+        StartupTrace.mark("devices-realized")
         core.attach()
+        // A memory slot KVM refused is the user's problem to hear about now, in one line.
+        do { try core.accelerator.checkMemory() } catch { throw MachineError("\(error)") }
+        StartupTrace.mark("memory-mapped")
         let memory = core.memory
         let guest = memory.guestMemory
 
@@ -128,6 +133,7 @@ public final class PCMachine: Sendable {
             boot = Mutex(try Self.loadSoftware(configuration: configuration, layout: layout, kernelPath: kernelPath, amdHost: amdHost,
                                                fwCfg: devices.fwCfg, guest: guest, logger: logger))
         }
+        StartupTrace.mark("kernel-loaded")
 
         // vCPUs: with firmware the BSP starts at the reset vector; without, it enters the kernel.
         // APs wait for INIT/SIPI in the kernel either way.
@@ -145,6 +151,7 @@ public final class PCMachine: Sendable {
             runners.append(runner)
         }
         self.runners = runners
+        StartupTrace.mark("vcpus-created")
         // Running from the start (monitors may ask before `run()` is called), unless -S.
         state.withLock { $0 = configuration.startPaused ? .prelaunch : .running }
         exitBox.machine.withLock { $0 = WeakMachine(self) }
@@ -208,6 +215,7 @@ public final class PCMachine: Sendable {
         if startPaused && runState == .prelaunch {
             for r in runners { r.pause() }
         }
+        StartupTrace.mark("vcpus-started")
         for (i, r) in runners.enumerated() { startVCPU(i, r) }
         while true {
             wakeMainLoop.wait()

@@ -9,7 +9,7 @@ import ProcessSupport
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks, each run side by side with qemu-system-x86_64 when installed.",
-        subcommands: [DoorbellBenchCommand.self, VirtIOBenchCommand.self, MemoryBenchCommand.self])
+        subcommands: [DoorbellBenchCommand.self, VirtIOBenchCommand.self, MemoryBenchCommand.self, StartupBenchCommand.self])
 }
 
 /// `vmm bench doorbell`: the bench kernel's cycles per pci-testdev doorbell write, start-up
@@ -34,6 +34,9 @@ struct DoorbellBenchCommand: ParsableCommand {
     @Flag(name: .customLong("json"), help: "Print JSON.")
     var json = false
 
+    @Option(name: .customLong("svg"), help: "Also draw the comparison as an SVG chart into this file.")
+    var svg: String?
+
     func validate() throws {
         guard writes > 0 else { throw ValidationError("--writes must be positive") }
         guard rounds > 0 else { throw ValidationError("--rounds must be positive") }
@@ -51,6 +54,7 @@ struct DoorbellBenchCommand: ParsableCommand {
             vmmPath: vmmPath, benchKernel: bench!, startupKernel: startup!, writes: writes, rounds: rounds,
             log: { if !json { printError("bench: \($0)") } })
         print(json ? report.json : report.table)
+        if let svg { try BenchChart.write(report.chart, to: svg) }
     }
 }
 
@@ -70,13 +74,13 @@ enum BundledKernels {
     /// Builds every kernel into a fresh temporary directory and returns it.
     static func build() throws -> String {
         let script = guestsDirectory + "/build.sh"
-        guard access(script, F_OK) == 0 else {
+        guard HostEnvironment.fileExists(script) else {
             throw BenchError("the bench kernel's source is not at \(guestsDirectory); pass --kernel and --startup-kernel")
         }
         for tool in ["gcc", "as", "ld"] where ChildProcess.which(tool) == nil {
             throw BenchError("building the bench kernel needs \(tool) (apt-get install gcc binutils), or pass --kernel")
         }
-        let out = (getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp") + "/vmm-bench-\(getpid())"
+        let out = (HostEnvironment.value("TMPDIR") ?? "/tmp") + "/vmm-bench-\(HostEnvironment.processID)"
         let run = try ChildProcess.run(["/bin/sh", script, out], timeoutSeconds: 300)
         guard run.status == 0 else { throw BenchError("Guests/build.sh failed: \(run.output.suffix(400))") }
         return out

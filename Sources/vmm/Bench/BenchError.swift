@@ -1,5 +1,4 @@
-/// A benchmark that could not run, with the reason.
-struct BenchError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
+import VMMSys
+
+/// A benchmark that could not run, with the reason (see `UserFacingError`).
+typealias BenchError = UserFacingError

@@ -14,6 +14,15 @@ struct DoorbellComparison {
         ]
     }
 
+    /// The smallest command line that runs a kernel and lets it end the VM: what start-up
+    /// is measured with.
+    static func startupFlags(kernel: String) -> [String] {
+        [
+            "-machine", "accel=kvm", "-nodefaults", "-display", "none", "-serial", "stdio",
+            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4", "-kernel", kernel,
+        ]
+    }
+
     struct PathResult: Sendable {
         var path: String
         var vmm: Double?
@@ -42,30 +51,38 @@ struct DoorbellComparison {
                 + "\"peakRSSKiB\":{\"vmm\":\(peakRSSKiB.vmm),\"qemu\":\(peakRSSKiB.qemu.map(String.init) ?? "null")}}"
         }
 
+        /// Cycles per write on each path, then start-up and peak RSS.
+        var chart: BenchChart {
+            BenchChart(
+                title: "Doorbell cost: vmm vs QEMU (median of \(rounds) runs)",
+                groups: paths.map { .init(label: "\($0.path) (cycles)", vmm: $0.vmm, qemu: $0.qemu) } + [
+                    .init(label: "start-up to exit (ms)", vmm: startupMs.vmm, qemu: startupMs.qemu),
+                    .init(label: "peak RSS (MiB)", vmm: Double(peakRSSKiB.vmm) / 1024,
+                          qemu: peakRSSKiB.qemu.map { Double($0) / 1024 }),
+                ],
+                note: "lower is better; each group on its own scale")
+        }
+
         var table: String {
             var lines: [String] = []
             lines.append("doorbell cost, cycles per write (median of \(rounds) alternating runs each)")
             if let tscKHz { lines.append("TSC frequency: \(tscKHz) kHz") }
             if let qemuNote { lines.append("qemu: \(qemuNote)") }
-            lines.append(pad("path", 26) + pad("vmm", 12) + pad("qemu", 12) + "vmm/qemu")
+            lines.append(padded("path", 26) + padded("vmm", 12) + padded("qemu", 12) + "vmm/qemu")
             for p in paths {
-                lines.append(pad(p.path, 26) + pad(p.vmm.map { fixed($0, 0) } ?? "-", 12)
-                    + pad(p.qemu.map { fixed($0, 0) } ?? "-", 12)
+                lines.append(padded(p.path, 26) + padded(p.vmm.map { fixed($0, 0) } ?? "-", 12)
+                    + padded(p.qemu.map { fixed($0, 0) } ?? "-", 12)
                     + (p.ratio.map { fixed($0, 3) } ?? "-"))
             }
             lines.append("")
-            lines.append(pad("", 26) + pad("vmm", 12) + pad("qemu", 12) + "vmm/qemu")
-            lines.append(pad("start-up to exit (ms)", 26) + pad(fixed(startupMs.vmm, 1), 12)
-                + pad(startupMs.qemu.map { fixed($0, 1) } ?? "-", 12)
+            lines.append(padded("", 26) + padded("vmm", 12) + padded("qemu", 12) + "vmm/qemu")
+            lines.append(padded("start-up to exit (ms)", 26) + padded(fixed(startupMs.vmm, 1), 12)
+                + padded(startupMs.qemu.map { fixed($0, 1) } ?? "-", 12)
                 + (startupMs.qemu.map { fixed(startupMs.vmm / $0, 3) } ?? "-"))
-            lines.append(pad("peak RSS (MiB)", 26) + pad(fixed(Double(peakRSSKiB.vmm) / 1024, 1), 12)
-                + pad(peakRSSKiB.qemu.map { fixed(Double($0) / 1024, 1) } ?? "-", 12)
+            lines.append(padded("peak RSS (MiB)", 26) + padded(fixed(Double(peakRSSKiB.vmm) / 1024, 1), 12)
+                + padded(peakRSSKiB.qemu.map { fixed(Double($0) / 1024, 1) } ?? "-", 12)
                 + (peakRSSKiB.qemu.map { fixed(Double(peakRSSKiB.vmm) / Double($0), 3) } ?? "-"))
             return lines.joined(separator: "\n")
-        }
-
-        private func pad(_ s: String, _ n: Int) -> String {
-            s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count)
         }
     }
 
@@ -107,7 +124,7 @@ struct DoorbellComparison {
         var vmmRSS = 0, qemuRSS: Int?
         var tsc: Int?
         let benchFlags = commonFlags(kernel: benchKernel, append: "writes=\(writes)")
-        let startFlags = commonFlags(kernel: startupKernel, append: "")
+        let startFlags = startupFlags(kernel: startupKernel)
 
         func collect(_ run: ChildRun, into table: inout [String: [Double]], who: String) throws {
             let parsed = parse(run.output)

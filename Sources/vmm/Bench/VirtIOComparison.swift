@@ -21,6 +21,9 @@ struct VirtIOBenchCommand: ParsableCommand {
     @Flag(name: .customLong("json"), help: "Print JSON.")
     var json = false
 
+    @Option(name: .customLong("svg"), help: "Also draw the comparison as an SVG chart into this file.")
+    var svg: String?
+
     func validate() throws {
         guard requests > 0, rounds > 0 else { throw ValidationError("--requests and --rounds must be positive") }
     }
@@ -49,6 +52,12 @@ struct VirtIOBenchCommand: ParsableCommand {
             print("vmm   \(fixed(v, 0))")
             print("qemu  " + (q.map { fixed($0, 0) } ?? "- (qemu-system-x86_64 not installed)"))
             if let q { print("vmm/qemu \(fixed(v / q, 3))") }
+        }
+        if let svg {
+            try BenchChart.write(BenchChart(
+                title: "virtio-rng request round trip: vmm vs QEMU (median of \(rounds) runs)",
+                groups: [.init(label: "cycles per request", vmm: v, qemu: q)],
+                note: "kick (ioeventfd) → I/O thread → MSI-X (irqfd); lower is better"), to: svg)
         }
     }
 
