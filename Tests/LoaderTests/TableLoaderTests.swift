@@ -32,8 +32,11 @@ import Loader
                 let name = c.name(4)
                 let base = try #require(bases[name])
                 #expect(base % UInt64(c.u32(60)) == 0, "\(name) aligned")
-                let data: [UInt8]? = files[name]
-                out[name] = try #require(data, "ALLOCATE names \(name), which is no file")
+                guard let data = files[name] else {
+                    Issue.record("ALLOCATE names \(name), which is no file")
+                    continue
+                }
+                out[name] = data
             case 2:
                 let dest = c.name(4), src = c.name(60), offset = Int(c.u32(116)), size = Int(c.bytes[c.bytes.startIndex + 120])
                 var file = try #require(out[dest])
