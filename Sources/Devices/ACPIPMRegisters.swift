@@ -131,5 +131,8 @@ public final class ResetControl: Sendable {
         if byte & 0x04 != 0 { reset() }
     }
 
-    public func map(into io: MemoryRegion, at port: UInt64 = 0xcf9) { io.addSubregion(region, at: port) }
+    /// Maps the register at 0xcf9 above CONFIG_ADDRESS (0xcf8-0xcfb), priority 1 as QEMU's
+    /// "piix3-reset-control": byte accesses to 0xcf9 reach it, wider ones at 0xcf8 the PCI host.
+    /// QEMU: piix3_realize() (memory_region_add_subregion_overlap(..., 1)).
+    public func map(into io: MemoryRegion, at port: UInt64 = 0xcf9) { io.addSubregion(region, at: port, priority: 1) }
 }
