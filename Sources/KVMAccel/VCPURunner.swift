@@ -89,15 +89,22 @@ public final class VCPURunner: Sendable {
         while true {
             if stopRequested.load(ordering: .acquiring) { return .stopped }
             if let why = vcpu.vm.failure { return .failed(why) }
-            let park = parking.withLock { p -> Bool in
-                guard p.requested else { return false }
-                p.parked = true
-                return true
-            }
-            if park {
+            if parking.withLock({ $0.requested }) {
+                // Parked outside KVM_RUN with no instruction half done: the exit just handled is
+                // completed first (a port read's value, an MMIO read's data, the instruction
+                // pointer past an OUT) by one more KVM_RUN with immediate_exit, as QEMU's
+                // kvm_cpu_exec() runs once more before it stops. Registers set while parked (a
+                // reset to the reset vector) then never meet an emulation still in flight, which
+                // KVM would finish against them.
+                if let reason = completePendingExit() { return reason }
                 drainCoalesced()
-                // Parked outside KVM_RUN: any exit already handled, any pending I/O completion
-                // stays in kvm_run for the next KVM_RUN, so nothing is lost or replayed.
+                // Parked only now: whoever waits for `isParked` may touch the registers.
+                let park = parking.withLock { p -> Bool in
+                    guard p.requested else { return false }
+                    p.parked = true
+                    return true
+                }
+                guard park else { vcpu.immediateExit = false; continue }
                 resumeSignal.wait()
                 parking.withLock { $0.parked = false }
                 vcpu.immediateExit = false
@@ -108,6 +115,22 @@ public final class VCPURunner: Sendable {
             drainCoalesced()
             if let reason = handle(exit) { return reason }
         }
+    }
+
+    /// Runs the vCPU with immediate_exit until KVM returns EINTR, handling any exit the
+    /// completion of the previous one raises (an MMIO access split in pieces); bounded, as a
+    /// completion raises at most a few. Non-nil ends the run. QEMU: kvm_cpu_exec()'s last
+    /// KVM_RUN with immediate_exit set by qemu_cpu_kick().
+    private func completePendingExit() -> VCPUStopReason? {
+        for _ in 0..<16 {
+            vcpu.immediateExit = true
+            let exit: VCPUExit
+            do { exit = try vcpu.run() } catch { return .failed("\(error)") }
+            drainCoalesced()
+            if case .interrupted = exit { return nil }
+            if let reason = handle(exit) { return reason }
+        }
+        return nil
     }
 
     /// Replays the coalesced ring if the kernel buffered anything (two loads when it did not).
