@@ -42,7 +42,7 @@ for f in $LIBC; do cc64 "$SRC/lib/$f.c" "$OBJ/64/$f.o"; LIB64="$LIB64 $OBJ/64/$f
 gcc -m32 -c "$SRC/lib/start64.S" -o "$OBJ/64/start64.o" || die "start64.S failed"
 
 # 32-bit kernels.
-for t in hello mbinfo fwcfg pci cf8low pcibar pcitestdev pctestdev irq acpi smp virtiorng virtioblk echo msixstorm qmpguest elcr uart poweroff; do
+for t in hello mbinfo fwcfg pci cf8low pcibar pcitestdev pctestdev irq acpi smp virtiorng virtioblk echo msixstorm qmpguest elcr uart poweroff reset; do
     [ -f "$SRC/tests/$t.c" ] || die "missing tests/$t.c"
     cc32 "$SRC/tests/$t.c" "$OBJ/32/t_$t.o"
     extra=""

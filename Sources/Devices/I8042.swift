@@ -1,8 +1,9 @@
 import Memory
 
 /// The smallest useful i8042 keyboard controller: data port 0x60 reads 0, the status port 0x64
-/// reads "system flag set, input buffer empty", and command 0xFE (pulse the reset line) resets
-/// the machine — the reboot path many small kernels use. QEMU: i8042 (hw/input/pckbd.c).
+/// reads "system flag set, input buffer empty", and a pulse command (0xf0-0xff) with bit 0 clear
+/// — 0xfe is the reboot path many small kernels use — resets the machine.
+/// QEMU: i8042 (hw/input/pckbd.c), kbd_write_command() (KBD_CCMD_PULSE_BITS_3_0).
 public final class I8042: Sendable {
     public let dataRegion: MemoryRegion
     public let commandRegion: MemoryRegion
@@ -13,7 +14,8 @@ public final class I8042: Sendable {
             read: { _, _ in 0 }, write: { _, _, _ in }, valid: byteOnly, implementation: byteOnly))
         commandRegion = .io(name: "i8042-cmd", size: 1, ops: MemoryRegionOps(
             read: { _, _ in 0x1c },
-            write: { _, value, _ in if value & 0xff == 0xfe { reset() } },
+            // Commands 0xf0-0xff pulse output-port bits 3-0; bit 0 low pulses the reset line.
+            write: { _, value, _ in if value & 0xf1 == 0xf0 { reset() } },
             valid: byteOnly, implementation: byteOnly))
     }
 

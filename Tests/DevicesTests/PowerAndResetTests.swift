@@ -40,5 +40,10 @@ import Testing
         #expect(space.read(0x64, size: 1).value == 0x1c)
         space.write(0x64, value: 0xfe, size: 1)
         #expect(resets.value == 2)
+        // Every pulse command with bit 0 low resets (QEMU: KBD_CCMD_PULSE_BITS_3_0); others do not.
+        for command: UInt64 in [0xf0, 0xf2, 0xfc] { space.write(0x64, value: command, size: 1) }
+        #expect(resets.value == 5)
+        for command: UInt64 in [0xf1, 0xff, 0xe0, 0xd1] { space.write(0x64, value: command, size: 1) }
+        #expect(resets.value == 5)
     }
 }

@@ -79,9 +79,12 @@ extension PCMachine {
         }
     }
 
-    /// Asks for a reset, done by the main loop (never on the calling vCPU's thread).
-    /// QEMU: qemu_system_reset_request().
+    /// Asks for a reset, done by the main loop (never on the calling vCPU's thread). Every vCPU
+    /// is asked to stop at once, so the one that asked runs no further guest code (firmware's
+    /// reboot path follows its reset write with an int3 it never expects to reach).
+    /// QEMU: qemu_system_reset_request() → cpu_stop_current().
     public func requestReset(_ cause: ResetCause) {
+        for r in runners { r.pause() }
         requests.withLock { $0.append(.reset(cause)) }
         wakeMainLoop.signal()
     }
