@@ -37,16 +37,17 @@ for f in $LIBC idt virtio; do cc32 "$SRC/lib/$f.c" "$OBJ/32/$f.o"; LIB32="$LIB32
 gcc -m32 -c "$SRC/lib/start.S" -o "$OBJ/32/start.o" || die "start.S failed"
 gcc -m32 -c "$SRC/lib/isr.S" -o "$OBJ/32/isr.o" || die "isr.S failed"
 gcc -m32 -c "$SRC/lib/trampoline.S" -o "$OBJ/32/trampoline.o" || die "trampoline.S failed"
+gcc -m32 -c "$SRC/lib/wake16.S" -o "$OBJ/32/wake16.o" || die "wake16.S failed"
 LIB64=""
 for f in $LIBC; do cc64 "$SRC/lib/$f.c" "$OBJ/64/$f.o"; LIB64="$LIB64 $OBJ/64/$f.o"; done
 gcc -m32 -c "$SRC/lib/start64.S" -o "$OBJ/64/start64.o" || die "start64.S failed"
 
 # 32-bit kernels.
-for t in hello mbinfo fwcfg pci cf8low pcibar pcitestdev pctestdev irq acpi smp virtiorng virtioblk echo msixstorm qmpguest elcr uart poweroff reset; do
+for t in hello mbinfo fwcfg pci cf8low pcibar pcitestdev pctestdev irq acpi smp virtiorng virtioblk echo msixstorm qmpguest elcr uart poweroff reset suspend; do
     [ -f "$SRC/tests/$t.c" ] || die "missing tests/$t.c"
     cc32 "$SRC/tests/$t.c" "$OBJ/32/t_$t.o"
     extra=""
-    case $t in smp|msixstorm) extra="$OBJ/32/trampoline.o" ;; esac
+    case $t in smp|msixstorm) extra="$OBJ/32/trampoline.o" ;; suspend) extra="$OBJ/32/wake16.o" ;; esac
     # start.o first so the Multiboot header lands at the start of the image.
     ld $LDFLAGS -o "$OUT/$t.elf" "$OBJ/32/start.o" "$OBJ/32/isr.o" $extra "$OBJ/32/t_$t.o" $LIB32 \
         || die "linking $t failed"

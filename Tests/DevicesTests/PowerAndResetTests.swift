@@ -13,19 +13,39 @@ import Testing
     let system = MemorySystem()
     let io = MemoryRegion.container(name: "io", size: 0x10000)
 
-    @Test func pm1ControlAlwaysACPIModeAndS5PowersOff() {
-        let off = Flag()
-        let pm = ACPIPMRegisters(powerOff: { off.hit() })
+    @Test func pm1ControlAlwaysACPIModeAndSleepTypes() {
+        let entered = Mutex<[ACPIPMRegisters.SleepState]>([])
+        let pm = ACPIPMRegisters(sleep: { state in entered.withLock { $0.append(state) } })
         pm.map(into: io)
         let space = AddressSpace(root: io, name: "I/O", system: system)
         #expect(space.read(0x604, size: 2).value & 1 == 1)             // SCI_EN
         space.write(0x602, value: 0x0121, size: 2)                       // PM1 enable
         #expect(space.read(0x600, size: 4).value == 0x0121_0000)
-        space.write(0x604, value: 5 << 10 | 1 << 13, size: 2)            // SLP_TYP 5: not S5 here
-        #expect(off.value == 0)
-        space.write(0x604, value: 1 << 13, size: 2)                      // \_S5 = 0 with SLP_EN
-        #expect(off.value == 1)
+        space.write(0x604, value: 5 << 10 | 1 << 13, size: 2)            // SLP_TYP 5: no state
+        space.write(0x604, value: 1 << 10, size: 2)                      // S3 type without SLP_EN
+        #expect(entered.withLock { $0 }.isEmpty)
+        // PIIX4's types as QEMU: 0 soft-off, 1 S3, 2 S4. QEMU: acpi_pm1_cnt_write().
+        for typ: UInt64 in [0, 1, 2] { space.write(0x604, value: typ << 10 | 1 << 13, size: 2) }
+        #expect(entered.withLock { $0 } == [.s5, .s3, .s4])
         #expect(space.read(0x604, size: 2).value & (1 << 13) == 0)        // SLP_EN reads 0
+    }
+
+    /// After a wake-up: WAK_STS with RTC_STS (RTC alarm) or PWRBTN_STS (anything else), write
+    /// 1 to clear; RTC_EN gates the alarm. QEMU: acpi_notify_wakeup(), acpi_pm1_evt_write_en().
+    @Test func wakeStatusAndRTCEnable() {
+        let pm = ACPIPMRegisters(sleep: { _ in })
+        pm.map(into: io)
+        let space = AddressSpace(root: io, name: "I/O", system: system)
+        #expect(!pm.rtcWakeEnabled)
+        space.write(0x602, value: 0x0400, size: 2)
+        #expect(pm.rtcWakeEnabled)
+        pm.reset()
+        #expect(!pm.rtcWakeEnabled)
+        pm.noteWakeup(.rtc)
+        #expect(space.read(0x600, size: 2).value == 0x8400)
+        space.write(0x600, value: 0x8400, size: 2)
+        pm.noteWakeup(.other)
+        #expect(space.read(0x600, size: 2).value == 0x8100)
     }
 
     @Test func resetControlAndKeyboardReset() {

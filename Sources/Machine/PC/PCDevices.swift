@@ -34,8 +34,10 @@ public final class PCDevices: Sendable {
     struct Hooks: Sendable {
         /// End the run with a status (isa-debug-exit).
         var exit: @Sendable (Int32, String) -> Void
-        /// The guest powered off (ACPI S5).
-        var powerOff: @Sendable () -> Void
+        /// The guest entered a sleep state through PM1a_CNT (S5, S3, S4).
+        var sleep: @Sendable (ACPIPMRegisters.SleepState) -> Void
+        /// The RTC alarm fired with AIE set (a wake-up source while suspended).
+        var alarm: @Sendable () -> Void
         /// The guest asked for a reset (0xcf9, the i8042).
         var reset: @Sendable () -> Void
     }
@@ -52,14 +54,15 @@ public final class PCDevices: Sendable {
         fwCfg.map(into: ioRoot)
         fwCfgDMA = FwCfgDMA(fwCfg: fwCfg, memory: dma)
         fwCfgDMA.map(into: ioRoot)
-        cmos = CMOS(belowFourGiB: layout.below4G, aboveFourGiB: layout.above4G, cpus: c.cpuCount)
+        cmos = CMOS(belowFourGiB: layout.below4G, aboveFourGiB: layout.above4G, cpus: c.cpuCount, irq: isaIRQ(8),
+                    alarmWake: hooks.alarm)
         PCFirmware.setBootRegisters(cmos, boot: c.boot)
         cmos.map(into: ioRoot)
         let timer = ACPIPMTimer()
         pmTimer = timer
         if !firmware { pmTimer.map(into: ioRoot) }
         // The SCI is ISA IRQ 9, level-triggered (the FADT's SCI_INT, the MADT's override).
-        pmRegisters = ACPIPMRegisters(sci: isaIRQ(9), timerTicks: { timer.ticks }, powerOff: hooks.powerOff)
+        pmRegisters = ACPIPMRegisters(sci: isaIRQ(9), timerTicks: { timer.ticks }, sleep: hooks.sleep)
         // With firmware the PM block appears where firmware puts it (PIIX4 PM's PMBA); without,
         // where SeaBIOS would have put it.
         var powerManagement: PCIDevice?
@@ -96,14 +99,15 @@ public final class PCDevices: Sendable {
     }
 
     /// A system reset of every device; then, without firmware, the PCI BARs and command
-    /// registers programmed again as firmware would after a reset; with firmware, every PCI
-    /// function's header back to its reset values for firmware to program.
+    /// registers programmed again as firmware would after a reset; with firmware — or when the
+    /// machine wakes from S3, where SeaBIOS's resume path leaves them for the OS — every PCI
+    /// function's header back to its reset values.
     /// QEMU: qemu_devices_reset() → pci_do_device_reset() (+ SeaBIOS pci_setup without firmware).
-    func reset() {
-        for d in [fwCfg, pmRegisters] as [any Resettable] { d.reset() }
+    func reset(wakeup: Bool = false) {
+        for d in [fwCfg, pmRegisters, cmos] as [any Resettable] { d.reset() }
         pci.host.reset()
         for (_, device) in realized { (device as? any Resettable)?.reset() }
-        if firmware { pci.resetFunctions() } else { pci.assignBARs() }
+        if firmware || wakeup { pci.resetFunctions() } else { pci.assignBARs() }
     }
 
     /// The firmware paths of the devices given a boot index, lowest index first, for fw_cfg

@@ -1,3 +1,4 @@
+import Devices
 import Dispatch
 import KVM
 import KVMAccel
@@ -27,6 +28,8 @@ public enum ResetCause: String, Sendable {
 /// What the main loop is asked to do.
 enum MachineRequest: Sendable {
     case reset(ResetCause)
+    case suspend
+    case wakeup(ACPIPMRegisters.WakeReason)
     case exit
 }
 
@@ -106,6 +109,85 @@ extension PCMachine {
         devices.pmRegisters.pressPowerButton()
     }
 
+    /// The guest wrote SLP_EN to PM1a_CNT: S5 powers off; S4 is SUSPEND_DISK and a power-off,
+    /// as QEMU does without S4 support; S3 suspends (on the main loop; every vCPU stops at once).
+    /// QEMU: acpi_pm1_cnt_write() → qemu_system_shutdown_request() / qemu_system_suspend_request().
+    func guestSleep(_ state: ACPIPMRegisters.SleepState) {
+        switch state {
+        case .s5:
+            guestPowerOff()
+        case .s4:
+            events.emit("SUSPEND_DISK")
+            guestPowerOff()
+        case .s3:
+            for r in runners { r.pause() }
+            requests.withLock { $0.append(.suspend) }
+            wakeMainLoop.signal()
+        }
+    }
+
+    /// S3 on the main loop: every vCPU parked, the RTC's shutdown status byte 0xfe (what
+    /// firmware reads at the reset vector to resume), state suspended, SUSPEND. A second
+    /// request while suspended is ignored. QEMU: qemu_system_suspend() (rtc_notify_suspend()).
+    func performSuspend() {
+        transition.withLock { _ in
+            guard state.withLock({ $0 }) != .suspended else { return }
+            for r in runners { r.pause() }
+            while !runners.allSatisfy(\.isParked) { sched_yield() }
+            devices.cmos.setByte(0xfe, at: CMOS.Register.shutdownStatus)
+            state.withLock { $0 = .suspended }
+            events.emit("SUSPEND")
+        }
+    }
+
+    /// The RTC alarm fired with AIE set: a wake-up if the guest enabled RTC_EN. QEMU:
+    /// qemu_system_wakeup_request(QEMU_WAKEUP_REASON_RTC) with the reason masked by RTC_EN.
+    func rtcAlarm() {
+        guard devices.pmRegisters.rtcWakeEnabled else { return }
+        _ = requestWakeup(.rtc)
+    }
+
+    /// Asks a suspended machine to wake; false (and nothing happens) when it is not suspended.
+    /// The state is running from here on, as QEMU sets it in the request. QEMU:
+    /// qemu_system_wakeup_request().
+    @discardableResult
+    public func requestWakeup(_ reason: ACPIPMRegisters.WakeReason) -> Bool {
+        let woke = state.withLock { s -> Bool in
+            guard s == .suspended else { return false }
+            s = .running
+            return true
+        }
+        guard woke else { return false }
+        requests.withLock { $0.append(.wakeup(reason)) }
+        wakeMainLoop.signal()
+        return true
+    }
+
+    /// The wake-up on the main loop: the machine resets as for a reboot, keeping RAM — with
+    /// firmware every vCPU at the reset vector, where SeaBIOS finds the shutdown status 0xfe and
+    /// jumps to the FACS waking vector; in the direct boot the machine does that itself — then
+    /// WAK_STS and the reason's status bit, the vCPUs running, WAKEUP. QEMU: main_loop_should_exit()
+    /// → qemu_system_wakeup() → pc_machine_wakeup() (pc_machine_reset()), acpi_notify_wakeup().
+    func performWakeup(_ reason: ACPIPMRegisters.WakeReason) {
+        transition.withLock { _ in
+            for r in runners { r.pause() }
+            while !runners.allSatisfy(\.isParked) { sched_yield() }
+            do {
+                try rebootSoftware(wakeup: true)
+            } catch {
+                logger.error("wake-up: \(error)")
+                requestExit(status: 1, reason: "wake-up failed")
+                return
+            }
+            devices.pmRegisters.noteWakeup(reason)
+            for (i, r) in runners.enumerated() {
+                r.resume()
+                if !r.isRunning { startVCPU(i, r) }
+            }
+            events.emit("WAKEUP")
+        }
+    }
+
     /// The guest powered off (ACPI S5): SHUTDOWN (guest-shutdown), status 0.
     func guestPowerOff() {
         events.emit("SHUTDOWN", .object([("guest", true), ("reason", "guest-shutdown")]))
@@ -147,16 +229,26 @@ extension PCMachine {
     /// BSP running, the APs waiting for INIT/SIPI) and RAM left as it was, as QEMU's
     /// pc_machine_reset() does; without firmware, the kernel loaded again and the BSP at its
     /// entry, the APs waiting for INIT/SIPI again.
-    private func rebootSoftware() throws {
-        devices.reset()
+    private func rebootSoftware(wakeup: Bool = false) throws {
         let guest = memory.guestMemory
-        var boot: KernelBoot?
-        if bios == nil {
-            guard let kernelPath = configuration.kernel else { return }
-            boot = try Self.loadSoftware(configuration: configuration, layout: layout, kernelPath: kernelPath,
-                                         amdHost: core.amdHost, fwCfg: devices.fwCfg, guest: guest, logger: logger)
+        // Waking without firmware: SeaBIOS's s3_resume() — the FACS waking vector, entered in
+        // real mode; none set, and SeaBIOS reboots (tryReboot()), so the machine boots again.
+        var wakingVector: UInt32?
+        if wakeup, bios == nil, let facs = acpiFACS.withLock({ $0 }),
+           let vector = try? guest.load(UInt32.self, at: facs + 12), vector != 0 {
+            wakingVector = vector
+            devices.cmos.setByte(0, at: CMOS.Register.shutdownStatus)   // handle_resume() clears it
         }
-        self.boot.withLock { $0 = boot }
+        devices.reset(wakeup: wakingVector != nil)
+        var boot: KernelBoot?
+        if bios == nil, wakingVector == nil {
+            guard let kernelPath = configuration.kernel else { return }
+            let loaded = try Self.loadSoftware(configuration: configuration, layout: layout, kernelPath: kernelPath,
+                                               amdHost: core.amdHost, fwCfg: devices.fwCfg, guest: guest, logger: logger)
+            boot = loaded.boot
+            acpiFACS.withLock { $0 = loaded.acpi?.facs }
+        }
+        if wakingVector == nil { self.boot.withLock { $0 = boot } }
         try InterruptControllerSetup.reset(vm)
         if bios == nil { try InterruptControllerSetup.programELCR(vm) }
         for (id, r) in runners.enumerated() {
@@ -170,7 +262,11 @@ extension PCMachine {
             }
             if id == 0 {
                 try r.vcpu.setMPState(.runnable)
-                if let boot { try boot.enter(r.vcpu, memory: guest) }
+                if let wakingVector {
+                    try VCPUSetup.enterRealMode(r.vcpu, at: wakingVector)
+                } else if let boot {
+                    try boot.enter(r.vcpu, memory: guest)
+                }
             } else {
                 try r.vcpu.setMPState(.uninitialized)
             }

@@ -42,6 +42,8 @@ public final class PCMachine: Sendable {
     public let events = MachineEvents()
     /// How the kernel was loaded, for a reboot.
     let boot: Mutex<KernelBoot?>
+    /// Where the direct boot put the FACS (its waking vector is where S3 resumes), if anywhere.
+    let acpiFACS = Mutex<UInt64?>(nil)
 
     /// The firmware image, when the machine runs firmware (no `-kernel`, or `-bios`).
     public let bios: BIOSImage?
@@ -103,7 +105,8 @@ public final class PCMachine: Sendable {
                                 dma: core.memory.dmaMemory, accelerator: core.accelerator, serial: serial, logger: logger,
                                 hooks: PCDevices.Hooks(
                                     exit: { exitBox.request($0, reason: $1) },
-                                    powerOff: { exitBox.machine.withLock { $0?.machine }?.guestPowerOff() },
+                                    sleep: { exitBox.machine.withLock { $0?.machine }?.guestSleep($0) },
+                                    alarm: { exitBox.machine.withLock { $0?.machine }?.rtcAlarm() },
                                     reset: { exitBox.machine.withLock { $0?.machine }?.requestReset(.guestReset) }))
         if bios != nil {
             devices.pci.host.bridge.attachMemoryControl(I440FXMemoryControl(ram: ram, pci: pciMemory, system: systemRoot),
@@ -130,8 +133,10 @@ public final class PCMachine: Sendable {
             boot = Mutex(nil)
         } else {
             guard let kernelPath = configuration.kernel else { throw MachineError("no kernel given (-kernel FILE)") }
-            boot = Mutex(try Self.loadSoftware(configuration: configuration, layout: layout, kernelPath: kernelPath, amdHost: amdHost,
-                                               fwCfg: devices.fwCfg, guest: guest, logger: logger))
+            let loaded = try Self.loadSoftware(configuration: configuration, layout: layout, kernelPath: kernelPath, amdHost: amdHost,
+                                               fwCfg: devices.fwCfg, guest: guest, logger: logger)
+            boot = Mutex(loaded.boot)
+            acpiFACS.withLock { $0 = loaded.acpi?.facs }
         }
         StartupTrace.mark("kernel-loaded")
 
@@ -168,9 +173,18 @@ public final class PCMachine: Sendable {
     /// What firmware and QEMU's loader leave in guest memory before the kernel runs: the ACPI
     /// tables, the fw_cfg files, the kernel (and modules or initrd) with its boot information.
     /// Done at start and again at each reboot (the guest may have overwritten any of it).
+    /// The tables go where SeaBIOS puts them, in the RAM at the top of low memory the memory
+    /// map reserves for firmware — RAM, so the OS can write the FACS (its waking vector, the
+    /// global lock) — with the RSDP in the BIOS area; with too little RAM for that area, all
+    /// in the BIOS area.
     static func loadSoftware(configuration: MachineConfiguration, layout: PCMemoryLayout, kernelPath: String, amdHost: Bool,
-                             fwCfg: FwCfg, guest: GuestMemory, logger: Logger) throws -> KernelBoot {
-        let acpiConfiguration = ACPIConfiguration(cpuCount: configuration.cpuCount)
+                             fwCfg: FwCfg, guest: GuestMemory, logger: Logger) throws -> (boot: KernelBoot, acpi: ACPITableAddresses?) {
+        var acpiConfiguration = ACPIConfiguration(cpuCount: configuration.cpuCount)
+        acpiConfiguration.s3 = true
+        if layout.below4G > 0x10_0000 + PCMemoryLayout.firmwareTablesSize {
+            acpiConfiguration.tablesAddress = layout.below4G - PCMemoryLayout.firmwareTablesSize
+            acpiConfiguration.tablesLimit = layout.below4G
+        }
         let acpi = configuration.acpi ? try ACPITables.write(acpiConfiguration, into: guest) : nil
         try Self.addFirmwareFiles(fwCfg, guest: guest, acpi: acpi, tablesStart: acpiConfiguration.tablesAddress,
                                   e820: layout.qemuE820Table(amdHost: amdHost), logger: logger)
@@ -181,8 +195,8 @@ public final class PCMachine: Sendable {
         let e820 = layout.memoryMap(amdHost: amdHost)
             .map { E820Entry(base: $0.base, length: $0.length, kind: E820Entry.Kind(rawValue: $0.kind.rawValue) ?? .reserved) }
         let kernelBytes = try MultibootLoader.readFile(kernelPath, what: "kernel")
-        return try KernelBoot.load(kernelBytes, path: kernelPath, configuration: configuration, layout: layout,
-                                   usableRAM: usable, memoryMap: e820, into: guest)
+        return (try KernelBoot.load(kernelBytes, path: kernelPath, configuration: configuration, layout: layout,
+                                    usableRAM: usable, memoryMap: e820, into: guest), acpi)
     }
 
     /// The fw_cfg files QEMU's pc offers firmware: the e820 map, the ACPI tables and RSDP,
@@ -223,6 +237,8 @@ public final class PCMachine: Sendable {
             for request in pending {
                 switch request {
                 case .reset(let cause): performReset(cause)
+                case .suspend: performSuspend()
+                case .wakeup(let reason): performWakeup(reason)
                 case .exit: break
                 }
             }

@@ -129,3 +129,27 @@ extension VCPUSetup {
         try vcpu.setFPU(FPUState())
     }
 }
+
+extension VCPUSetup {
+    /// Real mode at the linear address `vector` as SeaBIOS's s3_resume() enters an S3 waking
+    /// vector: CS = vector >> 4, IP = vector & 0xf, the other segments and general registers
+    /// 0, interrupts off, 64 KiB segment limits. For the direct boot's S3 resume.
+    static func enterRealMode(_ vcpu: VCPU, at vector: UInt32) throws {
+        var s = SpecialRegisters()
+        let data = Segment(base: 0, limit: 0xffff, selector: 0, type: 0x3, present: true, s: true)
+        let selector = UInt16(truncatingIfNeeded: vector >> 4)
+        s.cs = Segment(base: UInt64(selector) << 4, limit: 0xffff, selector: selector, type: 0xb, present: true, s: true)
+        s.ds = data; s.es = data; s.fs = data; s.gs = data; s.ss = data
+        s.ldt = Segment(base: 0, limit: 0xffff, selector: 0, type: 0x2, present: true, s: false)
+        s.tr = Segment(base: 0, limit: 0xffff, selector: 0, type: 0xb, present: true, s: false)
+        s.gdt = DescriptorTable(base: 0, limit: 0xffff)
+        s.idt = DescriptorTable(base: 0, limit: 0x3ff)
+        s.cr0 = 0x6000_0010
+        s.apicBase = 0xfee0_0000 | 0x800 | 0x100
+        try vcpu.setSpecialRegisters(s)
+        var r = Registers()
+        r.rip = UInt64(vector & 0xf)
+        r.rflags = 0x2
+        try vcpu.setRegisters(r)
+    }
+}
