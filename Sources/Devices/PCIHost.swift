@@ -147,6 +147,10 @@ public final class PCIHost: Sendable {
         return devices.withLock { $0[slot << 3] }
     }
 
+    /// The BAR number of the expansion ROM in assignments (the ROM BAR at config 0x30 gets an
+    /// address with its enable bit clear, as SeaBIOS leaves it). QEMU: PCI_ROM_SLOT.
+    public static let romSlot = 6
+
     /// Programs every BAR as SeaBIOS 1.16 does on QEMU's i440FX, then enables I/O, memory and
     /// SERR on every function. Returns where each BAR went.
     ///
@@ -177,6 +181,10 @@ public final class PCIHost: Sendable {
                                           span: b.kind.isIO ? b.size : max(b.size, 0x1000))
                 if b.kind.isIO { io.insert(entry) } else if b.kind.isPrefetchable { pref.insert(entry) } else { mem.insert(entry) }
             }
+            // The ROM BAR last, as SeaBIOS sizes PCI_ROM_SLOT after the six: 32-bit memory.
+            if let size = dev.romSize {
+                mem.insert(BARList.Entry(slot: slot, device: dev, bar: Self.romSlot, kind: .memory32, size: size, span: max(size, 0x1000)))
+            }
         }
         var placed: [(BARList.Entry, UInt64)] = []
         // I/O. QEMU: pci_bios_init_root_regions_io().
@@ -203,7 +211,7 @@ public final class PCIHost: Sendable {
         // lock is never held while a device's lock is taken (devices take them the other way).
         var out: [PCIBARAssignment] = []
         for (e, address) in placed {
-            let reg = PCIDevice.Register.bar0 + 4 * e.bar
+            let reg = e.bar == Self.romSlot ? PCIDevice.Register.romAddress : PCIDevice.Register.bar0 + 4 * e.bar
             e.device.configWrite(offset: reg, value: UInt32(truncatingIfNeeded: address), size: 4)
             if e.kind.is64Bit {
                 e.device.configWrite(offset: reg + 4, value: UInt32(truncatingIfNeeded: address >> 32), size: 4)
