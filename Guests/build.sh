@@ -43,7 +43,7 @@ for f in $LIBC; do cc64 "$SRC/lib/$f.c" "$OBJ/64/$f.o"; LIB64="$LIB64 $OBJ/64/$f
 gcc -m32 -c "$SRC/lib/start64.S" -o "$OBJ/64/start64.o" || die "start64.S failed"
 
 # 32-bit kernels.
-for t in hello mbinfo fwcfg pci cf8low pcibar pcitestdev pctestdev irq acpi smp virtiorng virtioblk echo msixstorm qmpguest elcr uart poweroff reset suspend; do
+for t in hello mbinfo fwcfg pci cf8low pcibar pcitestdev pctestdev irq acpi smp virtiorng virtioblk echo msixstorm qmpguest elcr uart poweroff reset suspend rombar; do
     [ -f "$SRC/tests/$t.c" ] || die "missing tests/$t.c"
     cc32 "$SRC/tests/$t.c" "$OBJ/32/t_$t.o"
     extra=""
@@ -78,9 +78,15 @@ done
 as --32 -o "$OBJ/linuxboot.o" "$SRC/firmware/linuxboot.S" || die "assembling firmware/linuxboot.S failed"
 ld -m elf_i386 -Ttext 0 --oformat binary -o "$OUT/linuxboot.bzImage" "$OBJ/linuxboot.o" || die "linking linuxboot failed"
 
+# A PCI expansion ROM for pci-testdev (romfile=): the last byte makes the 512 bytes sum to 0.
+as --32 -o "$OBJ/optionrom.o" "$SRC/firmware/optionrom.S" || die "assembling firmware/optionrom.S failed"
+ld -m elf_i386 -Ttext 0 --oformat binary -o "$OUT/optionrom.rom" "$OBJ/optionrom.o" || die "linking optionrom failed"
+sum=$(od -A n -t u1 -v "$OUT/optionrom.rom" | awk '{ for (i = 1; i <= NF; i++) s += $i } END { print (256 - s % 256) % 256 }')
+printf "$(printf '\\%03o' "$sum")" | dd of="$OUT/optionrom.rom" bs=1 seek=511 conv=notrunc 2>/dev/null
+
 # Every image must carry its Multiboot header within the first 8 KiB of the file.
 for f in "$OUT"/*.elf; do
     off=$(od -A d -t x4 -w4 -v -N 8192 "$f" | awk '$2 == "1badb002" { print $1; exit }')
     [ -n "$off" ] || die "$f: no Multiboot header in the first 8 KiB"
 done
-echo "built: $(cd "$OUT" && ls *.elf *.img *.bzImage | tr '\n' ' ')"
+echo "built: $(cd "$OUT" && ls *.elf *.img *.bzImage *.rom | tr '\n' ' ')"

@@ -82,6 +82,13 @@ enum PCFirmware {
             files += [(ACPILinkedTables.tablesFile, linked.tables), (ACPILinkedTables.rsdpFile, linked.rsdp),
                       (ACPILinkedTables.loaderFile, linked.loader.padded(to: ACPILinkedTables.loaderAlignment))]
         }
+        // A PCI device's ROM with rombar=0: offered as an option ROM file instead of a ROM BAR.
+        // QEMU: pci_add_option_rom() → rom_add_option().
+        for d in c.devices where d.unsigned("rombar") == 0 {
+            guard let name = d.string("romfile"), !name.isEmpty else { continue }
+            let base = name.split(separator: "/").last.map(String.init) ?? name
+            files.append(("genroms/" + base, try PCIOptionROM.contents(name, driver: d.driver, dataDirectories: c.dataDirectories)))
+        }
         for (name, data) in files { try fwCfg.addFile(name: name, data: data) }
     }
 
