@@ -24,8 +24,6 @@ struct FirmwareLogTests {
         .deliberate(vmm: #"table\(50434146\)=0x[0-9a-f]+ \(via xsdt\)|ACPI: parse DSDT at 0x[0-9a-f]+ \(len 60\)"#,
                     qemu: #"table\(50434146\)=0x[0-9a-f]+ \(via rsdt\)|ACPI: parse DSDT at 0x[0-9a-f]+ \(len \d+\)"#,
                     "vmm's own ACPI tables: RSDP revision 2 with an XSDT (SeaBIOS finds the FADT through it), a DSDT holding only \\_S3 and \\_S5"),
-        .knownIssue(vmm: #"WARNING - Timeout at i8042_wait_read:\d+!"#, qemu: "PS2 keyboard initialized",
-                    "vmm's i8042 answers no controller commands (no self-test 0x55), so SeaBIOS's keyboard setup times out after 0.5 s"),
         .deliberate(qemu: #"Searching bootorder for: /rom@genroms/kvmvapic\.bin|Running option rom at c000:0003"#,
                     "no kvmvapic (QEMU's TPR-patching option ROM and port 0x7e device for CPUs without a TPR shadow)"),
     ]

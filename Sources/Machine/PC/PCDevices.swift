@@ -75,7 +75,7 @@ public final class PCDevices: Sendable {
         }
         resetControl = ResetControl(reset: hooks.reset)
         resetControl.map(into: ioRoot)
-        keyboardController = I8042(reset: hooks.reset)
+        keyboardController = I8042(firmware: firmware, keyboardIRQ: isaIRQ(1), mouseIRQ: isaIRQ(12), reset: hooks.reset)
         keyboardController.map(into: ioRoot)
         let thread = try IOThread(logger: logger)
         ioThread = thread
@@ -104,7 +104,7 @@ public final class PCDevices: Sendable {
     /// function's header back to its reset values.
     /// QEMU: qemu_devices_reset() → pci_do_device_reset() (+ SeaBIOS pci_setup without firmware).
     func reset(wakeup: Bool = false) {
-        for d in [fwCfg, pmRegisters, cmos] as [any Resettable] { d.reset() }
+        for d in [fwCfg, pmRegisters, cmos, keyboardController] as [any Resettable] { d.reset() }
         pci.host.reset()
         for (_, device) in realized { (device as? any Resettable)?.reset() }
         if firmware || wakeup { pci.resetFunctions() } else { pci.assignBARs() }
