@@ -73,6 +73,12 @@ for label in A B H; do
     for s in 32 33 34 35 100 2047; do printf 'SECTOR %s' "$s" | dd of="$img" bs=512 seek=$s conv=notrunc 2>/dev/null; done
 done
 
+# A boot sector that exits at once (firmware start-up timing), on a 1 MiB disk.
+as --32 -o "$OBJ/exitsector.o" "$SRC/firmware/exitsector.S" || die "assembling firmware/exitsector.S failed"
+ld -m elf_i386 -Ttext 0x7c00 --oformat binary -o "$OBJ/exitsector.bin" "$OBJ/exitsector.o" || die "linking exitsector failed"
+dd if=/dev/zero of="$OUT/exitsector.img" bs=512 count=2048 2>/dev/null
+dd if="$OBJ/exitsector.bin" of="$OUT/exitsector.img" conv=notrunc 2>/dev/null
+
 # A synthesized Linux bzImage whose real-mode setup code reports how a loader entered it (for
 # -bios with -kernel: QEMU's linuxboot_dma.bin option ROM runs it).
 as --32 -o "$OBJ/linuxboot.o" "$SRC/firmware/linuxboot.S" || die "assembling firmware/linuxboot.S failed"
