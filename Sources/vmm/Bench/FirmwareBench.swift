@@ -71,9 +71,9 @@ struct FirmwareComparison {
         var table: String {
             var lines = ["firmware (SeaBIOS), start to exit (median of \(rounds) alternating runs each; peak RSS is the largest seen)"]
             if let qemuNote { lines.append("qemu: \(qemuNote)") }
-            lines.append(padded("", 40) + padded("vmm", 12) + padded("qemu", 12) + "vmm/qemu")
+            lines.append(padded("", 44) + padded("vmm", 12) + padded("qemu", 12) + "vmm/qemu")
             func row(_ name: String, _ v: Double, _ q: Double?, _ places: Int) {
-                lines.append(padded(name, 40) + padded(fixed(v, places), 12) + padded(q.map { fixed($0, places) } ?? "-", 12)
+                lines.append(padded(name, 44) + padded(fixed(v, places), 12) + padded(q.map { fixed($0, places) } ?? "-", 12)
                     + (q.map { $0 > 0 ? fixed(v / $0, 3) : "-" } ?? "-"))
             }
             for r in results { row(r.workload.label + " (ms)", r.vmm.milliseconds, r.qemu?.milliseconds, 1) }
@@ -85,7 +85,7 @@ struct FirmwareComparison {
             lines.append("vmm's phases to the boot sector (median ms since exec, and the step from the previous)")
             var previous = 0.0
             for p in phases {
-                lines.append(padded("  " + p.name, 40) + padded(fixed(p.milliseconds, 1), 12) + "+" + fixed(p.milliseconds - previous, 1))
+                lines.append(padded("  " + p.name, 44) + padded(fixed(p.milliseconds, 1), 12) + "+" + fixed(p.milliseconds - previous, 1))
                 previous = p.milliseconds
             }
             return lines.joined(separator: "\n")
