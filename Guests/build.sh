@@ -33,7 +33,7 @@ cc64() { # src obj
 
 LIBC="string console cmdline pci acpi"
 LIB32=""
-for f in $LIBC idt virtio; do cc32 "$SRC/lib/$f.c" "$OBJ/32/$f.o"; LIB32="$LIB32 $OBJ/32/$f.o"; done
+for f in $LIBC idt virtio vq; do cc32 "$SRC/lib/$f.c" "$OBJ/32/$f.o"; LIB32="$LIB32 $OBJ/32/$f.o"; done
 gcc -m32 -c "$SRC/lib/start.S" -o "$OBJ/32/start.o" || die "start.S failed"
 gcc -m32 -c "$SRC/lib/isr.S" -o "$OBJ/32/isr.o" || die "isr.S failed"
 gcc -m32 -c "$SRC/lib/trampoline.S" -o "$OBJ/32/trampoline.o" || die "trampoline.S failed"
@@ -43,7 +43,7 @@ for f in $LIBC; do cc64 "$SRC/lib/$f.c" "$OBJ/64/$f.o"; LIB64="$LIB64 $OBJ/64/$f
 gcc -m32 -c "$SRC/lib/start64.S" -o "$OBJ/64/start64.o" || die "start64.S failed"
 
 # 32-bit kernels.
-for t in hello mbinfo fwcfg pci cf8low pcibar pcitestdev pctestdev irq acpi smp virtiorng virtioblk echo msixstorm qmpguest elcr uart poweroff reset suspend rombar; do
+for t in hello mbinfo fwcfg pci cf8low pcibar pcitestdev pctestdev irq acpi smp virtiorng virtioblk echo msixstorm qmpguest elcr uart poweroff virtionet virtioconsole pcicfg reset suspend rombar; do
     [ -f "$SRC/tests/$t.c" ] || die "missing tests/$t.c"
     cc32 "$SRC/tests/$t.c" "$OBJ/32/t_$t.o"
     extra=""

@@ -55,6 +55,7 @@ run startup64 startup64 ""
 run virtiorng virtiorng "requests=100" -device virtio-rng-pci
 run virtiorng-intx virtiorng "requests=100" -device virtio-rng-pci,vectors=0
 run virtiorng-fmask-reinit virtiorng "requests=20 fmask reinit" -device virtio-rng-pci
+run pcicfg pcicfg "" -device virtio-rng-pci
 # virtioblk writes sectors 5 and 100-101; a fresh 1 MiB image each run, sector 0 signed.
 dd if=/dev/zero of="$OUT/virtioblk.img" bs=512 count=2048 2>/dev/null
 printf 'SWIFTVMM-DISK-SECTOR0' | dd of="$OUT/virtioblk.img" conv=notrunc 2>/dev/null

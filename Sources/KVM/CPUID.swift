@@ -5,17 +5,25 @@ internal import CKVM
 /// `function` is EAX on input (the leaf), `index` is ECX on input (the subleaf, meaningful
 /// when `flags` has `significantIndex`), and eax…edx are the output registers.
 public struct CPUIDEntry: Sendable, Hashable {
+    /// The leaf: EAX on input (`kvm_cpuid_entry2.function`).
     public var function: UInt32
+    /// The subleaf: ECX on input (`kvm_cpuid_entry2.index`).
     public var index: UInt32
+    /// `KVM_CPUID_FLAG_*` bits, e.g. ``significantIndex`` (`kvm_cpuid_entry2.flags`).
     public var flags: UInt32
+    /// EAX on output (`kvm_cpuid_entry2.eax`).
     public var eax: UInt32
+    /// EBX on output (`kvm_cpuid_entry2.ebx`).
     public var ebx: UInt32
+    /// ECX on output (`kvm_cpuid_entry2.ecx`).
     public var ecx: UInt32
+    /// EDX on output (`kvm_cpuid_entry2.edx`).
     public var edx: UInt32
 
     /// `KVM_CPUID_FLAG_SIGNIFCANT_INDEX`: the subleaf (`index`) selects this entry.
     public static let significantIndex: UInt32 = 1
 
+    /// An entry for leaf `function` (subleaf `index`), every output register 0 unless given.
     public init(function: UInt32, index: UInt32 = 0, flags: UInt32 = 0,
                 eax: UInt32 = 0, ebx: UInt32 = 0, ecx: UInt32 = 0, edx: UInt32 = 0) {
         self.function = function

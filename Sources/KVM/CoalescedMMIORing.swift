@@ -4,13 +4,18 @@ import VMMSys
 
 /// One guest write that KVM buffered in the coalesced ring instead of exiting: `length` (1…8)
 /// bytes at `address` of the memory space, or of the I/O space when `isPIO`; `value` holds the
-/// bytes little-endian.
+/// bytes little-endian. One `struct kvm_coalesced_mmio`, validated and copied out.
 public struct CoalescedWrite: Sendable, Hashable, CustomStringConvertible {
+    /// Guest-physical address, or port number with `isPIO` (`kvm_coalesced_mmio.phys_addr`).
     public var address: UInt64
+    /// Bytes written, 1…8 (`kvm_coalesced_mmio.len`).
     public var length: Int
+    /// A port write rather than MMIO (`kvm_coalesced_mmio.pio`).
     public var isPIO: Bool
+    /// The bytes written, little-endian in the low `length` bytes (`kvm_coalesced_mmio.data`).
     public var value: UInt64
 
+    /// A write as the ring would report it (for replaying and for tests).
     public init(address: UInt64, length: Int, isPIO: Bool, value: UInt64) {
         self.address = address
         self.length = length
@@ -18,6 +23,7 @@ public struct CoalescedWrite: Sendable, Hashable, CustomStringConvertible {
         self.value = value
     }
 
+    /// `mmio|pio 0x… len=… value=0x…`, for logs.
     public var description: String {
         "\(isPIO ? "pio" : "mmio") \(hex(address)) len=\(length) value=\(hex(value))"
     }
@@ -55,6 +61,7 @@ public struct CoalescedWrite: Sendable, Hashable, CustomStringConvertible {
         /// An entry with a length outside 1…8 or a direction flag other than 0/1: skipped.
         case entry(index: Int, length: UInt32, pio: UInt32)
 
+        /// One line with the values found.
         public var description: String {
             switch self {
             case .index(let f, let l, let c):

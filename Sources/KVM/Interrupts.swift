@@ -4,7 +4,9 @@ import VMMSys
 
 /// Where an ioeventfd listens: a port I/O address or a guest physical MMIO address.
 public enum IoEventAddress: Sendable, Hashable {
+    /// A port on the I/O bus (`KVM_IOEVENTFD_FLAG_PIO` set).
     case pio(UInt64)
+    /// A guest-physical address on the MMIO bus (no flag).
     case mmio(UInt64)
 }
 
@@ -15,6 +17,7 @@ public enum GSIRoute: Sendable, Hashable {
     /// GSI `gsi` sends the MSI message (address, data) — the route behind an MSI irqfd.
     case msi(gsi: UInt32, addressLo: UInt32, addressHi: UInt32, data: UInt32)
 
+    /// The GSI the entry routes (`kvm_irq_routing_entry.gsi`).
     public var gsi: UInt32 {
         switch self {
         case .irqchip(let gsi, _, _), .msi(let gsi, _, _, _): gsi
@@ -53,6 +56,7 @@ extension VirtualMachine {
     /// - `deassign`: remove a registration made with the same arguments.
     ///
     /// Registering the same (address, length, datamatch) twice fails with EEXIST.
+    /// QEMU: `kvm_set_ioeventfd_mmio()`, `kvm_set_ioeventfd_pio()`.
     public func ioeventfd(
         fileDescriptor fd: FileDescriptor, address: IoEventAddress, length: UInt32,
         datamatch: UInt64? = nil, deassign: Bool = false
@@ -91,6 +95,7 @@ extension VirtualMachine {
     /// `KVM_IRQFD`: signalling `notifier` raises `gsi` inside the kernel (an edge, or with
     /// `resample` a level that the kernel lowers on EOI and reports by signalling
     /// `resample`, so the device can re-assert it). `deassign` removes the binding.
+    /// QEMU: `kvm_irqchip_assign_irqfd()`.
     public func irqfd(
         notifier: EventNotifier, gsi: UInt32, resample: EventNotifier? = nil, deassign: Bool = false
     ) throws(SystemError) {
@@ -111,7 +116,9 @@ extension VirtualMachine {
             value: &args)
     }
 
-    /// `KVM_SET_GSI_ROUTING`: replaces the whole routing table with `routes`.
+    /// `KVM_SET_GSI_ROUTING`: replaces the whole routing table with `routes` (so a caller
+    /// keeps every route it wants, the irqchip's defaults included).
+    /// QEMU: `kvm_irqchip_commit_routes()`.
     public func setGSIRouting(_ routes: [GSIRoute]) throws(SystemError) {
         let header = MemoryLayout<kvm_irq_routing>.size
         let stride = MemoryLayout<kvm_irq_routing_entry>.stride
@@ -134,7 +141,7 @@ extension VirtualMachine {
     }
 
     /// `KVM_SIGNAL_MSI`: injects one MSI. Returns false when the guest blocked it
-    /// (masked/not delivered), true when delivered.
+    /// (masked/not delivered), true when delivered. QEMU: `kvm_irqchip_send_msi()`.
     @discardableResult
     public func signalMSI(address: UInt64, data: UInt32) throws(SystemError) -> Bool {
         var msi = kvm_msi()
@@ -147,6 +154,7 @@ extension VirtualMachine {
     }
 
     /// `KVM_IRQ_LINE`: sets GSI `irq` to `level` on the in-kernel irqchip (ISA/PCI INTx).
+    /// QEMU: `kvm_set_irq()`.
     public func irqLine(irq: UInt32, level: Bool) throws(SystemError) {
         var args = kvm_irq_level()
         args.irq = irq

@@ -1,15 +1,24 @@
 internal import CKVM
 
 /// The general-purpose registers (`struct kvm_regs`).
+///
+/// Each field is the `kvm_regs` field of the same name. QEMU: `kvm_getput_regs()`.
 public struct Registers: Sendable, Hashable {
+    /// The accumulator and the other legacy general-purpose registers (`kvm_regs.rax`, …).
     public var rax: UInt64 = 0, rbx: UInt64 = 0, rcx: UInt64 = 0, rdx: UInt64 = 0
+    /// Source and destination index, stack and frame pointer (`kvm_regs.rsi`, …, `.rbp`).
     public var rsi: UInt64 = 0, rdi: UInt64 = 0, rsp: UInt64 = 0, rbp: UInt64 = 0
+    /// The 64-bit registers R8–R11 (`kvm_regs.r8`, …).
     public var r8: UInt64 = 0, r9: UInt64 = 0, r10: UInt64 = 0, r11: UInt64 = 0
+    /// The 64-bit registers R12–R15 (`kvm_regs.r12`, …).
     public var r12: UInt64 = 0, r13: UInt64 = 0, r14: UInt64 = 0, r15: UInt64 = 0
+    /// The instruction pointer: an offset in CS, so the linear address is `cs.base + rip`
+    /// outside long mode (`kvm_regs.rip`).
     public var rip: UInt64 = 0
-    /// Bit 1 is reserved and must be set (0x2 is the reset value).
+    /// Bit 1 is reserved and must be set (0x2 is the reset value) (`kvm_regs.rflags`).
     public var rflags: UInt64 = 0x2
 
+    /// All zero but `rflags` (0x2, its reset value).
     public init() {}
 
     init(_ r: kvm_regs) {
@@ -30,24 +39,34 @@ public struct Registers: Sendable, Hashable {
 /// A segment register's hidden state (`struct kvm_segment`): what the CPU cached from the
 /// descriptor, which is what matters in protected and long mode.
 public struct Segment: Sendable, Hashable {
+    /// Linear address of byte 0 of the segment (`kvm_segment.base`).
     public var base: UInt64 = 0
+    /// Last valid offset, in bytes whatever `g` says: KVM expands it (`kvm_segment.limit`).
     public var limit: UInt32 = 0xffff
+    /// The selector loaded, index and RPL (`kvm_segment.selector`).
     public var selector: UInt16 = 0
-    /// Descriptor type (e.g. 0xb execute/read accessed code, 0x3 read/write accessed data).
+    /// Descriptor type (e.g. 0xb execute/read accessed code, 0x3 read/write accessed data)
+    /// (`kvm_segment.type`).
     public var type: UInt8 = 0
+    /// Descriptor present (`kvm_segment.present`).
     public var present: Bool = true
+    /// Descriptor privilege level, 0–3 (`kvm_segment.dpl`).
     public var dpl: UInt8 = 0
-    /// Default operation size (32-bit code/stack when set).
+    /// Default operation size (32-bit code/stack when set) (`kvm_segment.db`).
     public var db: Bool = false
-    /// Code/data (true) versus system (false) descriptor.
+    /// Code/data (true) versus system (false) descriptor (`kvm_segment.s`).
     public var s: Bool = true
-    /// 64-bit code segment.
+    /// 64-bit code segment (`kvm_segment.l`).
     public var l: Bool = false
-    /// Granularity: limit in 4 KiB units.
+    /// Granularity: limit in 4 KiB units (`kvm_segment.g`).
     public var g: Bool = false
+    /// The descriptor bit left to software (`kvm_segment.avl`).
     public var avl: Bool = false
+    /// A null or otherwise unusable segment, as VMX tracks it (`kvm_segment.unusable`).
     public var unusable: Bool = false
 
+    /// A segment with the given fields. The defaults give a present 64 KiB segment at 0 of
+    /// type 0; set at least `type` and `selector` for a segment a guest can use.
     public init(base: UInt64 = 0, limit: UInt32 = 0xffff, selector: UInt16 = 0, type: UInt8 = 0,
                 present: Bool = true, dpl: UInt8 = 0, db: Bool = false, s: Bool = true, l: Bool = false,
                 g: Bool = false, avl: Bool = false, unusable: Bool = false) {
@@ -71,9 +90,12 @@ public struct Segment: Sendable, Hashable {
 
 /// A descriptor-table register (GDTR/IDTR, `struct kvm_dtable`).
 public struct DescriptorTable: Sendable, Hashable {
+    /// Linear address of the table (`kvm_dtable.base`).
     public var base: UInt64
+    /// Size of the table minus one, in bytes (`kvm_dtable.limit`).
     public var limit: UInt16
 
+    /// A table register with the given fields (by default the reset state: 0 and 0xffff).
     public init(base: UInt64 = 0, limit: UInt16 = 0xffff) {
         self.base = base
         self.limit = limit
@@ -81,17 +103,30 @@ public struct DescriptorTable: Sendable, Hashable {
 }
 
 /// Segment, descriptor-table and control registers (`struct kvm_sregs`).
+///
+/// Each field is the `kvm_sregs` field of the same name (`apicBase`: `apic_base`,
+/// `interruptBitmap`: `interrupt_bitmap`). QEMU: `kvm_get_sregs()`, `kvm_put_sregs()`.
 public struct SpecialRegisters: Sendable, Hashable {
+    /// The code and data segment registers (`kvm_sregs.cs`, `.ds`, `.es`, `.fs`).
     public var cs = Segment(), ds = Segment(), es = Segment(), fs = Segment()
+    /// GS, the stack segment, the task register and the LDT register (`kvm_sregs.gs`, `.ss`,
+    /// `.tr`, `.ldt`).
     public var gs = Segment(), ss = Segment(), tr = Segment(), ldt = Segment()
+    /// GDTR and IDTR (`kvm_sregs.gdt`, `.idt`).
     public var gdt = DescriptorTable(), idt = DescriptorTable()
+    /// The control registers (`kvm_sregs.cr0`, …, `.cr8`): CR0 holds PE and PG, CR3 the page
+    /// table root, CR4 PAE, CR8 the task priority.
     public var cr0: UInt64 = 0, cr2: UInt64 = 0, cr3: UInt64 = 0, cr4: UInt64 = 0, cr8: UInt64 = 0
+    /// The EFER MSR: LME/LMA for long mode (`kvm_sregs.efer`).
     public var efer: UInt64 = 0
+    /// The IA32_APIC_BASE MSR: the local APIC's address and enable bits (`kvm_sregs.apic_base`).
     public var apicBase: UInt64 = 0
     /// `interrupt_bitmap`: an interrupt KVM had accepted but not yet delivered (at most one
     /// bit). Kept so that get → modify → set does not drop it; normally all zero.
     public var interruptBitmap: [UInt64] = [0, 0, 0, 0]
 
+    /// Default values (segments as `Segment()`, control registers 0), not a vCPU's reset
+    /// state: start from ``VCPU/getSpecialRegisters()`` and change what you need.
     public init() {}
 
     init(_ k: kvm_sregs) {
@@ -121,21 +156,26 @@ public struct SpecialRegisters: Sendable, Hashable {
 
 /// x87/SSE state (`struct kvm_fpu`).
 public struct FPUState: Sendable, Hashable {
-    /// x87 control word; 0x37f is the FNINIT value.
+    /// x87 control word; 0x37f is the FNINIT value (`kvm_fpu.fcw`).
     public var fcw: UInt16 = 0x37f
+    /// x87 status word (`kvm_fpu.fsw`).
     public var fsw: UInt16 = 0
-    /// Abridged tag word (one bit per register, as FXSAVE stores it).
+    /// Abridged tag word (one bit per register, as FXSAVE stores it) (`kvm_fpu.ftwx`).
     public var ftwx: UInt8 = 0
+    /// Opcode of the last x87 instruction (`kvm_fpu.last_opcode`).
     public var lastOpcode: UInt16 = 0
+    /// Address of the last x87 instruction (`kvm_fpu.last_ip`).
     public var lastIP: UInt64 = 0
+    /// Address of the last x87 memory operand (`kvm_fpu.last_dp`).
     public var lastDP: UInt64 = 0
-    /// SSE control/status; 0x1f80 is the reset value.
+    /// SSE control/status; 0x1f80 is the reset value (`kvm_fpu.mxcsr`).
     public var mxcsr: UInt32 = 0x1f80
-    /// ST0–ST7, 16 bytes each (128 bytes).
+    /// ST0–ST7, 16 bytes each (128 bytes) (`kvm_fpu.fpr`).
     public var fpr: [UInt8] = Array(repeating: 0, count: 128)
-    /// XMM0–XMM15, 16 bytes each (256 bytes).
+    /// XMM0–XMM15, 16 bytes each (256 bytes) (`kvm_fpu.xmm`).
     public var xmm: [UInt8] = Array(repeating: 0, count: 256)
 
+    /// The state after FNINIT with MXCSR at its reset value.
     public init() {}
 
     init(_ k: kvm_fpu) {
@@ -163,13 +203,22 @@ public struct FPUState: Sendable, Hashable {
 }
 
 /// A vCPU's multiprocessing state (`struct kvm_mp_state`).
+/// A struct rather than an enum: the kernel may report states this module does not name.
 public struct MPState: RawRepresentable, Sendable, Hashable {
+    /// The `KVM_MP_STATE_*` value (`kvm_mp_state.mp_state`).
     public var rawValue: UInt32
+    /// Wraps a `KVM_MP_STATE_*` value, named here or not.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
+    /// Running (or ready to run): the state of the boot processor. `KVM_MP_STATE_RUNNABLE`.
     public static let runnable = MPState(rawValue: UInt32(KVM_MP_STATE_RUNNABLE))
+    /// An application processor waiting for INIT (with the in-kernel local APIC).
+    /// `KVM_MP_STATE_UNINITIALIZED`.
     public static let uninitialized = MPState(rawValue: UInt32(KVM_MP_STATE_UNINITIALIZED))
+    /// INIT received, waiting for a SIPI. `KVM_MP_STATE_INIT_RECEIVED`.
     public static let initReceived = MPState(rawValue: UInt32(KVM_MP_STATE_INIT_RECEIVED))
+    /// Halted in the kernel, waiting for an interrupt. `KVM_MP_STATE_HALTED`.
     public static let halted = MPState(rawValue: UInt32(KVM_MP_STATE_HALTED))
+    /// SIPI received: the vCPU starts at the vector's address. `KVM_MP_STATE_SIPI_RECEIVED`.
     public static let sipiReceived = MPState(rawValue: UInt32(KVM_MP_STATE_SIPI_RECEIVED))
 }

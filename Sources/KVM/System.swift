@@ -22,10 +22,11 @@ public final class KVMSystem: Sendable {
     /// The only KVM API version this module speaks.
     public static let requiredAPIVersion = 12
 
-    /// Opens `path` read/write, close-on-exec.
-    ///
-    /// Throws `SystemError(operation: "open /dev/kvm")` with errno ENOENT (no KVM module or
-    /// device node) or EACCES (not in the kvm group) so the user sees the actual cause.
+    /// Opens `path` read/write, close-on-exec, and checks the API version.
+    /// - Throws: `SystemError(operation: "open /dev/kvm")` with errno ENOENT (no KVM module or
+    ///   device node) or EACCES (not in the kvm group), so the user sees the actual cause;
+    ///   EOPNOTSUPP for an API version other than 12.
+    /// QEMU: the `/dev/kvm` part of `kvm_init()`.
     public init(path: String = "/dev/kvm") throws(SystemError) {
         let fd = try systemCall("open \(path)") {
             try FileDescriptor.open(FilePath(path), .readWrite, options: .closeOnExec)
@@ -55,6 +56,7 @@ public final class KVMSystem: Sendable {
     /// `KVM_CHECK_EXTENSION`: 0 if the capability (a `KVM_CAP_*` number) is absent, otherwise
     /// a positive, capability-specific value (often 1, sometimes a limit). An ioctl failure
     /// also reads as 0: an extension the kernel cannot answer for is not usable.
+    /// QEMU: `kvm_check_extension()`.
     public func checkExtension(_ capability: Int32) -> Int {
         let r = try? KVMIoctl.call(fileDescriptor, CKVM_CHECK_EXTENSION, "KVM_CHECK_EXTENSION",
                                    integer: UInt(bitPattern: Int(capability)))
@@ -62,7 +64,8 @@ public final class KVMSystem: Sendable {
     }
 
     /// `KVM_GET_SUPPORTED_CPUID`: every CPUID leaf/subleaf KVM can present to a guest, with
-    /// the feature bits it can virtualize. The starting point for a vCPU's `setCPUID`.
+    /// the feature bits it can virtualize. The starting point for a vCPU's `setCPUID`. The
+    /// buffer grows until the kernel stops answering E2BIG. QEMU: `try_get_cpuid()`.
     public func supportedCPUID() throws(SystemError) -> [CPUIDEntry] {
         var capacity = 128
         while true {
@@ -86,7 +89,7 @@ public final class KVMSystem: Sendable {
     }
 
     /// `KVM_GET_MSR_INDEX_LIST`: the MSRs KVM saves and restores for a guest (what a
-    /// snapshot or migration must carry).
+    /// snapshot or migration must carry). QEMU: `kvm_get_supported_msrs()`.
     public func msrIndexList() throws(SystemError) -> [UInt32] {
         var capacity = 256
         while true {
@@ -110,7 +113,7 @@ public final class KVMSystem: Sendable {
         }
     }
 
-    /// `KVM_CREATE_VM` (type 0, the default x86 VM).
+    /// `KVM_CREATE_VM` (type 0, the default x86 VM). QEMU: the `KVM_CREATE_VM` in `kvm_init()`.
     public func createVM() throws(SystemError) -> VirtualMachine {
         let fd = try KVMIoctl.call(fileDescriptor, CKVM_CREATE_VM, "KVM_CREATE_VM", "type=0", integer: 0)
         return VirtualMachine(fileDescriptor: FileDescriptor(rawValue: fd), system: self)

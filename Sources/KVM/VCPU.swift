@@ -52,6 +52,7 @@ import Glibc
     ///
     /// EINTR and EAGAIN are returned as `.interrupted`, not retried: they mean a signal or
     /// `immediateExit` asked this thread to come back. Any other failure throws.
+    /// QEMU: the `KVM_RUN` of `kvm_cpu_exec()`.
     public func run() throws(SystemError) -> VCPUExit {
         let r = ckvm_ioctl_none(fileDescriptor.rawValue, CKVM_RUN)
         if r < 0 {
@@ -75,6 +76,7 @@ import Glibc
     /// All `complete…` calls re-validate the exit still described by `kvm_run` and throw a
     /// `SystemError` with errno EINVAL (operation = the method name) when no matching exit
     /// is pending or the sizes disagree, rather than writing anywhere.
+    /// QEMU: the data `kvm_handle_io()` leaves at `io.data_offset` for the next `KVM_RUN`.
     public func completeIoIn(value: UInt64) throws(SystemError) {
         guard let io = pendingIO(direction: KVM_EXIT_IO_IN), io.count == 1 else {
             throw completionError("completeIoIn", "value=\(hex(value)): no pending single port read")
@@ -83,7 +85,7 @@ import Glibc
     }
 
     /// Supplies the bytes of the pending `in` (`.ioIn` or `.ioInString`): exactly
-    /// `size * count` bytes, in guest order.
+    /// `size * count` bytes, in guest order. QEMU: `kvm_handle_io()`.
     public func completeIoIn(bytes: [UInt8]) throws(SystemError) {
         guard let io = pendingIO(direction: KVM_EXIT_IO_IN), bytes.count == io.size * io.count else {
             throw completionError("completeIoIn", "bytes=\(bytes.count): no pending port read of that size")
@@ -93,6 +95,7 @@ import Glibc
     }
 
     /// Supplies the value of the pending MMIO read (`.mmioRead`): its low `length` bytes.
+    /// QEMU: the `KVM_EXIT_MMIO` case of `kvm_cpu_exec()`, reading into `run->mmio.data`.
     public func completeMmioRead(value: UInt64) throws(SystemError) {
         guard let mmio = pendingMMIO(), !mmio.isWrite else {
             throw completionError("completeMmioRead", "value=\(hex(value)): no pending MMIO read")

@@ -8,35 +8,36 @@ import Glibc
 /// Register and state accessors: the get/set ioctl pairs, converting to and from the
 /// Swift value types so no kernel struct leaks into the public API.
 extension VCPU {
-    /// `KVM_GET_REGS`.
+    /// `KVM_GET_REGS`. QEMU: `kvm_getput_regs()`.
     public func getRegisters() throws(SystemError) -> Registers {
         var regs = kvm_regs()
         try KVMIoctl.call(fileDescriptor, CKVM_GET_REGS, "KVM_GET_REGS", "vcpu=\(id)", value: &regs)
         return Registers(regs)
     }
 
-    /// `KVM_SET_REGS`.
+    /// `KVM_SET_REGS`. QEMU: `kvm_getput_regs()`.
     public func setRegisters(_ registers: Registers) throws(SystemError) {
         var regs = registers.raw
         try KVMIoctl.call(fileDescriptor, CKVM_SET_REGS, "KVM_SET_REGS",
                           "vcpu=\(id) rip=\(hex(registers.rip))", value: &regs)
     }
 
-    /// `KVM_GET_SREGS`.
+    /// `KVM_GET_SREGS`. QEMU: `kvm_get_sregs()`.
     public func getSpecialRegisters() throws(SystemError) -> SpecialRegisters {
         var sregs = kvm_sregs()
         try KVMIoctl.call(fileDescriptor, CKVM_GET_SREGS, "KVM_GET_SREGS", "vcpu=\(id)", value: &sregs)
         return SpecialRegisters(sregs)
     }
 
-    /// `KVM_SET_SREGS`.
+    /// `KVM_SET_SREGS`; read them first and change what you need (see ``SpecialRegisters``).
+    /// QEMU: `kvm_put_sregs()`.
     public func setSpecialRegisters(_ registers: SpecialRegisters) throws(SystemError) {
         var sregs = registers.raw
         try KVMIoctl.call(fileDescriptor, CKVM_SET_SREGS, "KVM_SET_SREGS",
                           "vcpu=\(id) cr0=\(hex(registers.cr0)) efer=\(hex(registers.efer))", value: &sregs)
     }
 
-    /// `KVM_GET_FPU`.
+    /// `KVM_GET_FPU`. QEMU: `kvm_get_fpu()` (used where the host has no XSAVE).
     public func getFPU() throws(SystemError) -> FPUState {
         var fpu = kvm_fpu()
         try KVMIoctl.call(fileDescriptor, CKVM_GET_FPU, "KVM_GET_FPU", "vcpu=\(id)", value: &fpu)
@@ -44,6 +45,7 @@ extension VCPU {
     }
 
     /// `KVM_SET_FPU` (e.g. `FPUState()` for the FNINIT control word and reset MXCSR).
+    /// QEMU: `kvm_put_fpu()` (used where the host has no XSAVE).
     public func setFPU(_ state: FPUState) throws(SystemError) {
         var fpu = state.raw
         try KVMIoctl.call(fileDescriptor, CKVM_SET_FPU, "KVM_SET_FPU",
@@ -52,6 +54,7 @@ extension VCPU {
 
     /// `KVM_SET_CPUID2`: what the guest's CPUID instruction returns (usually a filtered copy
     /// of `KVMSystem.supportedCPUID()`). Set before the first `run()`.
+    /// QEMU: the `KVM_SET_CPUID2` in `kvm_arch_init_vcpu()`.
     public func setCPUID(_ entries: [CPUIDEntry]) throws(SystemError) {
         var buffer = CPUIDBuffer(entries: entries)
         let fd = fileDescriptor
@@ -68,6 +71,7 @@ extension VCPU {
 
     /// `KVM_GET_MSRS`: reads the MSRs in `indices`. KVM stops at the first MSR it cannot
     /// read, so the result holds only the leading ones that were read (compare its count).
+    /// QEMU: `kvm_get_msrs()`.
     public func getMSRs(_ indices: [UInt32]) throws(SystemError) -> [(index: UInt32, value: UInt64)] {
         var buffer = MSRBuffer(indices.map { ($0, 0) })
         let read = try buffer.call(fileDescriptor, CKVM_GET_MSRS, "KVM_GET_MSRS", vcpu: id)
@@ -76,14 +80,14 @@ extension VCPU {
 
     /// `KVM_SET_MSRS`: writes `entries` in order and returns how many were set. KVM stops at
     /// the first MSR it refuses, so a result below `entries.count` names the refused one:
-    /// `entries[result]`.
+    /// `entries[result]`. QEMU: `kvm_put_msrs()`.
     @discardableResult
     public func setMSRs(_ entries: [(index: UInt32, value: UInt64)]) throws(SystemError) -> Int {
         var buffer = MSRBuffer(entries)
         return try buffer.call(fileDescriptor, CKVM_SET_MSRS, "KVM_SET_MSRS", vcpu: id)
     }
 
-    /// `KVM_GET_MP_STATE`.
+    /// `KVM_GET_MP_STATE`. QEMU: `kvm_get_mp_state()`.
     public func getMPState() throws(SystemError) -> MPState {
         var state = kvm_mp_state()
         try KVMIoctl.call(fileDescriptor, CKVM_GET_MP_STATE, "KVM_GET_MP_STATE", "vcpu=\(id)", value: &state)
@@ -91,6 +95,7 @@ extension VCPU {
     }
 
     /// `KVM_SET_MP_STATE` (e.g. `.uninitialized` to hold an AP until INIT/SIPI).
+    /// QEMU: `kvm_put_mp_state()`.
     public func setMPState(_ state: MPState) throws(SystemError) {
         var raw = kvm_mp_state(mp_state: state.rawValue)
         try KVMIoctl.call(fileDescriptor, CKVM_SET_MP_STATE, "KVM_SET_MP_STATE",
@@ -101,6 +106,7 @@ extension VCPU {
     public static let lapicSize = MemoryLayout<kvm_lapic_state>.size
 
     /// `KVM_GET_LAPIC`: the in-kernel local APIC's 1024-byte register page.
+    /// QEMU: `kvm_get_apic()`.
     public func getLAPIC() throws(SystemError) -> [UInt8] {
         var state = kvm_lapic_state()
         try KVMIoctl.call(fileDescriptor, CKVM_GET_LAPIC, "KVM_GET_LAPIC", "vcpu=\(id)", value: &state)
@@ -108,7 +114,8 @@ extension VCPU {
         return unsafe withUnsafeBytes(of: &state) { unsafe Array($0) }
     }
 
-    /// `KVM_SET_LAPIC`: `registers` must be exactly `lapicSize` (1024) bytes.
+    /// `KVM_SET_LAPIC`: `registers` must be exactly `lapicSize` (1024) bytes (EINVAL before
+    /// any ioctl otherwise). QEMU: `kvm_apic_put()`.
     public func setLAPIC(_ registers: [UInt8]) throws(SystemError) {
         guard registers.count == VCPU.lapicSize else {
             throw SystemError(operation: "KVM_SET_LAPIC", arguments: "vcpu=\(id) size=\(registers.count)", errno: EINVAL)

@@ -6,7 +6,9 @@ import VMMSys
 /// writes, and re-arming it under manual protection. Documentation/virt/kvm/api.rst,
 /// 4.8 KVM_GET_DIRTY_LOG, 4.117 KVM_CLEAR_DIRTY_LOG, 7.18 KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2.
 extension VirtualMachine {
-    /// `KVM_ENABLE_CAP` on the VM: `capability` (a `KVM_CAP_*` number) with up to four arguments.
+    /// `KVM_ENABLE_CAP` on the VM: `capability` (a `KVM_CAP_*` number) with up to four
+    /// arguments (EINVAL before any ioctl for more, or a negative number).
+    /// QEMU: `kvm_vm_enable_cap()`.
     public func enableCapability(_ capability: Int32, arguments: [UInt64] = []) throws(SystemError) {
         guard capability >= 0, arguments.count <= 4 else {
             throw SystemError(operation: "KVM_ENABLE_CAP", arguments: "cap=\(capability) args=\(arguments.count)", errno: EINVAL)
@@ -43,6 +45,7 @@ extension VirtualMachine {
     /// kernel writes one bit per page of the slot, so a wrong size would be a buffer overrun):
     /// a slot this object did not register is refused with EINVAL before any ioctl. The kernel
     /// answers ENOENT for a slot that does not log dirty pages.
+    /// QEMU: `kvm_slot_get_dirty_log()`.
     public func getDirtyLog(slot: UInt32) throws(SystemError) -> [UInt64] {
         // Held across the ioctl so the slot cannot change size under it.
         try slotPages.withLock { table throws(SystemError) -> [UInt64] in
@@ -70,6 +73,7 @@ extension VirtualMachine {
     /// page `firstPage + i` of `slot`), clears the kernel's dirty bit and write-protects the
     /// page again, so the next write is logged. `firstPage` must be a multiple of 64 and
     /// `pages` a multiple of 64 or reach the slot's end (the kernel checks: EINVAL).
+    /// QEMU: `kvm_log_clear_one_slot()`.
     public func clearDirtyLog(slot: UInt32, firstPage: UInt64, pages: UInt32, bitmap: [UInt64]) throws(SystemError) {
         let args = "slot=\(slot) first_page=\(firstPage) num_pages=\(pages)"
         guard UInt64(bitmap.count) * 64 >= UInt64(pages) else {
@@ -93,7 +97,7 @@ extension VirtualMachine {
     }
 
     /// Pages of `slot` as registered through `setUserMemoryRegion` (nil: no such slot).
-    public func slotPageCount(_ slot: UInt32) -> UInt64? { slotPages.withLock { $0[slot] } }
+    package func slotPageCount(_ slot: UInt32) -> UInt64? { slotPages.withLock { $0[slot] } }
 
     // MARK: A VM that must not run
 
@@ -101,13 +105,13 @@ extension VirtualMachine {
     /// kernel refused to map, say. vCPU run loops check `failure` before entering the guest,
     /// so the machine stops with this reason instead of running a guest whose memory is not
     /// what it was given. QEMU aborts the process in the same places.
-    public func recordFailure(_ reason: String) {
+    package func recordFailure(_ reason: String) {
         failureStorage.withLock { if $0 == nil { $0 = reason } }
         failed.store(true, ordering: .releasing)
     }
 
     /// The recorded failure, if any (a single atomic load when there is none).
-    public var failure: String? {
+    package var failure: String? {
         guard failed.load(ordering: .acquiring) else { return nil }
         return failureStorage.withLock { $0 }
     }
@@ -116,12 +120,15 @@ extension VirtualMachine {
 /// Coalesced MMIO and PIO: zones whose guest writes the kernel appends to the VM's ring
 /// instead of exiting. Documentation/virt/kvm/api.rst, 4.116 KVM_(UN)REGISTER_COALESCED_MMIO.
 extension VirtualMachine {
-    /// `KVM_REGISTER_COALESCED_MMIO` (with `pio`: needs `KVM_CAP_COALESCED_PIO`).
+    /// `KVM_REGISTER_COALESCED_MMIO`: guest writes to `[address, address + size)` (ports with
+    /// `pio`, which needs `KVM_CAP_COALESCED_PIO`) are appended to the ring instead of exiting.
+    /// QEMU: `kvm_coalesce_mmio_region()`, `kvm_coalesce_pio_add()`.
     public func registerCoalescedZone(address: UInt64, size: UInt32, pio: Bool) throws(SystemError) {
         try coalescedZone(CKVM_REGISTER_COALESCED_MMIO, "KVM_REGISTER_COALESCED_MMIO", address, size, pio)
     }
 
     /// `KVM_UNREGISTER_COALESCED_MMIO`: removes every zone of that kind lying inside the range.
+    /// QEMU: `kvm_uncoalesce_mmio_region()`, `kvm_coalesce_pio_del()`.
     public func unregisterCoalescedZone(address: UInt64, size: UInt32, pio: Bool) throws(SystemError) {
         try coalescedZone(CKVM_UNREGISTER_COALESCED_MMIO, "KVM_UNREGISTER_COALESCED_MMIO", address, size, pio)
     }

@@ -5,7 +5,9 @@ import VMMSys
 
 /// Flags of a guest memory slot (`KVM_SET_USER_MEMORY_REGION`).
 public struct MemoryRegionFlags: OptionSet, Sendable, Hashable {
+    /// The `KVM_MEM_*` bits (`kvm_userspace_memory_region.flags`).
     public let rawValue: UInt32
+    /// Wraps `KVM_MEM_*` bits, named here or not.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
     /// `KVM_MEM_LOG_DIRTY_PAGES`: track guest writes for `KVM_GET_DIRTY_LOG`.
@@ -50,6 +52,7 @@ public final class VirtualMachine: Sendable {
     /// Safety: the guest may then read and write `[hostAddress, hostAddress + size)` at any
     /// time, so that range must be memory set aside for it (a RAM block's mapping) and must stay
     /// mapped for as long as the slot exists. The kernel checks only that it is user memory.
+    /// QEMU: `kvm_set_user_memory_region()`.
     @unsafe
     public func setUserMemoryRegion(
         slot: UInt32, flags: MemoryRegionFlags = [], guestPhysicalAddress: UInt64, size: UInt64, hostAddress: UInt64
@@ -70,13 +73,14 @@ public final class VirtualMachine: Sendable {
     }
 
     /// `KVM_CREATE_IRQCHIP`: the in-kernel PIC pair, IOAPIC and per-vCPU local APICs.
-    /// Must come before any vCPU is created.
+    /// Must come before any vCPU is created. QEMU: `kvm_irqchip_create()`.
     public func createIrqchip() throws(SystemError) {
         try KVMIoctl.call(fileDescriptor, CKVM_CREATE_IRQCHIP, "KVM_CREATE_IRQCHIP", integer: 0)
     }
 
     /// `KVM_CREATE_PIT2`: the in-kernel i8254 (needs the irqchip). `flags` is
     /// `kvm_pit_config.flags` (0, or `KVM_PIT_SPEAKER_DUMMY` = 1).
+    /// QEMU: `kvm_pit_realizefn()` (hw/i386/kvm/i8254.c; flags 0).
     public func createPIT2(flags: UInt32 = 0) throws(SystemError) {
         var config = kvm_pit_config()
         config.flags = flags
@@ -85,6 +89,7 @@ public final class VirtualMachine: Sendable {
 
     /// `KVM_SET_TSS_ADDR`: three pages of guest physical space (below 4 GiB, not RAM) that
     /// Intel VMX needs for real-mode emulation. Conventionally 0xfffb_d000.
+    /// QEMU: the `KVM_SET_TSS_ADDR` in `kvm_arch_init()` (target/i386/kvm/kvm.c), at 0xfeffd000.
     public func setTSSAddress(_ address: UInt64) throws(SystemError) {
         try KVMIoctl.call(fileDescriptor, CKVM_SET_TSS_ADDR, "KVM_SET_TSS_ADDR", "addr=\(hex(address))",
                           integer: UInt(address))
@@ -92,13 +97,15 @@ public final class VirtualMachine: Sendable {
 
     /// `KVM_SET_IDENTITY_MAP_ADDR`: one page for the VMX identity page table (conventionally
     /// 0xfffb_c000, just below the TSS). Must precede vCPU creation.
+    /// QEMU: the `KVM_SET_IDENTITY_MAP_ADDR` in `kvm_arch_init()`, at 0xfeffc000.
     public func setIdentityMapAddress(_ address: UInt64) throws(SystemError) {
         var value = address
         try KVMIoctl.call(fileDescriptor, CKVM_SET_IDENTITY_MAP_ADDR, "KVM_SET_IDENTITY_MAP_ADDR",
                           "addr=\(hex(address))", value: &value)
     }
 
-    /// `KVM_CREATE_VCPU` plus the `kvm_run` mapping. Create vCPUs after `createIrqchip`.
+    /// `KVM_CREATE_VCPU` plus the `kvm_run` mapping (and, with the first vCPU, the VM's
+    /// coalesced ring). Create vCPUs after `createIrqchip`. QEMU: `kvm_init_vcpu()`.
     public func createVCPU(id: UInt32) throws(SystemError) -> VCPU {
         let fd = FileDescriptor(rawValue: try KVMIoctl.call(fileDescriptor, CKVM_CREATE_VCPU, "KVM_CREATE_VCPU",
                                                             "id=\(id)", integer: UInt(id)))

@@ -8,13 +8,18 @@ import Glibc
 /// `holder` already claims that address, length and value on the same bus. `holderOwner` is
 /// nil when the holder was not registered through this accelerator.
 public struct IoeventfdConflict: Sendable, CustomStringConvertible {
+    /// The ioeventfd the kernel refused (absolute address); userspace signals it instead.
     public var refused: MemoryRegionIoeventfd
     /// The region showing the refused ioeventfd's address, and its address space.
     public var refusedOwner: String
+    /// The ioeventfd in the way, if this accelerator registered it.
     public var holder: MemoryRegionIoeventfd?
+    /// The holder's region and address space, as for `refusedOwner`.
     public var holderOwner: String?
+    /// On the port I/O bus rather than MMIO.
     public var pio: Bool
 
+    /// One line naming both ioeventfds and their owners.
     public var description: String {
         let kind = pio ? "PIO" : "MMIO"
         let other = holder.map { "\($0) of \(holderOwner ?? "?")" } ?? "an ioeventfd not registered through this accelerator"

@@ -8,6 +8,7 @@ import VMMSys
 /// spaces. RAM and ROM become memory slots, ioeventfds become `KVM_IOEVENTFD`s; nothing
 /// KVM-specific lives in the memory API. QEMU: `kvm_init()` and `KVMState`.
 public final class KVMAccelerator: Sendable {
+    /// The VM whose slots, ioeventfds and routes this accelerator manages. QEMU: `s->vmfd`.
     public let vm: VirtualMachine
     /// `KVM_CAP_IOEVENTFD`: without it no eventfd listener is registered and every doorbell
     /// is signalled by userspace dispatch. QEMU: `kvm_eventfds_allowed`.
@@ -20,7 +21,7 @@ public final class KVMAccelerator: Sendable {
     /// `KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2` enabled: dirty logs are re-armed page by page with
     /// `KVM_CLEAR_DIRTY_LOG` when the memory API clears them. QEMU: `s->manual_dirty_log_protect`.
     public let manualDirtyLogProtection: Bool
-    public let logger: Logger
+    package let logger: Logger
 
     let slots: MemorySlots
     let ioeventfdStats = Mutex<IoeventfdStats>(IoeventfdStats())
@@ -33,8 +34,12 @@ public final class KVMAccelerator: Sendable {
 
     /// Counts of what the eventfd listeners asked of the kernel.
     public struct IoeventfdStats: Sendable, Equatable {
+        /// `KVM_IOEVENTFD` assigns the kernel took (retries included).
         public var assigned = 0
+        /// `KVM_IOEVENTFD` deassigns the kernel took.
         public var deassigned = 0
+        /// ioeventfds left to userspace signalling: refused by the kernel, or zero-length ones
+        /// without `KVM_CAP_IOEVENTFD_ANY_LENGTH`.
         public var refused = 0
         /// Refused ones the kernel took later, when what was in their way went away.
         public var retried = 0
@@ -49,6 +54,9 @@ public final class KVMAccelerator: Sendable {
     /// Queries the capabilities of `vm`'s KVM and enables manual dirty-log protection where
     /// offered. Call `attach` to start listening.
     /// - Parameters:
+    ///   - vm: the VM to drive; its system answers the capability queries.
+    ///   - logger: where refused slots and ioeventfds, conflicts and ring faults are reported
+    ///     (what a guest can provoke again and again is rate-limited).
     ///   - memorySlotLimit: slot numbers to use at most (default `MemorySlots.defaultLimit`,
     ///     never more than `KVM_CAP_NR_MEMSLOTS`).
     ///   - manualDirtyLogProtection: ask for `KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2` (QEMU does
@@ -112,25 +120,30 @@ public final class KVMAccelerator: Sendable {
     // MARK: Guest memory errors
 
     /// Memory slots the kernel refused (or the accelerator had no number for), the first 16.
-    /// Each also stops the vCPUs (`VirtualMachine.failure`).
+    /// The first also stops the vCPUs: every ``VCPURunner`` of this VM returns
+    /// ``VCPUStopReason/failed(_:)`` with its description instead of entering the guest.
     public var memoryErrors: [KVMMemoryError] { slots.recordedErrors.list }
 
     /// Throws the first memory slot error, if any: for a machine to call once it is built
     /// (and after a topology change it makes), so the user sees one clear line instead of a
-    /// guest running with RAM missing.
+    /// guest running with RAM missing. QEMU has nothing to check: `kvm_set_phys_mem()` aborts
+    /// the process where the slot is refused.
     public func checkMemory() throws(KVMMemoryError) {
         if let first = slots.recordedErrors.list.first { throw first }
     }
 
     // MARK: Coalesced I/O
 
-    /// `KVM_CAP_COALESCED_MMIO` / `KVM_CAP_COALESCED_PIO`: coalesced ranges become kernel
-    /// zones (otherwise their writes simply exit one by one).
+    /// `KVM_CAP_COALESCED_MMIO`: coalesced MMIO ranges become kernel zones (otherwise their
+    /// writes simply exit one by one). QEMU: `s->coalesced_mmio`.
     public var coalescedMMIO: Bool { coalesced.mmioPage > 0 }
+    /// `KVM_CAP_COALESCED_PIO` as well: coalesced port ranges become kernel zones too.
+    /// QEMU: `s->coalesced_pio`.
     public var coalescedPIO: Bool { coalesced.pio }
 
-    /// Coalesced zones registered with the kernel now, and writes replayed from the ring so far.
+    /// Coalesced zones registered with the kernel now.
     public var coalescedZones: Int { coalesced.zoneCount }
+    /// Buffered writes replayed from the ring into the address spaces so far.
     public var coalescedWritesDrained: UInt64 { coalesced.drained.load(ordering: .relaxed) }
 
     /// Replays the coalesced ring now (what every vCPU does before handling an exit).

@@ -5,7 +5,7 @@ import VMMSys
 /// not a warning, because the guest would otherwise run with a RAM range silently missing (its
 /// accesses would exit as MMIO). The accelerator collects these (`memoryErrors`), records the
 /// first on the VM so every vCPU stops with it before entering the guest
-/// (`VirtualMachine.recordFailure`), and logs each once. QEMU: `kvm_set_phys_mem()` prints
+/// (``VCPUStopReason/failed(_:)``), and logs each once. QEMU: `kvm_set_phys_mem()` prints
 /// "error registering slot" and aborts; `kvm_alloc_slot()` "no free slot available".
 public struct KVMMemoryError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What went wrong.
@@ -25,13 +25,16 @@ public struct KVMMemoryError: Error, Sendable, Equatable, CustomStringConvertibl
 
     /// The region the section belongs to.
     public var region: String
-    /// The page-aligned guest range that was to be mapped or changed.
+    /// Start of the page-aligned guest range that was to be mapped or changed.
     public var guestAddress: UInt64
+    /// Length in bytes of that range.
     public var size: UInt64
     /// "map", "unmap" or "set flags on".
     public var action: String
+    /// Why it failed.
     public var cause: Cause
 
+    /// The one line a user sees: what could not be done to which RAM, and why.
     public var description: String {
         let what = "cannot \(action) guest RAM '\(region)' at \(hex(guestAddress)) (\(hex(size)) bytes)"
         switch cause {

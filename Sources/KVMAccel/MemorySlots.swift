@@ -7,12 +7,17 @@ import VMMSys
 /// The KVM memory slots backing guest RAM and ROM, keyed by guest address.
 /// QEMU: `KVMSlot` and `kvm_set_phys_mem()`.
 public final class MemorySlots: Sendable {
-    /// One registered slot.
+    /// One registered slot. QEMU: `KVMSlot`.
     public struct Slot: Sendable, Equatable {
+        /// The slot number given to the kernel. QEMU: `KVMSlot.slot`.
         public var slot: UInt32
+        /// Guest-physical address of the slot's first byte. QEMU: `KVMSlot.start_addr`.
         public var guestAddress: UInt64
+        /// Length in bytes, whole pages. QEMU: `KVMSlot.memory_size`.
         public var size: UInt64
+        /// Host address of the slot's first byte, inside a RAM block's mapping. QEMU: `KVMSlot.ram`.
         public var hostAddress: UInt64
+        /// `KVM_MEM_READONLY`: guest writes exit as MMIO (ROM).
         public var readOnly: Bool
         /// `KVM_MEM_LOG_DIRTY_PAGES`: the kernel logs the guest's writes to this slot.
         public var logDirtyPages = false
@@ -44,8 +49,8 @@ public final class MemorySlots: Sendable {
     /// doing that in a loop must not flood the log.
     let errorLog = RateLimitedLog()
     /// Slot numbers this accelerator uses (`0..<limit`), and what the kernel offers.
-    public let limit: Int
-    public let kernelLimit: Int
+    package let limit: Int
+    package let kernelLimit: Int
     /// Whether `KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2` is on: logs are cleared with
     /// `KVM_CLEAR_DIRTY_LOG` (`logClear`) instead of by `KVM_GET_DIRTY_LOG` itself.
     let manualProtect: Bool
@@ -77,7 +82,7 @@ public final class MemorySlots: Sendable {
         }
     }
 
-    public var current: [Slot] { state.withLock { $0.slots.sorted { $0.guestAddress < $1.guestAddress } } }
+    package var current: [Slot] { state.withLock { $0.slots.sorted { $0.guestAddress < $1.guestAddress } } }
 
     /// The page-aligned part of a section KVM can map. QEMU: `kvm_align_section()`.
     static func align(_ section: MemoryRegionSection) -> (guest: UInt64, size: UInt64, delta: UInt64)? {

@@ -21,6 +21,7 @@ public enum VCPUStopReason: Sendable, Equatable, CustomStringConvertible {
     /// KVM could not run or emulate the guest; carries a register dump.
     case failed(String)
 
+    /// The reason as a word ("halted"), or a failure's message.
     public var description: String {
         switch self {
         case .halted: return "halted"
@@ -44,6 +45,7 @@ public final class ExitCounters: Sendable {
     public var mmio: UInt64 { mmioCount.load(ordering: .relaxed) }
     /// Every other exit (HLT, interrupted, IRQ window, …).
     public var other: UInt64 { otherCount.load(ordering: .relaxed) }
+    /// Every userspace exit counted here.
     public var total: UInt64 { portIO + mmio + other }
 }
 
@@ -53,12 +55,16 @@ public final class ExitCounters: Sendable {
 /// Before an exit is handled, the writes the kernel coalesced (buffered in the ring instead of
 /// exiting) are replayed in order, so every device sees the guest's writes in program order;
 /// the ring is also drained when the vCPU stops or parks. A VM the accelerator found unable
-/// to run as built (guest RAM the kernel refused to map: `VirtualMachine.failure`) is not
-/// entered: the run ends with `.failed` and that reason.
+/// to run as built (guest RAM the kernel refused to map: ``KVMAccelerator/memoryErrors``) is
+/// not entered: the run ends with `.failed` and that reason.
 public final class VCPURunner: Sendable {
+    /// The vCPU this loop runs.
     public let vcpu: VCPU
+    /// Where MMIO exits are dispatched (and coalesced MMIO writes replayed).
     public let memory: AddressSpace
+    /// Where port I/O exits are dispatched.
     public let io: AddressSpace
+    /// This vCPU's userspace exits, by kind.
     public let counters = ExitCounters()
     private let logger: Logger
     private let stopRequested = Atomic<Bool>(false)
@@ -68,6 +74,8 @@ public final class VCPURunner: Sendable {
     private let parking = Mutex<(requested: Bool, parked: Bool, inRun: Bool, threadID: Int32?)>((false, false, false, nil))
     private let resumeSignal = DispatchSemaphore(value: 0)
 
+    /// A loop for `vcpu` dispatching into `memory` and `io`; installs the no-op kick signal
+    /// handler once per process. Nothing runs until ``run()`` or ``start(name:completion:)``.
     public init(vcpu: VCPU, memory: AddressSpace, io: AddressSpace, logger: Logger = Logger(label: "vmm.vcpu")) {
         self.vcpu = vcpu
         self.memory = memory
@@ -76,7 +84,8 @@ public final class VCPURunner: Sendable {
         VCPUKick.installHandler()
     }
 
-    /// Runs the vCPU on the calling thread until it stops.
+    /// Runs the vCPU on the calling thread until it stops. QEMU: `kvm_cpu_exec()`, looped by
+    /// `kvm_vcpu_thread_fn()`.
     public func run() -> VCPUStopReason {
         thread.withLock { $0 = VCPUKick.currentThread() }
         let tid = HostThread.currentID
@@ -86,25 +95,26 @@ public final class VCPURunner: Sendable {
             thread.withLock { $0 = nil }
             parking.withLock { $0.inRun = false }
         }
+        // Whether the last exit's instruction is still unfinished in the kernel: a port or MMIO
+        // access is completed (the value read loaded, RIP advanced) only by the next KVM_RUN.
+        var instructionPending = false
         while true {
             if stopRequested.load(ordering: .acquiring) { return .stopped }
             if let why = vcpu.vm.failure { return .failed(why) }
-            if parking.withLock({ $0.requested }) {
-                // Parked outside KVM_RUN with no instruction half done: the exit just handled is
-                // completed first (a port read's value, an MMIO read's data, the instruction
-                // pointer past an OUT) by one more KVM_RUN with immediate_exit, as QEMU's
-                // kvm_cpu_exec() runs once more before it stops. Registers set while parked (a
-                // reset to the reset vector) then never meet an emulation still in flight, which
-                // KVM would finish against them.
-                if let reason = completePendingExit() { return reason }
+            // A pause waits for that KVM_RUN: `pause()` set immediate_exit, so the kernel
+            // finishes the instruction and returns EINTR without running the guest further
+            // (api.rst, "immediate_exit"). Parked, the vCPU's state is then whole, and registers
+            // set meanwhile (a reset entering the kernel again) are the ones it resumes with;
+            // otherwise the pending completion would run at resume on top of them.
+            let park = !instructionPending && parking.withLock { p -> Bool in
+                guard p.requested else { return false }
+                p.parked = true
+                return true
+            }
+            if park {
                 drainCoalesced()
-                // Parked only now: whoever waits for `isParked` may touch the registers.
-                let park = parking.withLock { p -> Bool in
-                    guard p.requested else { return false }
-                    p.parked = true
-                    return true
-                }
-                guard park else { vcpu.immediateExit = false; continue }
+                // Parked outside KVM_RUN with every exit handled and its instruction complete:
+                // nothing is lost or replayed.
                 resumeSignal.wait()
                 parking.withLock { $0.parked = false }
                 vcpu.immediateExit = false
@@ -112,25 +122,10 @@ public final class VCPURunner: Sendable {
             }
             let exit: VCPUExit
             do { exit = try vcpu.run() } catch { return .failed("\(error)") }
+            instructionPending = exit.completesOnNextRun
             drainCoalesced()
             if let reason = handle(exit) { return reason }
         }
-    }
-
-    /// Runs the vCPU with immediate_exit until KVM returns EINTR, handling any exit the
-    /// completion of the previous one raises (an MMIO access split in pieces); bounded, as a
-    /// completion raises at most a few. Non-nil ends the run. QEMU: kvm_cpu_exec()'s last
-    /// KVM_RUN with immediate_exit set by qemu_cpu_kick().
-    private func completePendingExit() -> VCPUStopReason? {
-        for _ in 0..<16 {
-            vcpu.immediateExit = true
-            let exit: VCPUExit
-            do { exit = try vcpu.run() } catch { return .failed("\(error)") }
-            drainCoalesced()
-            if case .interrupted = exit { return nil }
-            if let reason = handle(exit) { return reason }
-        }
-        return nil
     }
 
     /// Replays the coalesced ring if the kernel buffered anything (two loads when it did not).
@@ -144,6 +139,7 @@ public final class VCPURunner: Sendable {
 
     /// Runs the vCPU on a new thread (1 MiB of stack); `completion` gets the reason it stopped,
     /// on that thread, or `.failed` on the calling thread if the host refused a thread.
+    /// QEMU: `kvm_start_vcpu_thread()`.
     public func start(name: String? = nil, completion: @escaping @Sendable (VCPUStopReason) -> Void) {
         do {
             try HostThread.start(name: name ?? "vcpu\(vcpu.id)", stackSize: 1 << 20) { [self] in completion(run()) }
@@ -153,7 +149,9 @@ public final class VCPURunner: Sendable {
     }
 
     /// Asks the vCPU to stop, from any thread; it returns `.stopped` from `run()` promptly
-    /// (a parked vCPU too).
+    /// (a parked vCPU too): `immediate_exit` set, then a signal to its thread.
+    /// QEMU: `qemu_cpu_kick()` (SIG_IPI to the vCPU thread, `kvm_cpu_kick()` setting
+    /// `immediate_exit`).
     public func stop() {
         stopRequested.store(true, ordering: .releasing)
         vcpu.immediateExit = true
@@ -162,8 +160,11 @@ public final class VCPURunner: Sendable {
     }
 
     /// Asks the vCPU to park outside KVM_RUN (kicking it out of the guest), from any thread;
-    /// one that has not started parks as soon as it does (`-S`). `isParked` tells when it has.
-    /// QEMU: pause_all_vcpus() → qemu_cpu_kick().
+    /// one that has not started parks as soon as it does (`-S`). `isParked` tells when it has:
+    /// from then on its registers are whole (an instruction that exited to userspace has been
+    /// completed by one more KVM_RUN with immediate_exit) and may be read or replaced.
+    /// QEMU: pause_all_vcpus() → qemu_cpu_kick(); `kvm_cpu_exec()` likewise returns only after
+    /// KVM_RUN has come back with EINTR.
     public func pause() {
         let first = parking.withLock { p -> Bool in
             defer { p.requested = true }
@@ -251,7 +252,7 @@ public final class VCPURunner: Sendable {
     }
 
     /// The vCPU's registers, for a failure message.
-    public func registerDump() -> String {
+    package func registerDump() -> String {
         do {
             let r = try vcpu.getRegisters()
             let s = try vcpu.getSpecialRegisters()
@@ -261,6 +262,18 @@ public final class VCPURunner: Sendable {
                 + "cr0=\(h(s.cr0)) cr3=\(h(s.cr3)) cr4=\(h(s.cr4)) efer=\(h(s.efer))"
         } catch {
             return "registers unavailable: \(error)"
+        }
+    }
+}
+
+extension VCPUExit {
+    /// An exit whose instruction the kernel finishes only on the next KVM_RUN (api.rst: for
+    /// KVM_EXIT_IO and KVM_EXIT_MMIO "the corresponding operations are complete ... only after
+    /// userspace has re-entered the kernel with KVM_RUN").
+    var completesOnNextRun: Bool {
+        switch self {
+        case .ioOut, .ioIn, .ioOutString, .ioInString, .mmioWrite, .mmioRead: true
+        default: false
         }
     }
 }

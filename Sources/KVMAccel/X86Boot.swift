@@ -5,15 +5,23 @@ import Memory
 /// would leave it: 32-bit flat protected mode (Multiboot, Linux's 32-bit entry) or 64-bit long
 /// mode with identity paging (the doorbell guest, Linux's 64-bit entry). The GDT goes in guest
 /// RAM so interrupts and `iret` work.
+///
+/// QEMU has no counterpart: it starts every vCPU at the reset vector and leaves the mode
+/// switch to guest code, SeaBIOS and the `multiboot.bin`/`linuxboot_dma.bin` option ROMs.
+/// Setting the registers directly is what Firecracker and cloud-hypervisor do.
 public enum X86Boot {
     /// Where the flat GDT is written.
     public static let gdtAddress: UInt64 = 0x500
-    /// Selectors of the flat GDT written for Multiboot and the doorbell guest.
+    /// The 64-bit code selector of the flat GDT ``writeGDT(_:)`` writes (for Multiboot and
+    /// the doorbell guest).
     public static let code64Selector: UInt16 = 0x08
+    /// The flat 4 GiB read/write data selector of that GDT (every data segment and the stack).
     public static let dataSelector: UInt16 = 0x10
+    /// The flat 4 GiB 32-bit code selector of that GDT.
     public static let code32Selector: UInt16 = 0x18
-    /// Linux's boot protocols want __BOOT_CS = 0x10 and __BOOT_DS = 0x18.
+    /// `__BOOT_CS`, the code selector Linux's boot protocols want.
     public static let linuxCodeSelector: UInt16 = 0x10
+    /// `__BOOT_DS`, the data selector Linux's boot protocols want.
     public static let linuxDataSelector: UInt16 = 0x18
 
     static let code64Descriptor: UInt64 = 0x00af_9b00_0000_ffff
@@ -41,7 +49,7 @@ public enum X86Boot {
     }
 
     /// 64-bit long mode with identity paging of the low 4 GiB (tables at `pageTables`),
-    /// interrupts off, at `entry` with stack `stack`.
+    /// interrupts off, at `entry` with stack `stack`. (QEMU's guests get there themselves.)
     public static func enterLongMode(_ vcpu: VCPU, memory: GuestMemory, pageTables: UInt64 = 0x9000,
                                      entry: UInt64, stack: UInt64) throws {
         try writeGDT(memory)

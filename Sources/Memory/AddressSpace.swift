@@ -8,8 +8,11 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
     // @unchecked: listener and ioeventfd state is guarded by `system.lock`; the current map is
     // a Mutex-held immutable snapshot; fallback state is Mutex/Atomic.
 
+    /// The name `info mtree` shows ("memory", "I/O"). QEMU: `as->name`.
     public let name: String
+    /// The region rendered at address 0 of this space. QEMU: `as->root`.
     public let root: MemoryRegion
+    /// The memory system whose lock, transactions and listener list this space shares.
     public let system: MemorySystem
     private let map: Mutex<FlatView>
     /// Listeners of this address space, by priority. QEMU: `as->listeners`.
@@ -42,13 +45,14 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
         map.withLock { $0 = FlatView.render(root: root, globalDirtyLog: system.globalDirtyLogStorage) }
     }
 
+    /// `AddressSpace(name)`, for logs.
     public var description: String { "AddressSpace(\(name))" }
 
     /// The current flat view: an immutable snapshot, safe to use from any thread.
     /// QEMU: `address_space_to_flatview()`.
     public var currentMap: FlatView { map.withLock { $0 } }
 
-    /// The absolute ioeventfds announced to listeners, sorted.
+    /// The absolute ioeventfds announced to listeners, sorted. QEMU: `as->ioeventfds`.
     public var ioeventfds: [MemoryRegionIoeventfd] {
         system.lock.lock()
         defer { system.lock.unlock() }
@@ -230,8 +234,9 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
 
     /// Whether an accelerator takes this space's ioeventfds in the kernel. While false (the
     /// default), a write matching a region's ioeventfd signals it here instead of calling the
-    /// device. QEMU: `kvm_eventfds_enabled()`.
-    public var acceleratorHandlesIoeventfds: Bool {
+    /// device. Set by the accelerator when it attaches (a `package` setter: clients read it).
+    /// QEMU: `kvm_eventfds_enabled()`.
+    public package(set) var acceleratorHandlesIoeventfds: Bool {
         get { acceleratorFlag.load(ordering: .acquiring) }
         set { acceleratorFlag.store(newValue, ordering: .releasing) }
     }
@@ -247,7 +252,7 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
     public static let refusedIoeventfdLimit = 1024
 
     /// The accelerator could not take `ioeventfd`: writes matching it are signalled here.
-    public func ioeventfdRefused(_ ioeventfd: MemoryRegionIoeventfd) {
+    package func ioeventfdRefused(_ ioeventfd: MemoryRegionIoeventfd) {
         let firstOverflow = refusedList.withLock { list -> Bool in
             defer { refusedCount.store(list.entries.count + list.unrecorded, ordering: .releasing) }
             guard list.entries.count < Self.refusedIoeventfdLimit else {
@@ -267,7 +272,7 @@ public final class AddressSpace: @unchecked Sendable, CustomStringConvertible {
     /// `refusedIoeventfdLimit` is not found here, so the caller deassigns it in the kernel,
     /// which reports that it never had it.
     @discardableResult
-    public func ioeventfdAccepted(_ ioeventfd: MemoryRegionIoeventfd) -> Bool {
+    package func ioeventfdAccepted(_ ioeventfd: MemoryRegionIoeventfd) -> Bool {
         refusedList.withLock { list in
             defer { refusedCount.store(list.entries.count + list.unrecorded, ordering: .releasing) }
             guard let i = list.entries.firstIndex(where: { $0.isSameEntry(ioeventfd) }) else { return false }

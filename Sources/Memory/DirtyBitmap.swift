@@ -3,11 +3,13 @@ import Synchronization
 /// Who wants to know which guest pages were written; each has its own bit per page and its
 /// own bit in a region's dirty log mask. QEMU: `DIRTY_MEMORY_VGA`, `_CODE`, `_MIGRATION`.
 public enum DirtyMemoryClient: Int, Sendable, CaseIterable {
-    /// Display devices redrawing what changed.
+    /// Display devices redrawing what changed. QEMU: `DIRTY_MEMORY_VGA`.
     case vga = 0
     /// Translated code to invalidate (TCG only in QEMU; never set under KVM).
+    /// QEMU: `DIRTY_MEMORY_CODE`.
     case code = 1
     /// Live migration and snapshots (set for all RAM while global dirty logging is on).
+    /// QEMU: `DIRTY_MEMORY_MIGRATION`.
     case migration = 2
 
     /// The client's bit in a dirty log mask (`1 << client`).

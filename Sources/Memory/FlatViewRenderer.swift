@@ -89,8 +89,9 @@ extension FlatView {
         let m = claims.count
         guard m > 0 else { return [] }
         // Claims by start; at equal starts, by claim order (the heap decides anyway).
-        var order = [Int32](unsafeUninitializedCapacity: m) { buffer, count in
-            for i in 0..<m { buffer[i] = Int32(truncatingIfNeeded: i) }
+        // SAFETY: writes exactly the m elements of the m-element buffer, then declares them.
+        var order = unsafe [Int32](unsafeUninitializedCapacity: m) { buffer, count in
+            for i in 0..<m { unsafe buffer[i] = Int32(truncatingIfNeeded: i) }
             count = m
         }
         var sorted = true

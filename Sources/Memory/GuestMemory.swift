@@ -8,6 +8,7 @@ public enum GuestMemoryError: Error, Equatable, CustomStringConvertible {
     /// was written. QEMU: `dma_memory_write()` returning `MEMTX_DECODE_ERROR` there.
     case readOnly(address: UInt64)
 
+    /// One line naming the first address that failed.
     public var description: String {
         switch self {
         case .notRAM(let a): return "guest address 0x\(String(a, radix: 16)) is not RAM"
@@ -42,9 +43,13 @@ public struct GuestMemory: Sendable {
         case refuse
     }
 
+    /// The space whose current flat view each access resolves against.
     public let addressSpace: AddressSpace
+    /// Whether writes fill ROM (a loader's accessor) or are refused there (a device's).
     public let romWrites: ROMWrites
 
+    /// An accessor for `addressSpace`; ``AddressSpace/guestMemory`` and
+    /// ``AddressSpace/dmaMemory`` are the two usual ones.
     public init(_ addressSpace: AddressSpace, romWrites: ROMWrites = .fill) {
         self.addressSpace = addressSpace
         self.romWrites = romWrites
@@ -97,6 +102,12 @@ public struct GuestMemory: Sendable {
     }
 
     /// Copies `count` bytes starting at `address` (ROM included).
+    /// - Throws: ``GuestMemoryError/notRAM(address:)`` if any byte is not RAM or ROM,
+    ///   ``GuestMemoryError/overflow(address:count:)`` if the range passes 2^64 or `count` is
+    ///   negative.
+    /// Deliberate difference: QEMU's `address_space_read()` also reads device registers; here
+    /// guest memory is RAM and ROM only, and a range reaching anything else is refused whole.
+    /// QEMU: `address_space_read()`, `dma_memory_read()`.
     public func read(at address: UInt64, count: Int) throws(GuestMemoryError) -> [UInt8] {
         var pieces: [Piece] = []
         try forEachPiece(address, count, writing: false) { pieces.append($0) }
@@ -120,6 +131,8 @@ public struct GuestMemory: Sendable {
     /// inside a transaction that has not yet turned logging on is not marked, just as a guest
     /// write is not logged yet. QEMU: `flatview_write_continue()` →
     /// `invalidate_and_set_dirty()`, also from `address_space_write_rom()`.
+    /// - Throws: as ``read(at:count:)``, and ``GuestMemoryError/readOnly(address:)`` when a
+    ///   device's accessor meets read-only memory; nothing is written then.
     public func write(_ bytes: some Collection<UInt8>, at address: UInt64) throws(GuestMemoryError) {
         let array = Array(bytes)
         try forEachPiece(address, array.count, writing: true) { p in
@@ -131,7 +144,8 @@ public struct GuestMemory: Sendable {
         }
     }
 
-    /// Reads a little-endian integer.
+    /// Reads a little-endian integer, whole or not at all (see ``read(at:count:)``).
+    /// QEMU: `address_space_ldl_le()` and its siblings (`ldub`, `lduw_le`, `ldq_le`).
     public func load<T: FixedWidthInteger>(_ type: T.Type, at address: UInt64) throws(GuestMemoryError) -> T {
         let bytes = try read(at: address, count: MemoryLayout<T>.size)
         var v = T.zero
@@ -139,7 +153,8 @@ public struct GuestMemory: Sendable {
         return v
     }
 
-    /// Writes a little-endian integer.
+    /// Writes a little-endian integer, whole or not at all (see ``write(_:at:)``).
+    /// QEMU: `address_space_stl_le()` and its siblings (`stb`, `stw_le`, `stq_le`).
     public func store<T: FixedWidthInteger>(_ value: T, at address: UInt64) throws(GuestMemoryError) {
         let n = MemoryLayout<T>.size
         let bytes = (0..<n).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) }

@@ -13,27 +13,27 @@ import VMMSys
 /// Besides times, each case counts the eventfd listener calls the last two made: a move is
 /// one `eventfdDel` and one `eventfdAdd` whatever n is, an added ioeventfd one `eventfdAdd`.
 /// `vmm bench memory` prints these; tests check the counts (never the times).
-public enum MemoryBenchmark {
+package enum MemoryBenchmark {
     /// One size's figures. Times are medians over the repetitions, in milliseconds.
-    public struct Case: Sendable, Equatable {
-        public var regions: Int
-        public var buildMs: Double
-        public var moveOneMs: Double
-        public var addOneMs: Double
+    package struct Case: Sendable, Equatable {
+        package var regions: Int
+        package var buildMs: Double
+        package var moveOneMs: Double
+        package var addOneMs: Double
         /// Eventfd listener calls one move made (the same on every repetition, or -1).
-        public var moveCalls: Int
+        package var moveCalls: Int
         /// Eventfd listener calls one added ioeventfd made (the same on every repetition, or -1).
-        public var addOneCalls: Int
+        package var addOneCalls: Int
     }
 
     /// The sizes `vmm bench memory` measures.
-    public static let defaultSizes = [1_000, 10_000, 100_000]
+    package static let defaultSizes = [1_000, 10_000, 100_000]
 
     /// The largest size accepted (about 0.5 GiB of host memory at this size).
-    public static let maximumRegions = 1_000_000
+    package static let maximumRegions = 1_000_000
 
     /// Measures one size. See `run(sizes:repetitions:)`.
-    public static func run(regions n: Int, repetitions: Int = 5) throws(SystemError) -> Case {
+    package static func run(regions n: Int, repetitions: Int = 5) throws(SystemError) -> Case {
         try run(sizes: [n], repetitions: repetitions)[0]
     }
 
@@ -42,7 +42,7 @@ public enum MemoryBenchmark {
     /// load affects them alike (the ratio between sizes is what the figures are read for).
     /// Needs one file descriptor per size (a size's ioeventfds share one eventfd).
     /// - Throws: an eventfd's creation failure.
-    public static func run(sizes: [Int], repetitions: Int = 5) throws(SystemError) -> [Case] {
+    package static func run(sizes: [Int], repetitions: Int = 5) throws(SystemError) -> [Case] {
         let repetitions = max(repetitions, 1)
         var fixtures: [Fixture] = []
         for n in sizes { fixtures.append(try Fixture(regions: min(max(n, 1), maximumRegions))) }

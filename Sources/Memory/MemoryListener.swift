@@ -3,12 +3,20 @@ import VMMSys
 /// The part of an address space one flat range covers, as listeners see it.
 /// QEMU: `MemoryRegionSection`.
 public struct MemoryRegionSection: Sendable {
+    /// The region whose contents the section shows. QEMU: `section->mr`.
     public let region: MemoryRegion
+    /// The address space the section belongs to (a listener may listen to several).
+    /// QEMU: the address space of `section->fv`.
     public let addressSpace: AddressSpace
+    /// The offset in `region` of the section's first byte. QEMU: `offset_within_region`.
     public let offsetWithinRegion: UInt64
-    /// Up to 2^64.
+    /// Length in bytes, up to 2^64. QEMU: `section->size`.
     public let size: UInt128
+    /// The address of the section's first byte in the address space.
+    /// QEMU: `offset_within_address_space`.
     public let offsetWithinAddressSpace: UInt64
+    /// Guest writes are refused here (ROM, or under a read-only container or alias): an
+    /// accelerator maps it read-only or not at all. QEMU: `section->readonly`.
     public let readOnly: Bool
     /// The clients logging this range (`DirtyMemoryClient.mask` bits) as rendered: what
     /// decides whether a memory slot logs dirty pages. QEMU: the flat range's
@@ -57,15 +65,16 @@ public protocol MemoryListener: AnyObject, Sendable {
     /// every listener about every unchanged range is most of the work.
     var handlesRegionNop: Bool { get }
 
-    /// A topology update starts (all listeners of all address spaces).
+    /// A topology update starts (all listeners of all address spaces). QEMU: `begin`.
     func begin()
-    /// A topology update ends.
+    /// A topology update ends. QEMU: `commit`.
     func commit()
-    /// A range appeared (or changed attributes).
+    /// A range appeared (or changed attributes). QEMU: `region_add`.
     func regionAdd(_ section: MemoryRegionSection)
-    /// A range disappeared (or is about to be re-added with new attributes).
+    /// A range disappeared (or is about to be re-added with new attributes). QEMU: `region_del`.
     func regionDel(_ section: MemoryRegionSection)
     /// A range survived the update unchanged (only to listeners with `handlesRegionNop`).
+    /// QEMU: `region_nop`.
     func regionNop(_ section: MemoryRegionSection)
     /// Dirty logging started for some client on a range that stays mapped (`old`/`new` are
     /// the dirty log masks); also replayed at registration for ranges that log. A range that
@@ -89,8 +98,10 @@ public protocol MemoryListener: AnyObject, Sendable {
     func logGlobalStop()
     /// An ioeventfd appeared at `ioeventfd.start` (absolute) in `addressSpace`. QEMU passes a
     /// section holding just the address and size; those are `ioeventfd.start` and `.size`.
+    /// QEMU: `eventfd_add`.
     func eventfdAdd(_ ioeventfd: MemoryRegionIoeventfd, in addressSpace: AddressSpace)
-    /// An ioeventfd went away.
+    /// An ioeventfd went away (`ioeventfd.start` absolute, as for ``eventfdAdd(_:in:)``).
+    /// QEMU: `eventfd_del`.
     func eventfdDel(_ ioeventfd: MemoryRegionIoeventfd, in addressSpace: AddressSpace)
     /// Writes to `[address, address + length)` (absolute, inside `section`) may be buffered
     /// and replayed later in order (coalesced MMIO/PIO). Sent after `regionAdd` of a range
@@ -102,24 +113,44 @@ public protocol MemoryListener: AnyObject, Sendable {
     func coalescedIODel(_ section: MemoryRegionSection, address: UInt64, length: UInt64)
 }
 
+/// The defaults: a listener implements only the callbacks it needs, as a QEMU listener leaves
+/// the others NULL.
 extension MemoryListener {
+    /// 0 by default.
     public var priority: Int { 0 }
+    /// False by default: the address space collects no ioeventfds for this listener.
     public var handlesEventfds: Bool { false }
+    /// False by default: ``regionNop(_:)`` is not called.
     public var handlesRegionNop: Bool { false }
+    /// Does nothing by default.
     public func begin() {}
+    /// Does nothing by default.
     public func commit() {}
+    /// Does nothing by default.
     public func regionAdd(_ section: MemoryRegionSection) {}
+    /// Does nothing by default.
     public func regionDel(_ section: MemoryRegionSection) {}
+    /// Does nothing by default (and is not called unless ``handlesRegionNop`` is true).
     public func regionNop(_ section: MemoryRegionSection) {}
+    /// Does nothing by default.
     public func logStart(_ section: MemoryRegionSection, old: UInt8, new: UInt8) {}
+    /// Does nothing by default.
     public func logStop(_ section: MemoryRegionSection, old: UInt8, new: UInt8) {}
+    /// Does nothing by default: a listener without a dirty log of its own has nothing to pull.
     public func logSync(_ section: MemoryRegionSection) {}
+    /// Does nothing by default.
     public func logClear(_ section: MemoryRegionSection) {}
+    /// Does nothing by default.
     public func logGlobalStart() {}
+    /// Does nothing by default.
     public func logGlobalStop() {}
+    /// Does nothing by default (and is not called unless ``handlesEventfds`` is true).
     public func eventfdAdd(_ ioeventfd: MemoryRegionIoeventfd, in addressSpace: AddressSpace) {}
+    /// Does nothing by default (and is not called unless ``handlesEventfds`` is true).
     public func eventfdDel(_ ioeventfd: MemoryRegionIoeventfd, in addressSpace: AddressSpace) {}
+    /// Does nothing by default: the range's writes keep exiting one by one.
     public func coalescedIOAdd(_ section: MemoryRegionSection, address: UInt64, length: UInt64) {}
+    /// Does nothing by default.
     public func coalescedIODel(_ section: MemoryRegionSection, address: UInt64, length: UInt64) {}
 }
 

@@ -1,9 +1,9 @@
 /// A range of a region whose writes an accelerator may buffer and replay later, in order,
 /// instead of exiting for each (coalesced MMIO/PIO). QEMU: `CoalescedMemoryRange`.
 public struct CoalescedMemoryRange: Sendable, Equatable {
-    /// Offset in the region.
+    /// Offset in the region. QEMU: `addr.start`.
     public let offset: UInt64
-    /// Up to 2^64 (a whole region of that size).
+    /// Length in bytes, up to 2^64 (a whole region of that size). QEMU: `addr.size`.
     public let size: UInt128
 }
 

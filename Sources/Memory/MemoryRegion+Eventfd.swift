@@ -1,10 +1,16 @@
 import VMMSys
 
-/// Errors a device makes using the memory API (QEMU asserts on these; we report them).
+/// A device model's misuse of the memory API, thrown instead of taking the process down.
 public enum MemoryError: Error, Equatable, CustomStringConvertible {
+    /// ``MemoryRegion/delEventfd(offset:size:matchData:data:notifier:)`` named an ioeventfd the
+    /// region does not have. QEMU asserts (`memory_region_del_eventfd()`).
     case noSuchIoeventfd(region: String, offset: UInt64, size: UInt64)
+    /// An ioeventfd no kernel could take: a size other than 0, 1, 2, 4 or 8, or a zero size
+    /// that matches data. QEMU registers these and aborts when KVM refuses them
+    /// (`kvm_mem_ioeventfd_add()`).
     case invalidIoeventfd(region: String, reason: String)
 
+    /// One line naming the region and what was wrong.
     public var description: String {
         switch self {
         case .noSuchIoeventfd(let r, let o, let s):
@@ -20,7 +26,10 @@ extension MemoryRegion {
     /// `matchData` — to signal `notifier` instead of reaching the device. An accelerator may
     /// take it in the kernel; otherwise dispatch signals it (the device sees no difference).
     /// `data` is given in guest order and stored in the device's. A disabled region's
-    /// ioeventfds take effect when it is enabled. QEMU: `memory_region_add_eventfd()`.
+    /// ioeventfds take effect when it is enabled.
+    /// - Throws: ``MemoryError/invalidIoeventfd(region:reason:)`` for a size other than 0, 1,
+    ///   2, 4 or 8, or a zero size with `matchData`; nothing is registered.
+    /// QEMU: `memory_region_add_eventfd()`.
     public func addEventfd(offset: UInt64, size: Int, matchData: Bool, data: UInt64, notifier: EventNotifier) throws(MemoryError) {
         let fd = try makeIoeventfd(offset: offset, size: size, matchData: matchData, data: data, notifier: notifier)
         change(.ioeventfds) {
@@ -33,7 +42,10 @@ extension MemoryRegion {
     }
 
     /// Removes the first ioeventfd equal to the given one (size 0 on either side matches any
-    /// size). Deleting one that isn't there is an error. QEMU: `memory_region_del_eventfd()`.
+    /// size), with the arguments given to ``addEventfd(offset:size:matchData:data:notifier:)``.
+    /// - Throws: ``MemoryError/noSuchIoeventfd(region:offset:size:)`` when the region has no
+    ///   such ioeventfd; ``MemoryError/invalidIoeventfd(region:reason:)`` as for adding.
+    /// QEMU: `memory_region_del_eventfd()`.
     public func delEventfd(offset: UInt64, size: Int, matchData: Bool, data: UInt64, notifier: EventNotifier) throws(MemoryError) {
         let fd = try makeIoeventfd(offset: offset, size: size, matchData: matchData, data: data, notifier: notifier)
         var found = false

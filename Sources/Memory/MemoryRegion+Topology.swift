@@ -140,7 +140,7 @@ extension MemoryRegion {
 
     /// Turns dirty logging for `client` bits on or off (listeners get log start/stop).
     /// QEMU: `memory_region_set_log()`.
-    public func setDirtyLogging(_ on: Bool, clientMask: UInt8 = 1) {
+    package func setDirtyLogging(_ on: Bool, clientMask: UInt8 = 1) {
         change(.topology) {
             let new = on ? dirtyLogMaskStorage | clientMask : dirtyLogMaskStorage & ~clientMask
             guard new != dirtyLogMaskStorage else { return false }

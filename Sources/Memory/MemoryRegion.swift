@@ -15,10 +15,15 @@ public final class MemoryRegion: @unchecked Sendable, CustomStringConvertible {
 
     /// What a region is; fixed at creation.
     public enum Kind: Sendable {
+        /// No contents of its own: only its subregions show (``MemoryRegion/container(name:size:)``).
         case container
+        /// Guest RAM backed by the block (``MemoryRegion/ram(name:size:)``).
         case ram(RAMBlock)
+        /// Read-only memory backed by the block (``MemoryRegion/rom(name:size:)``).
         case rom(RAMBlock)
+        /// Device registers: every access calls the ops (``MemoryRegion/io(name:size:ops:)``).
         case io(MemoryRegionOps)
+        /// A window onto another region (``MemoryRegion/alias(name:target:offset:size:)``).
         case alias(MemoryRegion)
     }
 
@@ -45,7 +50,9 @@ public final class MemoryRegion: @unchecked Sendable, CustomStringConvertible {
     /// QEMU: the RAM block's part of `ram_list.dirty_memory`.
     let dirtyBitmap: DirtyBitmap?
 
+    /// The name given at creation, as `info mtree` shows it. QEMU: `memory_region_name()`.
     public let name: String
+    /// What the region is: container, RAM, ROM, I/O or alias.
     public let kind: Kind
 
     weak var containerStorage: MemoryRegion?
@@ -118,13 +125,23 @@ public final class MemoryRegion: @unchecked Sendable, CustomStringConvertible {
 
     // MARK: Reading state
 
+    /// Size in bytes, up to 2^64 (a region covering a whole address space), exactly: QEMU's
+    /// `memory_region_size()` reports 2^64 as `UINT64_MAX`. QEMU: `mr->size`.
     public var size: UInt128 { withLock { sizeStorage } }
-    /// Address within the container.
+    /// Address within the container. QEMU: `mr->addr`.
     public var address: UInt64 { withLock { addressStorage } }
+    /// Priority among overlapping siblings (higher wins). QEMU: `mr->priority`.
     public var priority: Int32 { withLock { priorityStorage } }
+    /// Whether the region (and its subtree) shows in the flat views. QEMU: `mr->enabled`.
     public var isEnabled: Bool { withLock { enabledStorage } }
+    /// The region's own read-only flag: set for ROM, and for RAM by ``setReadOnly(_:)``. A
+    /// range can also be read-only because a container or alias above it is
+    /// (``FlatRange/readOnly``). QEMU: `mr->readonly`.
     public var isReadOnly: Bool { withLock { readOnlyStorage } }
+    /// Where in ``aliasTarget`` an alias's window starts (0 for other kinds).
+    /// QEMU: `mr->alias_offset`.
     public var aliasOffset: UInt64 { withLock { aliasOffsetStorage } }
+    /// The region this one is mapped into, if any. QEMU: `mr->container`.
     public var container: MemoryRegion? { withLock { containerStorage } }
     /// The subregions in QEMU's order: higher priority first, among equals the most recently
     /// added (or moved) first. QEMU: `mr->subregions`.
@@ -132,7 +149,7 @@ public final class MemoryRegion: @unchecked Sendable, CustomStringConvertible {
     /// This region's ioeventfds, offsets relative to the region, in sorted order.
     public var ioeventfds: [MemoryRegionIoeventfd] { withLock { ioeventfdList } }
 
-    /// The backing memory of a RAM or ROM region.
+    /// The backing memory of a RAM or ROM region. QEMU: `mr->ram_block`.
     public var ramBlock: RAMBlock? {
         switch kind {
         case .ram(let b), .rom(let b): return b
@@ -140,20 +157,23 @@ public final class MemoryRegion: @unchecked Sendable, CustomStringConvertible {
         }
     }
 
-    /// The aliased region, if this is an alias.
+    /// The aliased region, if this is an alias. QEMU: `mr->alias`.
     public var aliasTarget: MemoryRegion? { aliasTargetStorage }
 
     /// The subregions in QEMU's order (lock held).
     var subregionList: [MemoryRegion] { Array(subregionStack.reversed()) }
 
-    /// Whether the guest accesses this region's bytes directly (RAM/ROM).
+    /// Whether the guest accesses this region's bytes directly (RAM/ROM): what an accelerator
+    /// maps as memory. QEMU: `memory_region_is_ram()`.
     public var isRAM: Bool { ramBlock != nil }
 
-    /// Accesses that reached the region's callbacks since creation.
+    /// Accesses that reached the region's callbacks since creation: the exits a device still
+    /// costs (a write an ioeventfd absorbed, in the kernel or in userspace, is not counted).
     public var dispatchCounts: (reads: UInt64, writes: UInt64) {
         (readCount.load(ordering: .relaxed), writeCount.load(ordering: .relaxed))
     }
 
+    /// `MemoryRegion(name)`, for logs.
     public var description: String { "MemoryRegion(\(name))" }
 
     // MARK: Locking

@@ -1,7 +1,9 @@
 /// Byte order a device's registers use; values are converted between it and the guest's
 /// (little-endian x86) order at dispatch. QEMU: `enum device_endian`.
 public enum Endianness: Sendable, Equatable {
+    /// The guest's own order on x86: values pass unchanged. QEMU: `DEVICE_LITTLE_ENDIAN`.
     case little
+    /// Values are byte-swapped between the guest and the callbacks. QEMU: `DEVICE_BIG_ENDIAN`.
     case big
 }
 
@@ -15,6 +17,9 @@ public struct AccessConstraints: Sendable, Equatable {
     /// Whether accesses not aligned to their size are allowed.
     public var unaligned: Bool
 
+    /// Constraints with the given bounds; the defaults (1 to 4 bytes, aligned) fit most
+    /// 32-bit device registers. QEMU: the `valid`/`impl` fields of a `MemoryRegionOps`
+    /// initializer.
     public init(minAccessSize: Int = 1, maxAccessSize: Int = 4, unaligned: Bool = false) {
         self.minAccessSize = minAccessSize
         self.maxAccessSize = maxAccessSize
@@ -35,13 +40,23 @@ public struct MemoryRegionOps: Sendable {
     /// rules are checked; nil takes everything. QEMU: `valid.accepts`.
     public typealias Accepts = @Sendable (_ offset: UInt64, _ size: Int, _ isWrite: Bool) -> Bool
 
+    /// Called for each read the region takes, split to `implementation` sizes. QEMU: `read`.
     public var read: Read
+    /// Called for each write the region takes, split to `implementation` sizes. QEMU: `write`.
     public var write: Write
+    /// The byte order of `read` results and `write` values. QEMU: `endianness`.
     public var endianness: Endianness
+    /// The accesses the guest may make; others are refused (a read yields 0, a write is
+    /// dropped, both with ``MemTxResult/decodeError``). QEMU: `valid`.
     public var valid: AccessConstraints
+    /// The sizes the callbacks handle; the memory core splits or widens accesses to fit.
+    /// QEMU: `impl`.
     public var implementation: AccessConstraints
+    /// A last say on each access before the size rules. QEMU: `valid.accepts`.
     public var accepts: Accepts?
 
+    /// Ops calling `read` and `write`, by default for little-endian registers taking aligned
+    /// accesses of 1 to 4 bytes.
     public init(
         read: @escaping Read,
         write: @escaping Write,
@@ -91,9 +106,12 @@ extension MemoryRegion {
 
 /// Outcome of a memory transaction. QEMU: `MemTxResult`.
 public enum MemTxResult: Sendable, Equatable {
+    /// The access completed. QEMU: `MEMTX_OK`.
     case ok
-    /// Nothing decodes the address, or the region refused the access size/alignment.
+    /// Nothing decodes the address, the region refused the access size or alignment, or the
+    /// write met read-only memory. QEMU: `MEMTX_DECODE_ERROR`.
     case decodeError
-    /// The region decoded the address but the access failed (e.g. a write to ROM).
+    /// A device reported that the access failed. QEMU: `MEMTX_ERROR`. Nothing returns it yet:
+    /// ``MemoryRegionOps`` callbacks cannot fail.
     case accessError
 }

@@ -28,6 +28,8 @@ public final class MemorySystem: @unchecked Sendable {
     /// Drains the accelerator's coalesced MMIO buffer. QEMU: `qemu_flush_coalesced_mmio_buffer()`.
     let coalescedFlush = Mutex<(@Sendable () -> Void)?>(nil)
 
+    /// A memory system of its own, with no address spaces or listeners: for tests and for
+    /// running several guests in one process. QEMU has only the global one.
     public init() {}
 
     /// Runs `body` as one transaction: topology changes made inside are rendered, diffed and
@@ -74,7 +76,8 @@ public func withMemoryTransaction<T>(_ body: () throws -> T) rethrows -> T {
 }
 
 extension MemoryRegion {
-    /// Runs `body` as one transaction of the memory system this region belongs to.
+    /// Runs `body` as one transaction of the memory system this region belongs to (the shared
+    /// one while it belongs to none). QEMU: `memory_region_transaction_begin()`/`_commit()`.
     public func withTransaction<T>(_ body: () throws -> T) rethrows -> T {
         try (system ?? .shared).withTransaction(body)
     }
@@ -87,13 +90,13 @@ extension MemorySystem {
     /// tolerate being called from any thread that dispatches, and re-entry (a drained write
     /// may reach a flushing region). QEMU: `qemu_flush_coalesced_mmio_buffer()` →
     /// `kvm_flush_coalesced_mmio_buffer()`.
-    public func setCoalescedMMIOFlush(_ flush: (@Sendable () -> Void)?) {
+    package func setCoalescedMMIOFlush(_ flush: (@Sendable () -> Void)?) {
         coalescedFlush.withLock { $0 = flush }
     }
 
     /// Drains the coalesced MMIO buffer if an accelerator installed a drain.
     /// QEMU: `qemu_flush_coalesced_mmio_buffer()`.
-    public func flushCoalescedMMIO() {
+    package func flushCoalescedMMIO() {
         let flush = coalescedFlush.withLock { $0 }
         flush?()
     }

@@ -1,5 +1,6 @@
 /// `info mtree` in QEMU's shape: the region tree of each address space, the regions reached
-/// only through aliases, and (`flat`) each address space's flat view and ioeventfds.
+/// only through aliases, (`flat`) each address space's flat view and (`ioeventfds`) its
+/// ioeventfds.
 /// QEMU: `mtree_info()`.
 public enum MemoryTreeDump {
     static func hex(_ v: UInt64) -> String {
@@ -20,7 +21,7 @@ public enum MemoryTreeDump {
         size == 0 ? UInt64(truncatingIfNeeded: start) : UInt64(truncatingIfNeeded: start + size - 1)
     }
 
-    /// The tree view (`info mtree`).
+    /// The tree view (`info mtree`). QEMU: `mtree_info()` without `-f` → `mtree_print_mr()`.
     public static func tree(_ system: MemorySystem = .shared) -> String {
         system.lock.lock()
         defer { system.lock.unlock() }
@@ -71,7 +72,8 @@ public enum MemoryTreeDump {
         return false
     }
 
-    /// The flat views (`info mtree -f`), each followed by its ioeventfds.
+    /// The flat views (`info mtree -f`). QEMU: `mtree_info()` with `-f` →
+    /// `mtree_print_flatview()`.
     public static func flat(_ system: MemorySystem = .shared) -> String {
         system.lock.lock()
         defer { system.lock.unlock() }
@@ -92,7 +94,8 @@ public enum MemoryTreeDump {
 
     /// Each address space's ioeventfds (`info ioeventfds`): absolute address, size, match,
     /// whether the kernel or userspace signals it (no accelerator, or refused), and for
-    /// userspace ones the writes signalled (the kernel does not report its hits).
+    /// userspace ones the writes signalled (the kernel does not report its hits). QEMU has no
+    /// such command; it is this project's HMP `info ioeventfds` (QMP: `x-query-ioeventfds`).
     public static func ioeventfds(_ system: MemorySystem = .shared) -> String {
         system.lock.lock()
         defer { system.lock.unlock() }

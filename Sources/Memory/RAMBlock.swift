@@ -22,7 +22,7 @@ public final class RAMBlock: Sendable {
 
     /// Allocates `size` bytes of zeroed memory (2 MiB aligned, huge pages advised, as QEMU).
     /// - Throws: `SystemError` (ENOMEM) for a size above `maximumSize`, or the mmap failure.
-    public init(size: UInt64) throws(SystemError) {
+    package init(size: UInt64) throws(SystemError) {
         guard size <= Self.maximumSize else {
             throw SystemError(operation: "mmap", arguments: "guest RAM size=\(size)", errno: ENOMEM)
         }

@@ -11,6 +11,7 @@ import Synchronization
 public final class RegionOwner<Device: AnyObject & Sendable>: Sendable {
     private let device = Mutex<Device?>(nil)
 
+    /// An owner with no device yet; ``set(_:)`` binds it.
     public init() {}
 
     /// Binds the device; called once, at the end of its `init`.

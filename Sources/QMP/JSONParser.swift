@@ -1,22 +1,25 @@
 /// Why a QMP input is not acceptable JSON. QEMU answers each with a GenericError
 /// ("JSON parse error, …").
-public struct JSONParseError: Error, Equatable, CustomStringConvertible {
-    public var description: String
+///
+/// `package`: the parser is `QMPSession`'s business; clients get parsed `JSONValue`s.
+package struct JSONParseError: Error, Equatable, CustomStringConvertible {
+    /// What is wrong, as the reply's description shows it after "JSON parse error, ".
+    package var description: String
     init(_ d: String) { description = d }
 }
 
 /// A strict JSON parser over UTF-8 bytes with hard limits, so a hostile client can neither
 /// nest without bound nor make it allocate without bound. QEMU: qobject/json-parser.c (which
 /// also accepts single-quoted strings, an extension kept here).
-public struct JSONParser {
+package struct JSONParser {
     /// Deepest nesting accepted. QEMU: MAX_NESTING 1024 in json-streamer.c.
-    public static let maxDepth = 1024
+    package static let maxDepth = 1024
 
     private let bytes: [UInt8]
     private var at = 0
 
-    /// Parses exactly one value (surrounding whitespace allowed).
-    public static func parse(_ bytes: [UInt8]) throws(JSONParseError) -> JSONValue {
+    /// Parses exactly one value (surrounding whitespace allowed). QEMU: `json_parser_parse()`.
+    package static func parse(_ bytes: [UInt8]) throws(JSONParseError) -> JSONValue {
         var p = JSONParser(bytes: bytes)
         p.skipSpace()
         let v = try p.value(depth: 0)
@@ -25,7 +28,8 @@ public struct JSONParser {
         return v
     }
 
-    public static func parse(_ text: String) throws(JSONParseError) -> JSONValue { try parse(Array(text.utf8)) }
+    /// Parses exactly one value from `text`'s UTF-8 (see the `[UInt8]` form).
+    package static func parse(_ text: String) throws(JSONParseError) -> JSONValue { try parse(Array(text.utf8)) }
 
     private init(bytes: [UInt8]) { self.bytes = bytes }
 

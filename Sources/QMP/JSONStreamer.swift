@@ -3,24 +3,33 @@
 /// complete when the count returns to zero. A value longer than `maxValueBytes` is dropped
 /// whole and reported, and the streamer resynchronizes at the next top-level value.
 /// QEMU: qobject/json-streamer.c (MAX_TOKEN_SIZE, MAX_NESTING).
-public struct JSONStreamer {
+///
+/// `package`: `QMPSession` frames its input with it; clients feed the session bytes.
+package struct JSONStreamer {
     /// One input unit: a complete value's bytes, or an error in place of one.
-    public enum Item: Equatable {
+    package enum Item: Equatable {
+        /// The bytes of one complete top-level value, for ``JSONParser``.
         case value([UInt8])
+        /// A value longer than ``maxValueBytes``, dropped whole. QEMU: the size limit of
+        /// `json_message_process_token()` (MAX_TOKEN_SIZE).
         case tooLarge
     }
 
-    public let maxValueBytes: Int
+    /// Longest value accepted, in bytes.
+    package let maxValueBytes: Int
     private var buffer: [UInt8] = []
     private var depth = 0
     private var inString: UInt8?
     private var escaped = false
     private var discarding = false
 
-    public init(maxValueBytes: Int = 1 << 20) { self.maxValueBytes = maxValueBytes }
+    /// A streamer accepting values of up to `maxValueBytes` bytes. QEMU allows 64 MiB
+    /// (MAX_TOKEN_SIZE); the smaller default bounds what one client makes this process buffer.
+    package init(maxValueBytes: Int = 1 << 20) { self.maxValueBytes = maxValueBytes }
 
     /// Feeds bytes; returns the values (and errors) they completed.
-    public mutating func feed(_ bytes: some Sequence<UInt8>) -> [Item] {
+    /// QEMU: `json_message_process_token()`.
+    package mutating func feed(_ bytes: some Sequence<UInt8>) -> [Item] {
         var out: [Item] = []
         for b in bytes {
             let space = [0x20, 0x09, 0x0a, 0x0d].contains(b)

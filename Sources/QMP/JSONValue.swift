@@ -1,16 +1,34 @@
 /// A JSON value as QMP exchanges it. Objects keep their members in order, so replies print
 /// with QEMU's member order. Numbers keep integers exact (QMP's sizes and addresses are
 /// 64-bit); only numbers with a fraction or exponent become `double`.
+/// QEMU: `QObject` and its kinds (include/qapi/qmp/).
+///
+/// Build replies with literals: `["running": true, "status": "running"]` is an object with
+/// those members in that order.
 public enum JSONValue: Sendable, Equatable {
+    /// `null`. QEMU: `QNull`.
     case null
+    /// `true` or `false`. QEMU: `QBool`.
     case bool(Bool)
+    /// An integer; the parser uses it for every integer that fits `Int64`.
+    /// QEMU: `QNum` of kind `QNUM_I64`.
     case int(Int64)
+    /// An integer; the parser uses it only above `Int64.max`. QEMU: `QNum` of kind `QNUM_U64`.
     case uint(UInt64)
+    /// A number written with a fraction or an exponent. Non-finite values serialize as
+    /// `null`. QEMU: `QNum` of kind `QNUM_DOUBLE`.
     case double(Double)
+    /// A string. QEMU: `QString`.
     case string(String)
+    /// An array. QEMU: `QList`.
     case array([JSONValue])
+    /// An object, its members in order. QEMU: `QDict` (a hash table: see ``serialized`` for
+    /// the order it prints in).
     case object([(String, JSONValue)])
 
+    /// Structural equality; `int` and `uint` compare by value, and an integer never equals a
+    /// `double`, as in QEMU's `qnum_is_equal()`. Objects compare member by member in order,
+    /// where QEMU's `qdict_is_equal()` ignores order. QEMU: `qobject_is_equal()`.
     public static func == (a: JSONValue, b: JSONValue) -> Bool {
         switch (a, b) {
         case (.null, .null): return true
@@ -41,7 +59,9 @@ public enum JSONValue: Sendable, Equatable {
         }
     }
 
+    /// The text, if this is a string. QEMU: `qobject_get_try_str()`.
     public var string: String? { if case .string(let s) = self { s } else { nil } }
+    /// The truth value, if this is a boolean. QEMU: `qobject_to(QBool, …)`.
     public var bool: Bool? { if case .bool(let b) = self { b } else { nil } }
 
     /// Serializes the way QEMU's QMP output does: `{"a": 1, "b": [true, null]}`, with object
@@ -122,10 +142,16 @@ public enum JSONValue: Sendable, Equatable {
 
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
                      ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral {
+    /// `"text"` is ``string(_:)``.
     public init(stringLiteral value: String) { self = .string(value) }
+    /// `42` is ``int(_:)``.
     public init(integerLiteral value: Int64) { self = .int(value) }
+    /// `true` is ``bool(_:)``.
     public init(booleanLiteral value: Bool) { self = .bool(value) }
+    /// `[a, b]` is ``array(_:)``.
     public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    /// `["a": x, "b": y]` is ``object(_:)`` with the members in the order written.
     public init(dictionaryLiteral elements: (String, JSONValue)...) { self = .object(elements) }
+    /// `nil` is ``null``.
     public init(nilLiteral: ()) { self = .null }
 }

@@ -1,7 +1,16 @@
 /// The type a command argument must have. QEMU: the QAPI schema's argument types, checked by
 /// the QObject input visitor.
 public enum QMPArgumentType: Sendable {
-    case string, int, bool, stringList, any
+    /// A JSON string (QAPI `str`).
+    case string
+    /// A JSON integer, signed or not (QAPI `int`, `uint64`, `size`, …).
+    case int
+    /// `true` or `false` (QAPI `bool`).
+    case bool
+    /// An array of strings (QAPI `['str']`).
+    case stringList
+    /// Anything; the handler checks it (QAPI `any`).
+    case any
 
     var name: String {
         switch self {
@@ -23,12 +32,17 @@ public enum QMPArgumentType: Sendable {
     }
 }
 
-/// One declared argument of a command.
+/// One declared argument of a command. QEMU: a member of the command's `data` in the QAPI
+/// schema (optional ones written `*name`).
 public struct QMPArgument: Sendable {
+    /// The member name in `arguments`.
     public var name: String
+    /// The type its value must have.
     public var type: QMPArgumentType
+    /// Whether a request must give it ("Parameter 'x' is missing" otherwise).
     public var required: Bool
 
+    /// An argument `name` of `type`, optional unless `required`.
     public init(_ name: String, _ type: QMPArgumentType, required: Bool = false) {
         self.name = name
         self.type = type
@@ -38,15 +52,26 @@ public struct QMPArgument: Sendable {
 
 /// A QMP command: its name, declared arguments (anything else is refused before the handler
 /// runs, as QEMU's generated marshallers refuse it), and the handler.
+///
+/// QEMU: `QmpCommand` in the command table (`qmp_register_command()`), with the generated
+/// `qmp_marshal_*()` as its handler.
 public struct QMPCommand: Sendable {
+    /// Runs the command: gets the request's `arguments` object (already checked against
+    /// ``arguments``; `{}` when the request had none) and returns the reply's `return` value, or
+    /// throws the error to reply with. Runs on the server's connection thread, one command at a
+    /// time. QEMU: `QmpCommandFunc`.
     public typealias Handler = @Sendable (_ arguments: JSONValue) throws(QMPError) -> JSONValue
 
+    /// The `execute` name, e.g. `query-status`; unstable commands start with `x-` as QEMU's do.
     public var name: String
+    /// The arguments it takes; any other member of `arguments` is refused.
     public var arguments: [QMPArgument]
     /// May run out-of-band (`exec-oob`). QEMU: QCO_ALLOW_OOB.
     public var allowOOB: Bool
+    /// What the command does.
     public var handler: Handler
 
+    /// A command `name` taking `arguments`, run by `handler`. QEMU: `qmp_register_command()`.
     public init(_ name: String, arguments: [QMPArgument] = [], allowOOB: Bool = false, handler: @escaping Handler) {
         self.name = name
         self.arguments = arguments

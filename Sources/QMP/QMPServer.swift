@@ -9,6 +9,7 @@ import Glibc
 /// events go to the connected client once it has negotiated. Commands run on the connection's
 /// thread, one at a time across all clients. QEMU: monitor/qmp.c over a socket chardev.
 public final class QMPServer: Sendable {
+    /// The socket clients connect to (UNIX or TCP). QEMU: the socket chardev's listener.
     public let listener: SocketListener
     private let commands: [QMPCommand]
     private let greeting: QMPSession.Greeting
@@ -20,6 +21,8 @@ public final class QMPServer: Sendable {
     /// Signalled when the first client connects (for `wait=on`).
     private let firstClient = Mutex<Bool>(false)
 
+    /// A server answering `commands` on `listener`; nothing is accepted until ``start()``.
+    /// QEMU: `monitor_init_qmp()` on a `server=on` socket chardev.
     public init(listener: SocketListener, commands: [QMPCommand], greeting: QMPSession.Greeting = .init()) {
         self.listener = listener
         self.commands = commands
@@ -79,6 +82,7 @@ public final class QMPServer: Sendable {
 
     private func send(_ message: JSONValue, _ connection: SocketConnection) {
         // Replies and events must not interleave mid-line.
-        client.withLock { _ in connection.write(Array((message.serialized + "\r\n").utf8)) }
+        // A client that went away is noticed by its reader; nothing to do here.
+        _ = client.withLock { _ in connection.write(Array((message.serialized + "\r\n").utf8)) }
     }
 }

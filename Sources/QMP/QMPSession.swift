@@ -4,21 +4,33 @@
 /// QEMU: monitor/qmp.c (monitor_qmp_dispatch, handle_qmp_command) + qapi/qmp-dispatch.c.
 public struct QMPSession {
     /// What the server offers in the greeting.
+    /// QEMU: the members `qmp_greeting()` fills in.
     public struct Greeting: Sendable {
+        /// The `qemu` version announced: QEMU's (7.2.0 by default), the version whose
+        /// protocol this server speaks, so clients pick the right dialect.
+        /// QEMU: `VersionInfo.qemu` (QEMU_VERSION_MAJOR and so on).
         public var major = 7, minor = 2, micro = 0
+        /// The `package` string: who built it. QEMU: QEMU_PKGVERSION (e.g. Debian's
+        /// package version).
         public var package = "swift-vmm"
         /// Offer out-of-band execution (QEMU offers it on socket monitors).
         public var offerOOB = true
+        /// The defaults above; set members to change them.
         public init() {}
     }
 
+    /// What this session announces.
     public let greeting: Greeting
     private let commands: [String: QMPCommand]
     private var streamer: JSONStreamer
     /// Set by qmp_capabilities. QEMU: mon->commands != &qmp_cap_negotiation_commands.
     public private(set) var negotiated = false
+    /// Whether the client enabled out-of-band execution in `qmp_capabilities`, so
+    /// `exec-oob` is accepted. QEMU: `qmp_oob_enabled()`.
     public private(set) var oobEnabled = false
 
+    /// A session offering `commands` (`qmp_capabilities` is built in), refusing messages
+    /// longer than `maxMessageBytes` with an error reply. QEMU: `monitor_init_qmp()`.
     public init(commands: [QMPCommand], greeting: Greeting = Greeting(), maxMessageBytes: Int = 1 << 20) {
         self.greeting = greeting
         var table: [String: QMPCommand] = [:]
@@ -79,7 +91,9 @@ public struct QMPSession {
         var execKey: String?
         for (key, value) in members {
             switch key {
-            case "execute", "exec-oob" where key == "execute" || oobEnabled:
+            case "exec-oob" where oobEnabled:  // only once OOB is negotiated
+                fallthrough
+            case "execute":
                 guard value.string != nil else { throw QMPError("QMP input member '\(key)' must be a string") }
                 if let other = execKey { throw QMPError("QMP input member '\(key)' clashes with '\(other)'") }
                 execKey = key

@@ -25,6 +25,13 @@ public enum HostEnvironment {
         unsafe access(path, R_OK) == 0
     }
 
+    /// Removes the file `path` (a temporary file of a benchmark); false when it could not.
+    @discardableResult
+    public static func removeFile(_ path: String) -> Bool {
+        // SAFETY: the String-to-C-string conversion is valid for the call.
+        unsafe unlink(path) == 0
+    }
+
     /// This process's id.
     public static var processID: Int32 { getpid() }
 

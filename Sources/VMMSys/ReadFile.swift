@@ -7,18 +7,22 @@ import Glibc
 /// reads. At most `maximumBytes`: larger files (and anything that is not a regular file,
 /// e.g. /dev/zero, which would never end) are refused before anything is read.
 public func readWholeFile(_ path: String, maximumBytes: UInt64) throws(SystemError) -> [UInt8] {
-    let fd = try retryingOnInterrupt("open", arguments: path) { open(path, O_RDONLY | O_CLOEXEC) }
+    let fd = try retryingOnInterrupt("open", arguments: path) {
+        // SAFETY: the path is passed as a NUL-terminated copy that lives for the call.
+        unsafe open(path, O_RDONLY | O_CLOEXEC)
+    }
     defer { close(fd) }
     var st = stat()
-    guard fstat(fd, &st) == 0 else { throw SystemError(operation: "fstat", arguments: path, errno: currentErrno()) }
+    // SAFETY: fstat writes one `stat` into the local.
+    guard unsafe fstat(fd, &st) == 0 else { throw SystemError(operation: "fstat", arguments: path, errno: currentErrno()) }
     guard st.st_mode & S_IFMT == S_IFREG else { throw SystemError(operation: "read", arguments: "\(path): not a regular file", errno: EINVAL) }
     let size = UInt64(clamping: st.st_size)
     guard size <= maximumBytes else { throw SystemError(operation: "read", arguments: "\(path): \(size) bytes, more than \(maximumBytes)", errno: EFBIG) }
     var bytes = [UInt8](repeating: 0, count: Int(size))
     var done = 0
     while done < bytes.count {
-        // Safe: the buffer outlives the call and `read` writes at most the bytes left in it.
-        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, $0.count - done) }
+        // SAFETY: the buffer outlives the call and `read` writes at most the bytes left in it.
+        let n = unsafe bytes.withUnsafeMutableBytes { unsafe read(fd, $0.baseAddress! + done, $0.count - done) }
         if n > 0 { done += n; continue }
         if n == 0 { break }                         // the file shrank under us: what was there
         let code = currentErrno()

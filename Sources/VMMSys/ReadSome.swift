@@ -7,8 +7,8 @@ import Glibc
 public func readSome(_ fd: Int32, maxBytes: Int = 4096) -> [UInt8] {
     var buffer = [UInt8](repeating: 0, count: max(1, maxBytes))
     while true {
-        // Safe: the buffer outlives the call and `read` writes at most its count.
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        // SAFETY: the buffer outlives the call and `read` writes at most its count.
+        let n = unsafe buffer.withUnsafeMutableBytes { unsafe read(fd, $0.baseAddress, $0.count) }
         if n < 0 && currentErrno() == EINTR { continue }
         return n > 0 ? Array(buffer[0..<n]) : []
     }

@@ -39,7 +39,8 @@ public enum StartupTrace {
 
     /// VmHWM of this process in KiB, or nil if /proc is not readable.
     public static func peakResidentKiB() -> Int? {
-        let fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC)
+        // SAFETY: the path literal is a NUL-terminated static string.
+        let fd = unsafe open("/proc/self/status", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var text: [UInt8] = []

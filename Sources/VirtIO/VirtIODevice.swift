@@ -1,4 +1,5 @@
 import Memory
+import VMMSys
 
 /// What a virtio device type provides; the transport (`VirtIOPCI`) does the rest. Queue work
 /// runs on the I/O thread, one budgeted turn at a time. QEMU: `VirtioDeviceClass`.
@@ -23,13 +24,54 @@ public protocol VirtIODevice: AnyObject, Sendable {
                  budget: inout VirtQueueBudget) throws(VirtQueueError) -> VirtQueueProgress
     /// Back to the initial state (the driver wrote status 0).
     func reset()
-    /// The features the driver accepted (known once it enables a queue).
+    /// The features the driver accepted: called when the driver sets FEATURES_OK and again
+    /// when it enables a queue. QEMU: VirtioDeviceClass.set_features.
     func featuresNegotiated(_ features: UInt64)
+    /// Called once when the transport exists: a device with a backend of its own (a tap, a
+    /// chardev) registers its descriptors on `transport.ioThread` and keeps the transport
+    /// (weakly: the transport owns the device) to serve queues and raise config interrupts.
+    func attach(_ transport: any VirtIOTransport) throws
+    /// The driver wrote a non-zero status (reset is `reset()`); called with the device lock
+    /// held, after the transport acted on it (ioeventfds started at DRIVER_OK).
+    /// QEMU: VirtioDeviceClass.set_status.
+    func statusChanged(_ status: UInt8)
 }
 
 extension VirtIODevice {
     public func featuresNegotiated(_ features: UInt64) {}
+    /// PCI_CLASS_OTHERS, as QEMU's virtio-rng-pci.
     public var pciClassCode: UInt32 { 0x00_ff_00 }
+    public func attach(_ transport: any VirtIOTransport) throws {}
+    public func statusChanged(_ status: UInt8) {}
+}
+
+/// What a device may ask of its transport beyond answering kicks: work on a queue when its
+/// backend (not the driver) has something — a frame arrived on the tap, a byte on a chardev —
+/// and configuration-change interrupts. Every call is safe from any thread.
+/// QEMU: virtio_notify(), virtio_notify_config(), and running a queue handler outside a kick.
+public protocol VirtIOTransport: AnyObject, Sendable {
+    /// The I/O thread serving the device's queues.
+    var ioThread: IOThread { get }
+    /// One turn on queue `index` exactly as a kick gives it: under the device lock, only while
+    /// the driver is ready, the device not broken and the queue enabled, interrupting the driver
+    /// if the turn asks. nil when not ready (the device was not called).
+    func serve(queue index: Int) -> IOThread.Next?
+    /// Runs `body` on queue `index` under the device lock, with the same readiness rules as
+    /// `serve`; interrupts the driver when `body` says so, and breaks the device (virtio_error)
+    /// when it throws. nil when not ready or broken.
+    func withQueue<R>(_ index: Int, _ body: (VirtQueue, GuestMemory) throws(VirtQueueError) -> (result: R, interrupt: Bool)) -> R?
+    /// Queue `index` itself, for a device that, while serving one queue under the device lock,
+    /// must also use another (virtio-serial answers a control message on the control receive
+    /// queue). Only touch it under the device lock, and only when it `isReady`.
+    func queue(_ index: Int) -> VirtQueue?
+    /// Interrupts the driver for queue `index` (MSI-X vector or INTx with ISR bit 0), for
+    /// chains a device returned on a queue other than the one it was called for.
+    /// QEMU: virtio_notify().
+    func notifyQueue(_ index: Int)
+    /// Tells the driver the device configuration changed (link status, an announce): bumps the
+    /// configuration generation and interrupts on the config vector. Nothing before DRIVER_OK.
+    /// QEMU: virtio_notify_config().
+    func notifyConfigChange()
 }
 
 /// What one turn on a queue achieved.

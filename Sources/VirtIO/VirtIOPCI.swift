@@ -10,7 +10,7 @@ import VMMSys
 /// added once the driver is ready, and the I/O thread serves the queue when it fires; the
 /// completion interrupt goes out through the MSI-X vector's irqfd. Neither direction exits
 /// to userspace. QEMU: virtio-pci (hw/virtio/virtio-pci.c), modern-only layout in BAR4.
-public final class VirtIOPCI: PCIDevice, Resettable, @unchecked Sendable {
+public final class VirtIOPCI: PCIDevice, VirtIOTransport, Resettable, @unchecked Sendable {
     public static let commonOffset: UInt64 = 0x0, isrOffset: UInt64 = 0x1000
     public static let deviceOffset: UInt64 = 0x2000, notifyOffset: UInt64 = 0x3000
     public static let notifyMultiplier: UInt32 = 4
@@ -18,7 +18,7 @@ public final class VirtIOPCI: PCIDevice, Resettable, @unchecked Sendable {
     static let versionOne: UInt64 = 1 << 32
     static let eventIdx: UInt64 = 1 << 29
     static let indirectDesc: UInt64 = 1 << 28
-    static let statusDriverOK: UInt8 = 4, statusNeedsReset: UInt8 = 0x40
+    static let statusDriverOK: UInt8 = 4, statusFeaturesOK: UInt8 = 8, statusNeedsReset: UInt8 = 0x40
     /// ISR bits: a used buffer (bit 0), a configuration change (bit 1).
     static let isrQueue: UInt8 = 1, isrConfig: UInt8 = 2
 
@@ -33,6 +33,8 @@ public final class VirtIOPCI: PCIDevice, Resettable, @unchecked Sendable {
     /// BAR4: the modern configuration structures.
     public let modernRegion: MemoryRegion
     let notifyRegion: MemoryRegion
+    /// Serves the queues (and the device's own backend descriptors).
+    public let ioThread: IOThread
     private let dma: GuestMemory
     private let intx: IRQ
     private let fastMMIO: Bool
@@ -40,6 +42,9 @@ public final class VirtIOPCI: PCIDevice, Resettable, @unchecked Sendable {
     private let offeredTransportFeatures: UInt64
     private let logger: Logger
     private let msixCapabilityOffset = Atomic<Int>(0)
+    /// Where the VIRTIO_PCI_CAP_PCI_CFG capability is (0x84, as QEMU's); see
+    /// VirtIOPCI+ConfigWindow.swift.
+    let pciCfgCapabilityOffset = Atomic<Int>(0)
     /// Guest-provoked errors (broken rings, bad requests) are logged through this, rate-limited.
     private let errorLog = RateLimitedLog()
     /// The device lock: the I/O thread's turn on a queue (pop, device work, push), device
@@ -110,6 +115,7 @@ public final class VirtIOPCI: PCIDevice, Resettable, @unchecked Sendable {
         self.intx = intx
         self.fastMMIO = fastMMIO
         self.logger = logger
+        self.ioThread = ioThread
         queues = device.queueSizes.map { VirtQueue(maxSize: min($0, VirtQueue.maxSize)) }
         var notifiers: [EventNotifier] = []
         for _ in device.queueSizes { notifiers.append(try EventNotifier()) }
@@ -149,6 +155,11 @@ public final class VirtIOPCI: PCIDevice, Resettable, @unchecked Sendable {
         let capabilities = [cap(1, Self.commonOffset), cap(3, Self.isrOffset), cap(4, Self.deviceOffset),
                             cap(2, Self.notifyOffset, (0..<4).map { UInt8(truncatingIfNeeded: m >> (8 * UInt32($0))) })]
         for c in capabilities { addCapability(c) }
+        // The configuration-access capability follows the four structures and precedes
+        // MSI-X, so the list is QEMU's: 0x40 common, 0x50 ISR, 0x60 device, 0x70 notify,
+        // 0x84 PCI_CFG, 0x98 MSI-X. QEMU: virtio_pci_device_plugged().
+        let window = Self.pciCfgCapability()
+        pciCfgCapabilityOffset.store(addCapability(window.bytes, writeMask: window.writeMask) ?? 0, ordering: .releasing)
         if let msix {
             let (msixBytes, msixMask) = msix.capability(bar: 1)
             msixCapabilityOffset.store(addCapability(msixBytes, writeMask: msixMask) ?? 0, ordering: .releasing)
@@ -157,12 +168,29 @@ public final class VirtIOPCI: PCIDevice, Resettable, @unchecked Sendable {
         for (i, n) in notifiers.enumerated() {
             try ioThread.watch(n) { [weak self] in self?.serve(queue: i) ?? .idle }
         }
+        do { try device.attach(self) } catch let error as SystemError { throw error } catch {
+            throw SystemError(operation: "virtio device attach", arguments: "\(error)", code: .ioError)
+        }
     }
 
     // MARK: PCI config
 
+    /// A read overlapping the PCI_CFG capability's data first makes the window's read into it.
+    /// QEMU: virtio_read_config().
+    public override func configRead(offset: Int, size: Int) -> UInt32 {
+        pciCfgWindow(offset: offset, size: size, isWrite: false,
+                     read: { super.configRead(offset: $0, size: $1) },
+                     write: { super.configWrite(offset: $0, value: $1, size: $2) })
+        return super.configRead(offset: offset, size: size)
+    }
+
+    /// QEMU: virtio_write_config() (MSI-X control through msix_write_config(), the PCI_CFG
+    /// window's write).
     public override func configWrite(offset: Int, value: UInt32, size: Int) {
         super.configWrite(offset: offset, value: value, size: size)
+        pciCfgWindow(offset: offset, size: size, isWrite: true,
+                     read: { super.configRead(offset: $0, size: $1) },
+                     write: { super.configWrite(offset: $0, value: $1, size: $2) })
         let cap = msixCapabilityOffset.load(ordering: .acquiring)
         let control = cap + 2
         if cap != 0, offset < control + 2, offset + size > control {
@@ -207,6 +235,7 @@ public final class VirtIOPCI: PCIDevice, Resettable, @unchecked Sendable {
         // common-config writes with it (they are rare: driver setup and reset).
         processing.withLock { _ in
             var startIoeventfds = false, reset = false
+            var newStatus: UInt8?, featuresOK: UInt64?
             var enable: (queue: Int, config: QueueConfig, eventIdx: Bool)?
             state.withLock { s in
                 let q = Int(s.queueSelect)
@@ -231,10 +260,12 @@ public final class VirtIOPCI: PCIDevice, Resettable, @unchecked Sendable {
                         reset = true
                     } else {
                         if status & Self.statusDriverOK != 0, s.status & Self.statusDriverOK == 0, !s.broken { startIoeventfds = true }
+                        if status & Self.statusFeaturesOK != 0, s.status & Self.statusFeaturesOK == 0 { featuresOK = s.driverFeatures }
                         // Deliberate difference: NEEDS_RESET stays set while the device is
                         // broken, whatever the driver writes (QEMU lets a write clear the bit
                         // while the device stays broken).
                         s.status = status | (s.broken ? Self.statusNeedsReset : 0)
+                        newStatus = s.status
                     }
                 case 0x16: s.queueSelect = UInt16(truncatingIfNeeded: value)
                 case 0x18 where has && !s.queues[q].enabled:
@@ -254,6 +285,7 @@ public final class VirtIOPCI: PCIDevice, Resettable, @unchecked Sendable {
                 }
             }
             if reset { resetDevice() }
+            if let features = featuresOK { device.featuresNegotiated(features) }
             if let e = enable {
                 // The rings must lie in guest RAM. QEMU: virtio_queue_set_rings() →
                 // virtio_init_region_cache(), "Cannot map desc/used/avail".
@@ -265,7 +297,16 @@ public final class VirtIOPCI: PCIDevice, Resettable, @unchecked Sendable {
                 }
                 device.featuresNegotiated(state.withLock { $0.driverFeatures })
             }
-            if startIoeventfds { setIoeventfds(true) }
+            if startIoeventfds {
+                setIoeventfds(true)
+                // Kick right away: chains the driver published before DRIVER_OK (a receive
+                // queue filled during setup) get served without waiting for another kick.
+                // QEMU: virtio_device_start_ioeventfd_impl().
+                if options.ioeventfd {
+                    for (i, n) in notifiers.enumerated() where queues[i].isReady { n.set() }
+                }
+            }
+            if let status = newStatus { device.statusChanged(status) }
         }
     }
 
@@ -304,9 +345,15 @@ public final class VirtIOPCI: PCIDevice, Resettable, @unchecked Sendable {
     /// log line. Called with the device lock held. QEMU: virtio_error() → virtio_notify_config().
     private func virtioError(_ message: String) {
         errorLog.log({ logger.error("\($0)") }) { "virtio-pci \(name): \(message); device needs reset" }
-        let configVector = state.withLock { s -> UInt16? in
+        state.withLock { s in
             s.broken = true
             s.status |= Self.statusNeedsReset
+        }
+        notifyConfigChange()
+    }
+
+    public func notifyConfigChange() {
+        let configVector = state.withLock { s -> UInt16? in
             guard s.status & Self.statusDriverOK != 0 else { return nil }
             s.isr |= Self.isrConfig
             s.configGeneration &+= 1
@@ -379,27 +426,48 @@ public final class VirtIOPCI: PCIDevice, Resettable, @unchecked Sendable {
     /// One budgeted turn on queue `index`: serves what the driver published, interrupts it if
     /// it asked, and tells the I/O thread whether to come back. Runs on the I/O thread.
     /// QEMU: virtio_queue_notify_vq() → the device's handle_output → virtio_notify().
-    private func serve(queue index: Int) -> IOThread.Next {
-        processing.withLock { _ -> IOThread.Next in
+    public func serve(queue index: Int) -> IOThread.Next? {
+        var budget = VirtQueueBudget.perWakeUp
+        let progress: VirtQueueProgress? = withQueue(index) { (queue, memory) throws(VirtQueueError) in
+            let p = try device.process(queue: index, queue, memory: memory, budget: &budget)
+            return (p, p.interrupt)
+        }
+        guard let progress else { return nil }
+        if budget.isExhausted { return .again }
+        if let resume = progress.resumeAt { return .at(resume) }
+        return .idle
+    }
+
+    public func queue(_ index: Int) -> VirtQueue? { queues.indices.contains(index) ? queues[index] : nil }
+
+    public func notifyQueue(_ index: Int) {
+        guard queues.indices.contains(index) else { return }
+        let vector = state.withLock { s -> UInt16 in
+            if msix?.isEnabled != true { s.isr |= Self.isrQueue }
+            return s.queues[index].vector
+        }
+        notify(vector: vector)
+    }
+
+    public func withQueue<R>(_ index: Int, _ body: (VirtQueue, GuestMemory) throws(VirtQueueError) -> (result: R, interrupt: Bool)) -> R? {
+        guard queues.indices.contains(index) else { return nil }
+        return processing.withLock { _ -> R? in
             let (ready, vector) = state.withLock { s in
                 (s.status & Self.statusDriverOK != 0 && !s.broken, s.queues[index].vector)
             }
-            guard ready, queues[index].isReady else { return .idle }
-            var budget = VirtQueueBudget.perWakeUp
-            let progress: VirtQueueProgress
+            guard ready, queues[index].isReady else { return nil }
+            let outcome: (result: R, interrupt: Bool)
             do {
-                progress = try device.process(queue: index, queues[index], memory: dma, budget: &budget)
+                outcome = try body(queues[index], dma)
             } catch {
                 virtioError("queue \(index): \(error)")
-                return .idle
+                return nil
             }
-            if progress.interrupt {
+            if outcome.interrupt {
                 if msix?.isEnabled != true { state.withLock { $0.isr |= Self.isrQueue } }
                 notify(vector: vector)
             }
-            if budget.isExhausted { return .again }
-            if let resume = progress.resumeAt { return .at(resume) }
-            return .idle
+            return outcome.result
         }
     }
 }

@@ -16,6 +16,26 @@ public struct DescriptorChain: Sendable, Equatable {
     public var head: UInt16
     public var buffers: [VirtQueueBuffer]
 
+    public init(head: UInt16 = 0, buffers: [VirtQueueBuffer] = []) {
+        self.head = head
+        self.buffers = buffers
+    }
+
+    /// An empty chain whose buffer list already has room for `capacity` buffers, for
+    /// `VirtQueue.pop(_:into:)` to fill again and again without allocating.
+    public static func reusable(capacity: Int = 64) -> DescriptorChain {
+        var c = DescriptorChain()
+        c.buffers.reserveCapacity(capacity)
+        return c
+    }
+
+    /// How many device-readable buffers lead the chain (they all come first).
+    public var readableCount: Int {
+        var i = 0
+        while i < buffers.count && !buffers[i].writable { i += 1 }     // no closure: the packet path calls this
+        return i
+    }
+
     /// Total bytes of the device-readable buffers (at most 1024 × 4 GiB: no overflow).
     public var readableBytes: UInt64 { buffers.reduce(0) { $1.writable ? $0 : $0 + UInt64($1.length) } }
     /// Total bytes of the device-writable buffers.
@@ -44,6 +64,8 @@ public final class VirtQueue: Sendable {
     public static let maxChainDescriptors = 1024
     static let descNext: UInt16 = 1, descWrite: UInt16 = 2, descIndirect: UInt16 = 4
     static let availNoInterrupt: UInt16 = 1
+    /// VRING_USED_F_NO_NOTIFY.
+    static let usedNoNotify: UInt16 = 1
     static let descriptorSize: UInt64 = 16
 
     struct Layout: Sendable {
@@ -56,7 +78,17 @@ public final class VirtQueue: Sendable {
         var eventIdx = false
     }
 
-    private let state = Mutex<(layout: Layout, lastAvail: UInt16, usedIdx: UInt16)>((Layout(), 0, 0))
+    private struct State {
+        var layout = Layout()
+        var lastAvail: UInt16 = 0
+        var usedIdx: UInt16 = 0
+        /// The device wants kicks (`setNotification`).
+        var notification = true
+        /// Chains taken and not yet returned. QEMU: VirtQueue.inuse.
+        var inUse = 0
+    }
+
+    private let state = Mutex(State())
     /// The largest size the device offers.
     public let maxSize: UInt16
 
@@ -83,14 +115,12 @@ public final class VirtQueue: Sendable {
             }
         }
         state.withLock { s in
-            s.layout = Layout(size: size, desc: desc, avail: avail, used: used, ready: true, eventIdx: eventIdx)
-            s.lastAvail = 0
-            s.usedIdx = 0
+            s = State(layout: Layout(size: size, desc: desc, avail: avail, used: used, ready: true, eventIdx: eventIdx))
         }
     }
 
     /// Forgets the rings (device reset).
-    public func reset() { state.withLock { $0 = (Layout(), 0, 0) } }
+    public func reset() { state.withLock { $0 = State() } }
 
     public var isReady: Bool { state.withLock { $0.layout.ready && $0.layout.size > 0 } }
 
@@ -101,14 +131,23 @@ public final class VirtQueue: Sendable {
     public func hasAvailable(_ memory: GuestMemory) -> Bool {
         let (layout, last) = state.withLock { ($0.layout, $0.lastAvail) }
         guard layout.ready, layout.size > 0, let at = try? Self.offset(layout.avail, 2) else { return false }
-        return (try? memory.load(UInt16.self, at: at)).map { $0 != last } ?? false
+        return memory.loadDirect(UInt16.self, at: at).map { $0 != last } ?? false
     }
 
     /// Takes the next available chain, or nil when the driver published nothing new.
     /// QEMU: virtqueue_split_pop().
     public func pop(_ memory: GuestMemory) throws(VirtQueueError) -> DescriptorChain? {
-        let (layout, last) = state.withLock { ($0.layout, $0.lastAvail) }
-        guard layout.ready, layout.size > 0 else { return nil }
+        var chain = DescriptorChain()
+        return try pop(memory, into: &chain) ? chain : nil
+    }
+
+    /// Takes the next available chain into `chain` (its buffer list is reused, so a chain kept
+    /// by the caller makes the packet path allocation-free); false when the driver published
+    /// nothing new (`chain` is then emptied). QEMU: virtqueue_split_pop().
+    public func pop(_ memory: GuestMemory, into chain: inout DescriptorChain) throws(VirtQueueError) -> Bool {
+        chain.buffers.removeAll(keepingCapacity: true)
+        let (layout, last, inUse) = state.withLock { ($0.layout, $0.lastAvail, $0.inUse) }
+        guard layout.ready, layout.size > 0 else { return false }
         if layout.eventIdx {
             // avail_event: "kick me for anything after what I have taken", published before the
             // index is read so a driver adding an entry meanwhile still kicks. (§2.7.10)
@@ -116,21 +155,94 @@ public final class VirtQueue: Sendable {
             atomicMemoryFence(ordering: .sequentiallyConsistent)
         }
         let published = try load(UInt16.self, memory, try Self.offset(layout.avail, 2))
-        guard published != last else { return nil }
+        guard published != last else { return false }
         guard published &- last <= layout.size else {
             throw .availIndexJump(lastSeen: last, published: published, size: layout.size)
         }
+        // More chains taken and not returned than the queue holds: the driver published heads
+        // twice. QEMU: virtqueue_split_pop() "Virtqueue size exceeded".
+        guard inUse < Int(layout.size) else { throw .sizeExceeded(size: layout.size) }
         // The ring entry is read after the index (x86 keeps loads in order; the fence documents it).
         atomicMemoryFence(ordering: .acquiring)
         let head = try load(UInt16.self, memory, try Self.offset(layout.avail, 4 + 2 * UInt64(last % layout.size)))
-        let chain = try walk(head: head, layout: layout, memory: memory)
-        state.withLock { $0.lastAvail = last &+ 1 }
-        return chain
+        chain.head = head
+        try walk(head: head, layout: layout, memory: memory) { (buffer: VirtQueueBuffer) throws(VirtQueueError) in
+            chain.buffers.append(buffer)
+        }
+        state.withLock {
+            $0.lastAvail = last &+ 1
+            $0.inUse += 1
+        }
+        return true
     }
 
-    /// Follows one chain. Only the head may point to an indirect table (QEMU reads the
-    /// INDIRECT flag of the head alone); within a table, `next` indexes that table.
-    private func walk(head: UInt16, layout: Layout, memory: GuestMemory) throws(VirtQueueError) -> DescriptorChain {
+    /// Gives back the last `count` chains taken, so they are popped again (their buffers
+    /// untouched). QEMU: virtqueue_unpop() / virtqueue_rewind().
+    public func unpop(_ count: UInt16 = 1) {
+        state.withLock {
+            $0.lastAvail &-= count
+            $0.inUse = max(0, $0.inUse - Int(count))
+        }
+    }
+
+    /// Whether the driver has published no chain that is not yet taken (a queue that is not
+    /// ready counts as empty). QEMU: virtio_queue_empty().
+    public func isEmpty(_ memory: GuestMemory) throws(VirtQueueError) -> Bool {
+        let (layout, last) = state.withLock { ($0.layout, $0.lastAvail) }
+        guard layout.ready, layout.size > 0 else { return true }
+        return try load(UInt16.self, memory, try Self.offset(layout.avail, 2)) == last
+    }
+
+    /// Device-writable bytes in the available chains not yet taken, counted until `limit` is
+    /// reached (a chain is counted whole), without taking any. Malformed chains throw as `pop`
+    /// would. Bounded: at most the queue's size chains, each of at most `maxChainDescriptors`
+    /// buffers. QEMU: virtqueue_get_avail_bytes() (the in_bytes half).
+    public func availableWritableBytes(upTo limit: UInt64, _ memory: GuestMemory) throws(VirtQueueError) -> UInt64 {
+        let (layout, last) = state.withLock { ($0.layout, $0.lastAvail) }
+        guard layout.ready, layout.size > 0 else { return 0 }
+        let published = try load(UInt16.self, memory, try Self.offset(layout.avail, 2))
+        guard published &- last <= layout.size else {
+            throw .availIndexJump(lastSeen: last, published: published, size: layout.size)
+        }
+        atomicMemoryFence(ordering: .acquiring)
+        var total: UInt64 = 0
+        var index = last
+        while index != published && total < limit {
+            let head = try load(UInt16.self, memory, try Self.offset(layout.avail, 4 + 2 * UInt64(index % layout.size)))
+            try walk(head: head, layout: layout, memory: memory) { (buffer: VirtQueueBuffer) throws(VirtQueueError) in
+                if buffer.writable { total &+= UInt64(buffer.length) }     // ≤ 1024 × 4 GiB per chain
+            }
+            index &+= 1
+        }
+        return total
+    }
+
+    /// Whether the device wants kicks for this queue: without EVENT_IDX the VRING_USED_F_NO_NOTIFY
+    /// flag, with it the avail_event index (published as the current avail index). A device
+    /// turns kicks off while it polls a queue itself (a transmit burst, a receive queue that has
+    /// buffers) and back on — then checks the queue once more — before it sleeps.
+    /// QEMU: virtio_queue_set_notification() (virtio_queue_split_set_notification).
+    public func setNotification(_ enabled: Bool, _ memory: GuestMemory) throws(VirtQueueError) {
+        let layout = state.withLock { s -> Layout in
+            s.notification = enabled
+            return s.layout
+        }
+        guard layout.ready, layout.size > 0 else { return }
+        if layout.eventIdx {
+            let published = try load(UInt16.self, memory, try Self.offset(layout.avail, 2))
+            try store(published, memory, try Self.offset(layout.used, 4 + 8 * UInt64(layout.size)))
+        } else {
+            let flags = try load(UInt16.self, memory, layout.used)
+            try store(enabled ? flags & ~Self.usedNoNotify : flags | Self.usedNoNotify, memory, layout.used)
+        }
+        if enabled { atomicMemoryFence(ordering: .sequentiallyConsistent) }
+    }
+
+    /// Follows one chain, calling `visit` for each buffer in order. Only the head may point to
+    /// an indirect table (QEMU reads the INDIRECT flag of the head alone); within a table,
+    /// `next` indexes that table.
+    private func walk(head: UInt16, layout: Layout, memory: GuestMemory,
+                      _ visit: (VirtQueueBuffer) throws(VirtQueueError) -> Void) throws(VirtQueueError) {
         guard head < layout.size else { throw .descriptorIndex(head, size: layout.size) }
         var table = layout.desc
         var tableSize = UInt32(layout.size)
@@ -146,62 +258,81 @@ public final class VirtQueue: Sendable {
             tableSize = len / 16
             descriptor = try readDescriptor(table, 0, memory)
         }
-        var buffers: [VirtQueueBuffer] = []
+        var count = 0
+        var lastWritable = false
         var seen: UInt32 = 0
         while true {
             seen += 1
             guard seen <= tableSize else { throw .chainTooLong(head: head) }
             guard descriptor.length > 0 else { throw .zeroLengthBuffer(head: head) }
-            guard buffers.count < Self.maxChainDescriptors else { throw .tooManyDescriptors(head: head) }
+            guard count < Self.maxChainDescriptors else { throw .tooManyDescriptors(head: head) }
             let writable = descriptor.flags & Self.descWrite != 0
-            guard writable || buffers.last?.writable != true else { throw .descriptorOrder(head: head) }
+            guard writable || !lastWritable else { throw .descriptorOrder(head: head) }
             guard UInt64(descriptor.length - 1) <= UInt64.max - descriptor.address else {
                 throw .bogusBuffer(address: descriptor.address, length: descriptor.length)
             }
-            buffers.append(VirtQueueBuffer(address: descriptor.address, length: descriptor.length, writable: writable))
+            try visit(VirtQueueBuffer(address: descriptor.address, length: descriptor.length, writable: writable))
+            count += 1
+            lastWritable = writable
             guard descriptor.flags & Self.descNext != 0 else { break }
             guard UInt32(descriptor.next) < tableSize else { throw .descriptorIndex(descriptor.next, size: UInt16(clamping: tableSize)) }
             descriptor = try readDescriptor(table, UInt32(descriptor.next), memory)
         }
-        return DescriptorChain(head: head, buffers: buffers)
     }
 
     private struct Descriptor {
         var address: UInt64, length: UInt32, flags: UInt16, next: UInt16
     }
 
-    /// Reads descriptor `index` (already checked against its table's size) of `table`.
+    /// Reads descriptor `index` (already checked against its table's size) of `table`: two
+    /// 8-byte loads, no allocation.
     private func readDescriptor(_ table: UInt64, _ index: UInt32, _ memory: GuestMemory) throws(VirtQueueError) -> Descriptor {
         let at = try Self.offset(table, Self.descriptorSize * UInt64(index))
-        let bytes: [UInt8]
-        do { bytes = try memory.read(at: at, count: 16) } catch { throw .guestMemory(error.description) }
-        func le<T: FixedWidthInteger>(_ offset: Int, _: T.Type) -> T {
-            var v = T.zero
-            for i in 0..<(T.bitWidth / 8) { v |= T(truncatingIfNeeded: bytes[offset + i]) << (8 * i) }
-            return v
+        guard let address = memory.loadDirect(UInt64.self, at: at),
+              let rest = memory.loadDirect(UInt64.self, at: try Self.offset(at, 8)) else {
+            throw .guestMemory("descriptor at 0x\(String(at, radix: 16)) is not in guest RAM")
         }
-        return Descriptor(address: le(0, UInt64.self), length: le(8, UInt32.self), flags: le(12, UInt16.self), next: le(14, UInt16.self))
+        return Descriptor(address: address, length: UInt32(truncatingIfNeeded: rest), flags: UInt16(truncatingIfNeeded: rest >> 32),
+                          next: UInt16(truncatingIfNeeded: rest >> 48))
     }
 
     /// Returns a chain to the driver with `length` bytes written; tells whether the driver
     /// wants an interrupt for it (VIRTQ_AVAIL_F_NO_INTERRUPT clear, or the used index passed
     /// used_event with EVENT_IDX). QEMU: virtqueue_push() + virtio_should_notify().
     public func push(head: UInt16, length: UInt32, _ memory: GuestMemory) throws(VirtQueueError) -> Bool {
+        try fill(head: head, length: length, at: 0, memory)
+        return try flush(count: 1, memory)
+    }
+
+    /// Writes used-ring entry `usedIndex + position` (not yet visible to the driver: `flush`
+    /// publishes it), so a device can return several chains as one unit — a received frame
+    /// spread over merged buffers. QEMU: virtqueue_fill().
+    public func fill(head: UInt16, length: UInt32, at position: UInt16, _ memory: GuestMemory) throws(VirtQueueError) {
         let (layout, idx) = state.withLock { ($0.layout, $0.usedIdx) }
-        guard layout.ready, layout.size > 0 else { return false }
-        let entry = try Self.offset(layout.used, 4 + 8 * UInt64(idx % layout.size))
+        guard layout.ready, layout.size > 0 else { return }
+        let entry = try Self.offset(layout.used, 4 + 8 * UInt64((idx &+ position) % layout.size))
         try store(UInt32(head), memory, entry)
         try store(length, memory, try Self.offset(entry, 4))
-        // The entry must be visible before the index that publishes it.
+    }
+
+    /// Publishes `count` filled entries by advancing the used index once; tells whether the
+    /// driver wants an interrupt (as `push`). QEMU: virtqueue_flush() + virtio_should_notify().
+    public func flush(count: UInt16, _ memory: GuestMemory) throws(VirtQueueError) -> Bool {
+        let (layout, idx) = state.withLock { ($0.layout, $0.usedIdx) }
+        guard layout.ready, layout.size > 0, count > 0 else { return false }
+        let new = idx &+ count
+        // The entries must be visible before the index that publishes them.
         atomicMemoryFence(ordering: .releasing)
-        try store(idx &+ 1, memory, try Self.offset(layout.used, 2))
-        state.withLock { $0.usedIdx = idx &+ 1 }
+        try store(new, memory, try Self.offset(layout.used, 2))
+        state.withLock {
+            $0.usedIdx = new
+            $0.inUse = max(0, $0.inUse - Int(count))
+        }
         atomicMemoryFence(ordering: .sequentiallyConsistent)
         if layout.eventIdx {
             // used_event: interrupt only when the used index passes the driver's mark.
             // QEMU: vring_need_event().
             let event = try load(UInt16.self, memory, try Self.offset(layout.avail, 4 + 2 * UInt64(layout.size)))
-            let new = idx &+ 1
             return new &- event &- 1 < new &- idx
         }
         let flags = try load(UInt16.self, memory, layout.avail)
@@ -215,11 +346,12 @@ public final class VirtQueue: Sendable {
         return sum
     }
 
-    private func load<T: FixedWidthInteger>(_ t: T.Type, _ memory: GuestMemory, _ at: UInt64) throws(VirtQueueError) -> T {
-        do { return try memory.load(t, at: at) } catch { throw .guestMemory(error.description) }
+    private func load<T: FixedWidthInteger & UnsignedInteger>(_ t: T.Type, _ memory: GuestMemory, _ at: UInt64) throws(VirtQueueError) -> T {
+        guard let v = memory.loadDirect(t, at: at) else { throw .guestMemory("ring access at 0x\(String(at, radix: 16)) is not in guest RAM") }
+        return v
     }
 
-    private func store<T: FixedWidthInteger>(_ v: T, _ memory: GuestMemory, _ at: UInt64) throws(VirtQueueError) {
-        do { try memory.store(v, at: at) } catch { throw .guestMemory(error.description) }
+    private func store<T: FixedWidthInteger & UnsignedInteger>(_ v: T, _ memory: GuestMemory, _ at: UInt64) throws(VirtQueueError) {
+        guard memory.storeDirect(v, at: at) else { throw .guestMemory("ring access at 0x\(String(at, radix: 16)) is not writable guest RAM") }
     }
 }

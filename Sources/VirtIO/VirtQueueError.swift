@@ -30,6 +30,9 @@ public enum VirtQueueError: Error, Equatable, CustomStringConvertible {
     /// A buffer whose range wraps past 2^64 or leaves guest RAM.
     /// QEMU: virtqueue_map_desc() "bogus descriptor or out of resources".
     case bogusBuffer(address: UInt64, length: UInt32)
+    /// More chains taken and not returned than the queue has entries (heads published twice).
+    /// QEMU: virtqueue_split_pop() "Virtqueue size exceeded".
+    case sizeExceeded(size: UInt16)
     /// A device-level request QEMU's device refuses with virtio_error() (e.g. virtio-blk
     /// "missing headers").
     case malformedRequest(head: UInt16, String)
@@ -47,6 +50,7 @@ public enum VirtQueueError: Error, Equatable, CustomStringConvertible {
         case .descriptorOrder(let h): return "device-readable descriptor after a writable one in chain \(h)"
         case .bogusBuffer(let a, let n): return "bogus descriptor 0x\(String(a, radix: 16)) + \(n)"
         case .malformedRequest(let h, let what): return "\(what) (chain \(h))"
+        case .sizeExceeded(let n): return "virtqueue size exceeded (\(n) chains in use)"
         }
     }
 }

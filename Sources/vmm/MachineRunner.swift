@@ -13,25 +13,33 @@ enum MachineRunner {
         for w in config.warnings { printError("vmm: warning: \(w)") }
         let machine = try PCMachine(config)
         let monitor = machine.humanMonitor
-        var servers: [QMPServer] = []
-        for spec in config.qmp {
+        // QMP on `-qmp` sockets and on `-mon chardev=X,mode=control` socket chardevs: the same
+        // server either way, as QEMU's monitor_init_qmp() takes any chardev.
+        var servers: [(server: QMPServer, wait: Bool)] = []
+        func serveQMP(on address: SocketAddress, wait: Bool, option: String) throws {
             let listener: SocketListener
-            do { listener = try SocketListener(spec.address) } catch {
-                throw ConfigurationError("-qmp \(spec.address): \(error)")
+            do { listener = try SocketListener(address) } catch {
+                throw ConfigurationError("\(option): \(error)")
             }
             let server = QMPServer(listener: listener, commands: machine.qmpCommands(monitor: monitor))
             machine.events.subscribe { name, data in server.emit(name, data: data) }
             try server.start()
-            servers.append(server)
+            servers.append((server, wait))
         }
-        for (server, spec) in zip(servers, config.qmp) where spec.wait { server.waitForFirstClient() }
+        for spec in config.qmp { try serveQMP(on: spec.address, wait: spec.wait, option: "-qmp \(spec.address)") }
+        for m in config.controlMonitorSockets {
+            try serveQMP(on: m.address, wait: m.wait, option: "-chardev socket,id=\(m.chardev)")
+        }
+        for s in servers where s.wait { s.server.waitForFirstClient() }
+        // Human monitors on chardevs (`-mon chardev=X`, mode=readline).
+        try machine.startChardevMonitors(monitor)
         if config.monitor == .stdio {
             try startMonitor(monitor)
         } else if let id = config.stdioSerialChardev, let serial = machine.devices.serial(chardev: id) {
             try startSerialInput(serial)
         }
         let status = machine.run()
-        for s in servers { s.stop() }
+        for s in servers { s.server.stop() }
         return status
     }
 

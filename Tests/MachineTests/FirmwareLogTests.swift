@@ -19,8 +19,6 @@ struct FirmwareLogTests {
         .knownIssue(vmm: #"PCI: IO: c000 - c00f|PCI: map device bdf=00:01\.1  bar 4, addr 0000c000, size 00000010 \[io\]"#,
                     qemu: #"PCI: IO: c000 - c08f|PCI: map device bdf=00:02\.0  bar 0, addr 0000c000, size 00000080 \[io\]|PCI: map device bdf=00:01\.1  bar 4, addr 0000c080, size 00000010 \[io\]"#,
                     "transitional virtio-pci devices have no legacy I/O BAR0 under vmm (QEMU: 128 bytes for virtio-blk), so the IDE BAR4 lands at c000"),
-        .knownIssue(qemu: #"pci dev 00:02\.0 virtio cap at 0x84 type 5 \[pci cfg access\]"#,
-                    "vmm's virtio-pci has no VIRTIO_PCI_CAP_PCI_CFG capability"),
         .deliberate(vmm: #"table\(50434146\)=0x[0-9a-f]+ \(via xsdt\)|ACPI: parse DSDT at 0x[0-9a-f]+ \(len 60\)"#,
                     qemu: #"table\(50434146\)=0x[0-9a-f]+ \(via rsdt\)|ACPI: parse DSDT at 0x[0-9a-f]+ \(len \d+\)"#,
                     "vmm's own ACPI tables: RSDP revision 2 with an XSDT (SeaBIOS finds the FADT through it), a DSDT holding only \\_S3 and \\_S5"),

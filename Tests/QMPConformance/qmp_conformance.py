@@ -3,14 +3,17 @@
 transcript, one JSON object per line, so that the same script run against qemu-system-x86_64
 and against vmm can be compared line by line.
 
-    qmp_conformance.py BINARY KERNEL IMAGE WORKDIR
+    qmp_conformance.py BINARY KERNEL IMAGE WORKDIR [qmp|mon]
 
 The VMM is started paused (-S) with a QMP unix socket, the qmpguest kernel, a virtio-rng and a
 virtio-blk device. The script checks the protocol (greeting, negotiation, errors with their
 classes, ids echoed), runs queries, stops and continues the guest several times while it ticks
 on COM1 (the ticks must stay contiguous and not advance while stopped), resets it, presses the
 ACPI power button (the guest's SCI handler sees PWRBTN_STS and powers off: SHUTDOWN
-guest-shutdown), and reconnects a second client in between. Values that legitimately differ
+guest-shutdown), and reconnects a second client in between. The socket is `-qmp
+unix:SOCK,server=on,wait=off` (form `qmp`, the default) or a socket chardev with a QMP monitor
+on it, `-chardev socket,id=qmp0,path=SOCK,server=on,wait=off -mon chardev=qmp0,mode=control`
+(form `mon`); the transcript must not depend on the form. Values that legitimately differ
 (versions, thread ids, timestamps, paths, BAR addresses) are masked.
 """
 import asyncio
@@ -53,7 +56,7 @@ def mask_pci(devices):
                    d["irq_pin"]) for d in devices)
 
 
-async def main(binary, kernel, image, workdir):
+async def main(binary, kernel, image, workdir, form="qmp"):
     sock = os.path.join(workdir, "qmp.sock")
     serial = os.path.join(workdir, "serial.txt")
     for p in (sock, serial):
@@ -62,7 +65,11 @@ async def main(binary, kernel, image, workdir):
     argv = [binary, "-machine", "accel=kvm", "-nodefaults", "-display", "none", "-S", "-name", "guest0",
             "-serial", "file:" + serial, "-smp", "2", "-device", "virtio-rng-pci",
             "-drive", "file=%s,if=none,id=disk0,format=raw" % image, "-device", "virtio-blk-pci,drive=disk0",
-            "-kernel", kernel, "-qmp", "unix:%s,server=on,wait=off" % sock]
+            "-kernel", kernel]
+    if form == "mon":
+        argv += ["-chardev", "socket,id=qmp0,path=%s,server=on,wait=off" % sock, "-mon", "chardev=qmp0,mode=control"]
+    else:
+        argv += ["-qmp", "unix:%s,server=on,wait=off" % sock]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "stderr.txt"), "w"))
     try:
         if not await wait_for(lambda: os.path.exists(sock), 20):
@@ -174,4 +181,4 @@ async def main(binary, kernel, image, workdir):
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(*sys.argv[1:5])))
+    sys.exit(asyncio.run(main(*sys.argv[1:6])))

@@ -37,6 +37,13 @@ static inline int ckvm_accept4(int fd, int flags) { return accept4(fd, 0, 0, fla
 static inline int ckvm_gettid(void) { return (int)syscall(SYS_gettid); }
 /// pidfd_open(2) (Linux 5.3): a descriptor that polls readable when process `pid` exits.
 static inline int ckvm_pidfd_open(int pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+/// unshare(2) is declared by <sched.h> only under _GNU_SOURCE; the prototype is glibc's. A
+/// direct call links into the static release executable (dlsym would find nothing there).
+extern int unshare(int flags);
+static inline int ckvm_unshare(int flags) { return unshare(flags); }
+#include <linux/sched.h>
+/// unshare(2)'s flag for a new network namespace.
+static const int CKVM_CLONE_NEWNET = CLONE_NEWNET;
 static inline int ckvm_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
 static const int CKVM_FALLOC_FL_KEEP_SIZE = FALLOC_FL_KEEP_SIZE;
 static const int CKVM_FALLOC_FL_PUNCH_HOLE = FALLOC_FL_PUNCH_HOLE;

@@ -1,14 +1,22 @@
 import VMMSys
 import Memory
 
-/// Where each ACPI table was written (guest-physical).
+/// Where each ACPI table was written (guest-physical): what the machine tells the guest
+/// (the RSDP is found by its signature; fw_cfg and tests read the others).
 public struct ACPITableAddresses: Equatable, Sendable {
+    /// Root System Description Pointer, in the BIOS area where the OS searches for it.
     public var rsdp: UInt64
+    /// Root System Description Table (32-bit pointers to FADT and MADT).
     public var rsdt: UInt64
+    /// Extended System Description Table (64-bit pointers to FADT and MADT).
     public var xsdt: UInt64
+    /// Fixed ACPI Description Table ("FACP"): PM registers, SCI, reset register.
     public var fadt: UInt64
+    /// Multiple APIC Description Table ("APIC"): local APICs, IOAPIC, overrides.
     public var madt: UInt64
+    /// Differentiated System Description Table: the AML (`\_S5`).
     public var dsdt: UInt64
+    /// Firmware ACPI Control Structure.
     public var facs: UInt64
     /// The first byte past the last table in the tables area.
     public var tablesEnd: UInt64
@@ -20,6 +28,10 @@ public struct ACPITableAddresses: Equatable, Sendable {
 /// Layout from `tablesAddress`: FACS (64-byte aligned), DSDT, FADT, MADT, RSDT, XSDT, each
 /// 16-byte aligned; the RSDP separately at `rsdpAddress`. RSDP → RSDT/XSDT → FADT, MADT;
 /// FADT → FACS, DSDT.
+///
+/// QEMU: `acpi_build()` (hw/i386/acpi-build.c), whose tables firmware places through the
+/// fw_cfg table loader; with no firmware these are written straight into guest memory. They
+/// describe the same machine in fewer bytes (this DSDT holds only `\_S5`).
 public enum ACPITables {
     /// Builds and writes all tables; nothing is written if the configuration is refused.
     /// - Throws: `LoaderError` with subject "ACPI" for a bad CPU count or placement, or when

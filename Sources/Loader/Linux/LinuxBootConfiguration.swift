@@ -17,6 +17,7 @@ public struct LinuxBootConfiguration: Sendable {
     /// RAM size below 4 GiB: the kernel and the initrd must end at or below it.
     public var ramBelow4G: UInt64
 
+    /// A configuration for the kernel at `kernelPath`; the rest as described above.
     public init(kernelPath: String, commandLine: String = "", initrd: [UInt8]? = nil,
                 initrdPath: String? = nil, memoryMap: [E820Entry] = [], ramBelow4G: UInt64) {
         self.kernelPath = kernelPath

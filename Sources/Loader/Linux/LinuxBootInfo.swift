@@ -3,6 +3,10 @@
 /// The caller picks one of the two entry protocols of the Linux x86 boot protocol and sets
 /// the CPU as `cpuState64` or `cpuState32` describes (both skip the kernel's 16-bit setup
 /// code, so no real-mode BIOS services are needed).
+///
+/// QEMU: the addresses `x86_load_linux()` hands its `linuxboot_dma.bin` option ROM through
+/// fw_cfg (`FW_CFG_KERNEL_ADDR`, `FW_CFG_SETUP_ADDR`, `FW_CFG_CMDLINE_ADDR`,
+/// `FW_CFG_INITRD_ADDR`); that ROM enters the 16-bit setup code instead.
 public struct LinuxBootInfo: Equatable, Sendable {
     /// The 64-bit entry point, `kernelLoadAddress + 0x200`, when the header announces one
     /// (`XLF_KERNEL_64`, `xloadflags` bit 0, protocol 2.12+); `nil` for a 32-bit-only kernel.
@@ -25,6 +29,7 @@ public struct LinuxBootInfo: Equatable, Sendable {
     /// The kernel's boot protocol version, e.g. `0x020f` for 2.15.
     public var protocolVersion: UInt16
 
+    /// A result with these fields (``LinuxLoader`` makes them; tests and other loaders may too).
     public init(entryPoint64: UInt64?, entryPoint32: UInt32, bootParamsAddress: UInt64,
                 kernelLoadAddress: UInt64, kernelRange: Range<UInt64>, initrdRange: Range<UInt64>?,
                 commandLineAddress: UInt64, protocolVersion: UInt16) {
@@ -73,7 +78,10 @@ public struct LinuxBootInfo: Equatable, Sendable {
 }
 
 /// The register state one of the Linux entry protocols requires, independent of KVM.
+/// QEMU has none (it runs the setup code); Firecracker and cloud-hypervisor set the 64-bit
+/// one the same way.
 public struct LinuxBootCPUState: Equatable, Sendable {
+    /// The CPU mode at entry.
     public enum Mode: Equatable, Sendable {
         /// 64-bit long mode, paging on (CR0.PE, CR0.PG, CR4.PAE, EFER.LME/LMA).
         case longMode
@@ -86,14 +94,17 @@ public struct LinuxBootCPUState: Equatable, Sendable {
     /// GDT selector of the flat data segment (`__BOOT_DS`), for DS, ES and SS.
     public static let dataSelector: UInt16 = 0x18
 
+    /// Long mode (64-bit entry) or protected mode (32-bit entry).
     public var mode: Mode
     /// RIP / EIP.
     public var instructionPointer: UInt64
     /// RSI / ESI: the zero page's address.
     public var rsi: UInt64
-    /// EBP, EDI and EBX: zero (required by the 32-bit protocol, harmless for 64-bit).
+    /// EBP: zero (required by the 32-bit protocol, harmless for 64-bit).
     public var rbp: UInt64 = 0
+    /// EDI: zero, as EBP.
     public var rdi: UInt64 = 0
+    /// EBX: zero, as EBP.
     public var rbx: UInt64 = 0
     /// RFLAGS: only the reserved bit 1; IF = 0 (interrupts off).
     public var rflags: UInt64 = 0x2

@@ -25,6 +25,9 @@ import Memory
 /// This loader is written to the boot protocol and unit-tested with synthesized images; it
 /// has not been verified by booting a real Linux kernel, because this host's KVM cannot run
 /// stock Linux.
+///
+/// QEMU: `x86_load_linux()` (hw/i386/x86.c) and its `linuxboot_dma.bin` option ROM, which
+/// copies the setup code too and enters it in real mode.
 public enum LinuxLoader {
     /// Where the zero page goes.
     public static let bootParamsAddress: UInt64 = 0x7000
@@ -45,6 +48,7 @@ public enum LinuxLoader {
     }
 
     /// Whether `file` carries a Linux setup header: "HdrS" at 0x202 and 0xAA55 at 0x1FE.
+    /// QEMU: the "HdrS" test in `x86_load_linux()`, which tries Multiboot otherwise.
     public static func isLinuxKernel(_ file: [UInt8]) -> Bool {
         LinuxSetupHeader.isPresent(in: ByteReader(bytes: file))
     }

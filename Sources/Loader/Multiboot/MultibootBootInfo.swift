@@ -3,6 +3,9 @@
 /// The caller sets the CPU state the specification requires (section 3.2): EAX and EBX below,
 /// 32-bit protected mode (CR0.PE = 1, CR0.PG = 0), flat 4 GiB read/execute CS and read/write
 /// DS/ES/FS/GS/SS, EFLAGS.VM = 0 and IF = 0, A20 enabled, EIP = `entryPoint`.
+///
+/// QEMU: what `load_multiboot()` passes its `multiboot.bin` option ROM in fw_cfg
+/// (`FW_CFG_KERNEL_ENTRY`, the information at `FW_CFG_INITRD_ADDR`), which sets that state.
 public struct MultibootBootInfo: Equatable, Sendable {
     /// The value EAX must hold so the kernel knows a Multiboot loader started it.
     public static let bootloaderMagic: UInt32 = 0x2BAD_B002

@@ -1,4 +1,5 @@
-/// What the machine tells the Multiboot loader besides the kernel bytes.
+/// What the machine tells the Multiboot loader besides the kernel bytes (QEMU `-kernel`,
+/// `-append`, `-initrd` with a Multiboot image).
 public struct MultibootConfiguration: Sendable {
     /// The kernel's path: named in errors and, as QEMU does, the first word of the kernel's
     /// command line.
@@ -17,6 +18,7 @@ public struct MultibootConfiguration: Sendable {
     /// `boot_loader_name`; QEMU says "qemu".
     public var bootLoaderName: String
 
+    /// A configuration for the kernel at `kernelPath`; the rest as described above.
     public init(kernelPath: String, commandLine: String = "", modules: [MultibootModule] = [],
                 usableRAM: [Range<UInt64>], ramBelow4G: UInt64, memoryMap: [E820Entry] = [],
                 bootLoaderName: String = "qemu") {

@@ -1,6 +1,7 @@
 import VMMSys
 /// The Multiboot v1 header a kernel embeds in its first 8 KiB to tell the boot loader how to
-/// load it (Multiboot Specification 0.6.96, section 3.1).
+/// load it (Multiboot Specification 0.6.96, section 3.1). QEMU: the header scan and the
+/// `mh_*` fields of `load_multiboot()` (hw/i386/multiboot.c).
 public struct MultibootHeader: Equatable, Sendable {
     /// The header's magic number.
     public static let magic: UInt32 = 0x1BAD_B002
@@ -20,21 +21,30 @@ public struct MultibootHeader: Equatable, Sendable {
 
     /// Address fields present when `aoutKludge` is set (all guest-physical).
     public struct AddressFields: Equatable, Sendable {
+        /// Where the header itself is loaded; with its file offset it fixes where the text
+        /// starts in the file. QEMU: `mh_header_addr`.
         public var headerAddress: UInt32
+        /// Where the text segment is loaded. QEMU: `mh_load_addr`.
         public var loadAddress: UInt32
+        /// End of the bytes loaded from the file; 0: up to the end of the file.
+        /// QEMU: `mh_load_end_addr`.
         public var loadEndAddress: UInt32
+        /// End of the BSS, zeroed after the loaded bytes; 0: no BSS. QEMU: `mh_bss_end_addr`.
         public var bssEndAddress: UInt32
+        /// Where execution starts. QEMU: `mh_entry_addr`.
         public var entryAddress: UInt32
     }
 
     /// Byte offset of the header in the file.
     public var offset: Int
+    /// The header's flags: required features in bits 0–15 (see the constants above),
+    /// optional ones in 16–31.
     public var flags: UInt32
     /// The a.out kludge fields, when flag bit 16 is set.
     public var addresses: AddressFields?
 
     /// Searches the first 8 KiB of `file` on 4-byte boundaries for a header whose checksum is
-    /// valid. `path` is used only in error messages.
+    /// valid. `path` is used only in error messages. QEMU: the scan in `load_multiboot()`.
     ///
     /// - Throws: "not a Multiboot kernel" when no magic is found; "bad checksum" when only
     ///   headers with a wrong checksum are; unsupported required flags; a truncated header.

@@ -12,6 +12,9 @@ import Memory
 ///
 /// This is QEMU's order (kernel, boot info, modules). Modules are always page aligned, which
 /// also satisfies header flag bit 0. Guest RAM is written only through `GuestMemory`.
+///
+/// QEMU: `load_multiboot()` (hw/i386/multiboot.c), which hands the image to its
+/// `multiboot.bin` option ROM through fw_cfg instead of writing guest RAM.
 public enum MultibootLoader {
     static let pageSize: UInt64 = 4096
 
@@ -23,12 +26,12 @@ public enum MultibootLoader {
         return try load(kernel: kernel, configuration: configuration, into: memory)
     }
 
-    /// Loads `kernel` (the file's bytes), its modules and the Multiboot information.
+    /// Loads `kernel` (the file's bytes), its modules and the Multiboot information into
+    /// `memory`. Module files are read with `readFile` (by default from the host file system).
     ///
     /// Everything is validated before the first guest byte is written: a refused kernel
     /// leaves guest RAM untouched (a module that cannot be read is reported before as well).
     ///
-    /// - Parameter readFile: reads a module file; defaults to the host file system.
     /// - Throws: `LoaderError` naming the kernel or module file and the problem.
     public static func load(kernel: [UInt8], configuration c: MultibootConfiguration,
                             into memory: GuestMemory,

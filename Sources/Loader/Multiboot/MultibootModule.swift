@@ -4,6 +4,7 @@ public struct MultibootModule: Equatable, Sendable {
     /// The module's string as the kernel sees it: "FILE ARGS". QEMU passes the whole entry.
     public var commandLine: String
 
+    /// The module whose string is `commandLine` ("FILE ARGS").
     public init(commandLine: String) { self.commandLine = commandLine }
 
     /// The file to load: the string up to its first space.

@@ -10,15 +10,16 @@ public struct LoaderError: Error, Equatable, Sendable, CustomStringConvertible {
     /// What is wrong, without the subject.
     public let problem: String
 
+    /// An error about `subject` saying `problem`.
     public init(_ subject: String, _ problem: String) {
         self.subject = subject
         self.problem = problem
     }
 
+    /// `subject: problem`, the line the user sees (QEMU's messages name the file the same
+    /// way: "qemu: could not load kernel 'k': …").
     public var description: String { "\(subject): \(problem)" }
 }
-
-/// `0x…` rendering used in every message, so addresses read the same everywhere.
 
 /// `[0x…, 0x…)` rendering of a half-open range.
 func hexRange(_ start: UInt64, _ end: UInt64) -> String { "[\(hex(start)), \(hex(end)))" }

@@ -53,6 +53,10 @@ public struct MachineConfiguration: Sendable, Equatable {
     /// Whether the machine runs firmware from the reset vector: without `-kernel`, or whenever
     /// `-bios` is given. `-kernel` alone keeps the direct boot (the machine does firmware's work).
     public var runsFirmware: Bool { kernel == nil || bios != nil }
+    /// Network backends (`-netdev`, and those `-nic` creates).
+    public var netdevs: [NetdevSpec] = []
+    /// Monitors on chardevs (`-mon chardev=ID[,mode=readline|control]`).
+    public var chardevMonitors: [ChardevMonitorSpec] = []
     /// Non-fatal notes about accepted-but-ignored options, printed once at start.
     public var warnings: [String] = []
 
@@ -60,12 +64,22 @@ public struct MachineConfiguration: Sendable, Equatable {
 }
 
 /// A character backend: where a serial port's (or console's) bytes go and come from.
-/// QEMU: a Chardev (`-chardev stdio|file|null,id=ID`; `-serial X` creates "serialN").
+/// QEMU: a Chardev (`-chardev stdio|file|pipe|socket|pty|null,id=ID`; `-serial X` creates "serialN").
 public struct ChardevSpec: Sendable, Equatable {
     public enum Backend: Sendable, Equatable {
         case stdio
+        /// Output to a file, truncated first.
         case file(String)
         case null
+        /// Output appended to a file (`file,append=on`).
+        case appendFile(String)
+        /// FIFOs: PATH.in and PATH.out, or PATH both ways.
+        case pipe(String)
+        /// A new pseudo-terminal (its slave's path is printed at start).
+        case pty
+        /// A unix or TCP socket, listening (`server=on`, waiting for a client at start unless
+        /// `wait=off`) or connecting.
+        case socket(address: SocketAddress, server: Bool, wait: Bool)
     }
     public var id: String
     public var backend: Backend
@@ -73,6 +87,39 @@ public struct ChardevSpec: Sendable, Equatable {
     public init(id: String, backend: Backend) {
         self.id = id
         self.backend = backend
+    }
+}
+
+/// A network backend (`-netdev tap,...`). QEMU: a Netdev.
+public struct NetdevSpec: Sendable, Equatable {
+    public var id: String
+    /// The tap's name (nil: with `fd=`, or a name the kernel picks).
+    public var ifname: String?
+    /// Queue pairs (`queues=`, or the number of `fds=`).
+    public var queues: Int
+    public var vnetHeader: TapVnetHeader
+    /// Descriptors already attached to a tap (`fd=` / `fds=`).
+    public var fds: [Int32]
+
+    public init(id: String, ifname: String?, queues: Int = 1, vnetHeader: TapVnetHeader = .auto, fds: [Int32] = []) {
+        self.id = id; self.ifname = ifname; self.queues = queues; self.vnetHeader = vnetHeader; self.fds = fds
+    }
+}
+
+/// A monitor on a chardev (`-mon chardev=ID,mode=readline|control`). QEMU: MonitorOptions.
+public struct ChardevMonitorSpec: Sendable, Equatable {
+    public enum Mode: Sendable, Equatable {
+        /// The human monitor.
+        case readline
+        /// QMP.
+        case control
+    }
+    public var chardev: String
+    public var mode: Mode
+    public var pretty: Bool
+
+    public init(chardev: String, mode: Mode, pretty: Bool = false) {
+        self.chardev = chardev; self.mode = mode; self.pretty = pretty
     }
 }
 
@@ -129,5 +176,16 @@ extension MachineConfiguration {
     /// The chardev on standard input/output, if any (its serial port gets stdin).
     public var stdioSerialChardev: String? {
         chardevs.first { $0.backend == .stdio }?.id
+    }
+
+    /// The sockets of the QMP monitors (`-chardev socket,id=X,server=on,... -mon chardev=X,mode=control`):
+    /// for the QMP server to listen on (`SocketListener(address)`). The chardev layer leaves
+    /// these chardevs alone.
+    public var controlMonitorSockets: [(chardev: String, address: SocketAddress, wait: Bool)] {
+        chardevMonitors.compactMap { m in
+            guard m.mode == .control, let spec = chardevs.first(where: { $0.id == m.chardev }),
+                  case .socket(let address, true, let wait) = spec.backend else { return nil }
+            return (m.chardev, address, wait)
+        }
     }
 }

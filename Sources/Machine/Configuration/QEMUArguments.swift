@@ -28,8 +28,14 @@ public struct QEMUArguments: Sendable {
     /// `-S`.
     public var startPaused = false
     public var drive: [String] = []
-    /// `-net` / `-nic` values (only "none" is accepted).
+    /// `-net` values (only "none" is accepted).
     public var net: [String] = []
+    /// `-nic` values.
+    public var nic: [String] = []
+    /// `-netdev` values.
+    public var netdev: [String] = []
+    /// `-mon` values.
+    public var mon: [String] = []
     public var vga: String?
     public var noACPI = false
     public var object: [String] = []
@@ -45,7 +51,7 @@ public struct QEMUArguments: Sendable {
         nodefaults: Bool = false, nographic: Bool = false, display: String? = nil, vnc: String? = nil,
         noReboot: Bool = false, global: [String] = [], monitor: String? = nil, drive: [String] = [],
         net: [String] = [], vga: String? = nil, noACPI: Bool = false, object: [String] = [],
-        ignored: [(String, String)] = []
+        ignored: [(String, String)] = [], nic: [String] = [], netdev: [String] = [], mon: [String] = []
     ) {
         self.kernel = kernel; self.append = append; self.initrd = initrd; self.memory = memory
         self.smp = smp; self.device = device; self.serial = serial; self.chardev = chardev; self.machine = machine
@@ -54,6 +60,7 @@ public struct QEMUArguments: Sendable {
         self.noReboot = noReboot; self.global = global; self.monitor = monitor
         self.drive = drive
         self.net = net; self.vga = vga; self.noACPI = noACPI; self.object = object; self.ignored = ignored
+        self.nic = nic; self.netdev = netdev; self.mon = mon
     }
 }
 
@@ -67,7 +74,15 @@ extension MachineConfiguration {
         if let m = a.memory { c.memorySize = try QEMUValueParsing.memorySize(m) }
         if let s = a.smp { (c.cpuCount, c.maxCPUs) = try QEMUValueParsing.smp(s) }
         for n in a.net where n != "none" {
-            throw ConfigurationError("-net/-nic: '\(n)' is not supported (only none: there are no network devices)")
+            throw ConfigurationError("-net \(n): the legacy -net form is not supported; use -netdev tap,id=n0,ifname=TAP,script=no,downscript=no -device virtio-net-pci,netdev=n0 (or -nic tap,...)")
+        }
+        for text in a.netdev {
+            let (netdev, warnings) = try QEMUValueParsing.netdev(text)
+            guard !c.netdevs.contains(where: { $0.id == netdev.id }) else {
+                throw ConfigurationError("-netdev \(text): Duplicate ID '\(netdev.id)' for netdev")
+            }
+            c.netdevs.append(netdev)
+            c.warnings += warnings
         }
         if let v = a.vga, v != "none" { c.warnings.append("-vga \(v): there is no VGA device here") }
         c.acpi = !a.noACPI
@@ -82,6 +97,7 @@ extension MachineConfiguration {
             guard !c.objects.contains(where: { $0.id == id }) else { throw ConfigurationError("-object \(type): Duplicate ID '\(id)' for object") }
             c.objects.append(ObjectSpec(type: type, id: id))
         }
+        for text in a.mon { c.chardevMonitors.append(try QEMUValueParsing.mon(text)) }
         for text in a.chardev {
             let chardev = try QEMUValueParsing.chardev(text)
             guard !c.chardevs.contains(where: { $0.id == chardev.id }) else {
@@ -106,9 +122,18 @@ extension MachineConfiguration {
         }
         guard serials.count <= 4 else { throw ConfigurationError("-serial: Max. supported number of ISA serial ports is 4.") }
         for (index, text) in serials.enumerated() {
-            guard let backend = try QEMUValueParsing.serial(text) else { continue }
-            let id = "serial\(index)"
-            c.chardevs.append(ChardevSpec(id: id, backend: backend))
+            let id: String
+            switch try QEMUValueParsing.serialTarget(text) {
+            case .none: continue
+            case .backend(let backend):
+                id = "serial\(index)"
+                c.chardevs.append(ChardevSpec(id: id, backend: backend))
+            case .chardev(let existing):
+                guard c.chardevs.contains(where: { $0.id == existing }) else {
+                    throw ConfigurationError("-serial \(text): chardev '\(existing)' not found")
+                }
+                id = existing
+            }
             c.devices.append(DeviceInstance(driver: "isa-serial", values: [
                 "chardev": .string(id), "index": .unsigned(UInt64(index)),
                 "iobase": .unsigned(0xffff_ffff), "irq": .unsigned(0xffff_ffff)]))
@@ -123,6 +148,14 @@ extension MachineConfiguration {
             c.drives.append(drive)
         }
         var ids = Set<String>()
+        // -nic: a tap backend and its NIC, ahead of -device's. QEMU: net_param_nic().
+        for (i, text) in a.nic.enumerated() {
+            let (request, warnings) = try QEMUValueParsing.nic(text, index: i)
+            c.warnings += warnings
+            guard let request else { continue }
+            c.netdevs.append(request.netdev)
+            c.devices.append(try DeviceRegistry.parse(request.device))
+        }
         for d in a.device {
             if d == "help" || d == "?" { continue }
             let instance = try DeviceRegistry.parse(d)
@@ -138,6 +171,7 @@ extension MachineConfiguration {
         for d in c.devices {
             try DeviceRegistry.type(named: d.driver)?.validate?(d, c)
         }
+        try c.checkBackendUse()
         for m in a.machine {
             for (k, v) in QEMUValueParsing.keyValues(m, impliedKey: "type") {
                 switch (k, v) {

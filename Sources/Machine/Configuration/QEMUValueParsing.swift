@@ -188,45 +188,6 @@ public enum QEMUValueParsing {
         return DriveSpec(id: id, file: file, interface: interface, readOnly: readOnly)
     }
 
-    /// Parses `-serial`: a backend, or nil for `none` (no port). `null` is a port with no backend.
-    public static func serial(_ text: String) throws(ConfigurationError) -> ChardevSpec.Backend? {
-        switch text {
-        case "stdio", "mon:stdio": return .stdio
-        case "none": return nil
-        case "null": return .null
-        default:
-            if text.hasPrefix("file:") {
-                let path = String(text.dropFirst(5))
-                guard !path.isEmpty else { throw ConfigurationError("-serial: file: needs a path") }
-                return .file(path)
-            }
-            throw ConfigurationError("-serial: unsupported backend '\(text)' (stdio, file:PATH, null, none)")
-        }
-    }
-
-    /// Parses `-chardev stdio|file|null,id=ID[,path=P]`. QEMU: qemu_chr_new_from_opts().
-    public static func chardev(_ text: String) throws(ConfigurationError) -> ChardevSpec {
-        let kv = keyValues(text, impliedKey: "backend")
-        let backend = kv.first { $0.key == "backend" }?.value ?? ""
-        guard let id = kv.first(where: { $0.key == "id" })?.value, !id.isEmpty else {
-            throw ConfigurationError("-chardev \(text): chardev: \"\(backend)\" missing id")
-        }
-        for (k, _) in kv where !["backend", "id", "path", "signal", "logfile", "logappend", "mux"].contains(k) {
-            throw ConfigurationError("-chardev \(text): Invalid parameter '\(k)'")
-        }
-        switch backend {
-        case "stdio": return ChardevSpec(id: id, backend: .stdio)
-        case "null": return ChardevSpec(id: id, backend: .null)
-        case "file":
-            guard let path = kv.first(where: { $0.key == "path" })?.value, !path.isEmpty else {
-                throw ConfigurationError("-chardev \(text): chardev: file: no filename given")
-            }
-            return ChardevSpec(id: id, backend: .file(path))
-        default:
-            throw ConfigurationError("-chardev \(text): '\(backend)' is not a supported chardev backend (stdio, file, null)")
-        }
-    }
-
     /// Parses a monitor's socket: `unix:PATH` or `tcp:HOST:PORT` with `server=on` (or QEMU's
     /// older bare `server`) and `wait=off`/`nowait`. QEMU: qemu_chr_parse_compat() for `-qmp`.
     public static func monitorSocket(_ text: String, option: String) throws(ConfigurationError) -> MonitorSocketSpec {

@@ -9,6 +9,7 @@ public enum DeviceRegistry {
         .pciTestDev,
         .virtioRNGPCI,
         .virtioBlockPCI,
+        .virtioNetPCI, .virtioSerialPCI, .virtconsole, .virtserialport,
     ]
 
     /// The type `name` (or its alias) names.

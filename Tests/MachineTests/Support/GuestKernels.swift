@@ -29,7 +29,7 @@ enum GuestKernels {
     static let scratchImage: String = {
         let dir = (try? built.get()) ?? FileManager.default.temporaryDirectory.path
         let path = dir + "/scratch-\(getpid()).img"
-        FileManager.default.createFile(atPath: path, contents: Data(count: 1 << 20))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(count: 1 << 20))
         return path
     }()
 

@@ -32,8 +32,8 @@ enum MonitoredChild {
         let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let outURL = dir.appendingPathComponent("monitored-\(tag).out")
         let errURL = dir.appendingPathComponent("monitored-\(tag).err")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         defer {
             try? FileManager.default.removeItem(at: outURL)
             try? FileManager.default.removeItem(at: errURL)

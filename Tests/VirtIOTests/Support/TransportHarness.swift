@@ -21,7 +21,7 @@ final class TransportHarness {
     let bar1: UInt64, bar4: UInt64
     var common: UInt64 { bar4 + VirtIOPCI.commonOffset }
 
-    init(_ device: any VirtIODevice, ramSize: UInt64 = 0x100000) throws {
+    init(_ device: any VirtIODevice, ramSize: UInt64 = 0x100000, options: VirtIOPCI.Options = .init()) throws {
         let memRoot = MemoryRegion.container(name: "system", size: UInt128(1) << 64)
         let ioRoot = MemoryRegion.container(name: "io", size: 0x10000)
         memRoot.addSubregion(try MemoryRegion.ram(name: "ram", size: ramSize), at: 0)
@@ -31,7 +31,7 @@ final class TransportHarness {
         host.map(into: ioRoot)
         thread = try IOThread()
         thread.start()
-        dev = try VirtIOPCI(device: device, dma: memory.dmaMemory, msiController: msi, intx: intx.irq, ioThread: thread, fastMMIO: true)
+        dev = try VirtIOPCI(device: device, dma: memory.dmaMemory, msiController: msi, intx: intx.irq, ioThread: thread, fastMMIO: true, options: options)
         try host.register(dev, slot: 3)
         host.assignBARs(mmioTop: 0xfec0_0000)
         bar4 = try #require(dev.barAddress(4))

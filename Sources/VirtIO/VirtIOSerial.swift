@@ -1,0 +1,294 @@
+import Devices
+import Logging
+import Memory
+import Synchronization
+import VMMSys
+
+/// The virtio console device (virtio-serial): up to `maxPorts` ports, each a pair of queues
+/// between the guest and a chardev — consoles (`virtconsole`) and named ports
+/// (`virtserialport`) — with the MULTIPORT control protocol (queues 2 and 3) telling the
+/// driver which ports exist, their names, which is a console, and when the host side opens or
+/// closes. Port 0's queues are 0 and 1; port n ≥ 1 uses 2(n+1) and 2(n+1)+1.
+///
+/// Host → guest data is read from the chardev only as fast as the guest's receive buffers take
+/// it (up to 4 KiB a time), so nothing is lost. Guest → host data goes to the chardev as it
+/// takes it: a console drops what its chardev refuses (QEMU does the same: the Linux hvc driver
+/// writes with spinlocks held), a named port stops (is throttled) until the chardev can take
+/// more, keeping the chain. A virtconsole is always connected on the host side; a
+/// virtserialport follows its chardev (a socket client connecting and leaving).
+///
+/// The guest is hostile: control messages shorter than their 8-byte header are ignored, unknown
+/// port ids logged (rate-limited), chains read only as far as needed.
+/// QEMU: hw/char/virtio-serial-bus.c, hw/char/virtio-console.c.
+public final class VirtIOSerial: VirtIODevice {
+    public static let portQueueSize: UInt16 = 128, controlQueueSize: UInt16 = 32
+    /// QEMU's `max_ports` default.
+    public static let defaultMaxPorts = 31
+    /// Each port takes two queues; one pair is the control queues. QEMU: VIRTIO_QUEUE_MAX / 2 - 1.
+    public static let maxSupportedPorts = 1024 / 2 - 1
+    static let featureMultiport: UInt64 = 1 << 1, featureEmergencyWrite: UInt64 = 1 << 2
+    static let controlIn = 2, controlOut = 3
+
+    /// Control events (virtio 1.x §5.3.6.2).
+    enum Event: UInt16 {
+        case deviceReady = 0, deviceAdd = 1, deviceRemove = 2, portReady = 3, consolePort = 4, resize = 5
+        case portOpen = 6, portName = 7
+    }
+
+    public let maxPorts: Int
+    public let emergencyWrite: Bool
+    let logger: Logger
+    private let portList = Mutex<[VirtIOSerialPort]>([])
+    private let multiport = Atomic<Bool>(false)
+    private let transportBox = Mutex<WeakTransport>(WeakTransport())
+    let guestErrors = RateLimitedLog()
+    /// Reused to copy guest output to a chardev (the device lock serializes its users).
+    let scratch = Mutex([UInt8](repeating: 0, count: 4096))
+
+    /// - Parameters:
+    ///   - maxPorts: QEMU's `max_ports` (1 means no MULTIPORT).
+    ///   - emergencyWrite: offer VIRTIO_CONSOLE_F_EMERG_WRITE (QEMU's `emergency-write`).
+    public init(maxPorts: Int = VirtIOSerial.defaultMaxPorts, emergencyWrite: Bool = true,
+                logger: Logger = Logger(label: "vmm.virtio-serial")) throws(VirtIOError) {
+        guard maxPorts >= 1 else { throw VirtIOError("Maximum number of serial ports not specified") }
+        guard maxPorts <= Self.maxSupportedPorts else { throw VirtIOError("maximum ports supported: \(Self.maxSupportedPorts)") }
+        self.maxPorts = maxPorts
+        self.emergencyWrite = emergencyWrite
+        self.logger = logger
+    }
+
+    /// Adds a port before the machine runs. `nr` nil picks 0 for the first console, else the
+    /// lowest free id from 1 (port 0 is reserved for a console). QEMU: virtser_port_device_realize().
+    public func addPort(nr: UInt32?, name: String?, console: Bool, chardev: Chardev?) throws(VirtIOError) -> VirtIOSerialPort {
+        try portList.withLock { (ports: inout [VirtIOSerialPort]) throws(VirtIOError) -> VirtIOSerialPort in
+            if let nr, ports.contains(where: { $0.id == nr }) {
+                throw VirtIOError("virtio-serial-bus: A port already exists at id \(nr)")
+            }
+            if let name, ports.contains(where: { $0.name == name }) {
+                throw VirtIOError("virtio-serial-bus: A port already exists by name \(name)")
+            }
+            if nr == 0 && !console {
+                throw VirtIOError("Port number 0 on virtio-serial devices reserved for virtconsole devices for backward compatibility.")
+            }
+            let id: UInt32
+            if let nr {
+                id = nr
+            } else if console && !ports.contains(where: { $0.id == 0 }) {
+                id = 0
+            } else {
+                guard let free = (1..<UInt32(maxPorts)).first(where: { i in !ports.contains { $0.id == i } }) else {
+                    throw VirtIOError("virtio-serial-bus: Maximum port limit for this device reached")
+                }
+                id = free
+            }
+            guard id < UInt32(maxPorts) else {
+                throw VirtIOError("virtio-serial-bus: Out-of-range port id specified, max. allowed: \(maxPorts - 1)")
+            }
+            let port = VirtIOSerialPort(id: id, name: name, console: console, chardev: chardev, serial: self)
+            ports.append(port)
+            return port
+        }
+    }
+
+    public var ports: [VirtIOSerialPort] { portList.withLock { $0 } }
+    var transport: (any VirtIOTransport)? { transportBox.withLock { $0.transport } }
+
+    // MARK: VirtIODevice
+
+    public var deviceType: UInt16 { 3 }
+    /// PCI_CLASS_COMMUNICATION_OTHER.
+    public var pciClassCode: UInt32 { 0x07_80_00 }
+    /// MULTIPORT when there can be more than one port; EMERG_WRITE unless turned off.
+    /// QEMU: get_features().
+    public var features: UInt64 { (maxPorts > 1 ? Self.featureMultiport : 0) | (emergencyWrite ? Self.featureEmergencyWrite : 0) }
+    public var queueSizes: [UInt16] {
+        [Self.portQueueSize, Self.portQueueSize, Self.controlQueueSize, Self.controlQueueSize]
+            + Array(repeating: Self.portQueueSize, count: 2 * (maxPorts - 1))
+    }
+
+    public func attach(_ transport: any VirtIOTransport) throws {
+        transportBox.withLock { $0.transport = transport }
+    }
+
+    /// virtio_console_config: cols @0, rows @2 (both 0), max_nr_ports @4, emerg_wr @8 (with
+    /// EMERG_WRITE); 0xff beyond. QEMU: get_config().
+    public func readConfig(offset: UInt64, size: Int) -> UInt64 {
+        let configSize: UInt64 = emergencyWrite ? 12 : 8
+        guard size >= 1, size <= 8, offset <= configSize, UInt64(size) <= configSize - offset else {
+            return size >= 8 ? UInt64.max : (UInt64(1) << (8 * UInt64(max(size, 0)))) &- 1
+        }
+        var config = [UInt8](repeating: 0, count: 12)
+        for i in 0..<4 { config[4 + i] = UInt8(truncatingIfNeeded: maxPorts >> (8 * i)) }
+        var v: UInt64 = 0
+        for i in 0..<size { v |= UInt64(config[Int(offset) + i]) << (8 * UInt64(i)) }
+        return v
+    }
+
+    /// An emergency write (a byte at emerg_wr, offset 8) goes to the first host-connected
+    /// console. QEMU: set_config().
+    public func writeConfig(offset: UInt64, value: UInt64, size: Int) {
+        guard emergencyWrite, offset == 8, value != 0 else { return }
+        guard let port = ports.first(where: { $0.isConsole && $0.hostConnected }) else { return }
+        _ = port.chardev?.writeSome([UInt8(truncatingIfNeeded: value)][...])
+    }
+
+    public func featuresNegotiated(_ features: UInt64) {
+        multiport.store(features & Self.featureMultiport != 0, ordering: .relaxed)
+    }
+
+    var usesMultiport: Bool { multiport.load(ordering: .relaxed) }
+
+    /// QEMU: set_status() — a driver without MULTIPORT cannot say it opened port 0, so port 0
+    /// counts as open once the driver is running; a status without DRIVER_OK closes every port.
+    public func statusChanged(_ status: UInt8) {
+        if status & 4 != 0 {
+            if !usesMultiport, let port0 = ports.first(where: { $0.id == 0 }) {
+                port0.setGuestConnected(true)
+            }
+        } else {
+            guestReset()
+        }
+    }
+
+    public func reset() {
+        multiport.store(false, ordering: .relaxed)
+        guestReset()
+    }
+
+    /// QEMU: guest_reset().
+    private func guestReset() {
+        for port in ports { port.guestReset() }
+    }
+
+    // MARK: Queues
+
+    func inputQueue(_ id: UInt32) -> Int { id == 0 ? 0 : 2 * (Int(id) + 1) }
+
+    /// The port and direction queue `index` belongs to.
+    func port(forQueue index: Int) -> (port: VirtIOSerialPort, input: Bool)? {
+        guard index != Self.controlIn, index != Self.controlOut else { return nil }
+        let id = index < 2 ? 0 : UInt32(index / 2 - 1)
+        guard let port = ports.first(where: { $0.id == id }) else { return nil }
+        return (port, index % 2 == 0)
+    }
+
+    public func process(queue index: Int, _ queue: VirtQueue, memory: GuestMemory,
+                        budget: inout VirtQueueBudget) throws(VirtQueueError) -> VirtQueueProgress {
+        if index == Self.controlOut { return try controlOut(queue, memory, &budget) }
+        if index == Self.controlIn { return VirtQueueProgress() }         // QEMU: control_in() does nothing
+        guard let (port, input) = port(forQueue: index) else {
+            // A queue with no port: whatever the guest sends there is discarded.
+            return isInputQueue(index) ? VirtQueueProgress() : try discard(queue, memory, &budget)
+        }
+        if input {
+            // The guest added receive buffers: let the chardev read again. QEMU: handle_input()
+            // → guest_writable() → qemu_chr_fe_accept_input().
+            if port.guestConnected && port.hostConnected { port.chardev?.acceptInput() }
+            return VirtQueueProgress()
+        }
+        guard port.hostConnected else { return try discard(queue, memory, &budget) }
+        return try port.flush(queue, memory, &budget)
+    }
+
+    private func isInputQueue(_ index: Int) -> Bool { index < 2 ? index == 0 : index % 2 == 0 }
+
+    /// Returns every chain unread. QEMU: discard_vq_data().
+    func discard(_ queue: VirtQueue, _ memory: GuestMemory, _ budget: inout VirtQueueBudget) throws(VirtQueueError) -> VirtQueueProgress {
+        var progress = VirtQueueProgress()
+        var chain = DescriptorChain()
+        while !budget.isExhausted, try queue.pop(memory, into: &chain) {
+            budget.charge(bytes: 0)
+            if try queue.push(head: chain.head, length: 0, memory) { progress.interrupt = true }
+        }
+        return progress
+    }
+
+    /// Guest → host control messages (8-byte {le32 id, le16 event, le16 value}).
+    /// QEMU: control_out() → handle_control_message().
+    private func controlOut(_ queue: VirtQueue, _ memory: GuestMemory, _ budget: inout VirtQueueBudget) throws(VirtQueueError) -> VirtQueueProgress {
+        var progress = VirtQueueProgress()
+        var chain = DescriptorChain()
+        while !budget.isExhausted, try queue.pop(memory, into: &chain) {
+            var message = [UInt8](repeating: 0, count: 8)
+            var got = 0
+            for b in chain.buffers.prefix(chain.readableCount) where got < 8 {
+                let n = min(Int(min(UInt64(b.length), 8)), 8 - got)
+                guard memory.readDirect(at: b.address, count: n, into: &message, at: got) else {
+                    throw .bogusBuffer(address: b.address, length: b.length)
+                }
+                got += n
+            }
+            if got == 8 { try handleControl(message, memory) }
+            budget.charge(bytes: got)
+            if try queue.push(head: chain.head, length: 0, memory) { progress.interrupt = true }
+        }
+        return progress
+    }
+
+    private func handleControl(_ m: [UInt8], _ memory: GuestMemory) throws(VirtQueueError) {
+        let id = UInt32(m[0]) | UInt32(m[1]) << 8 | UInt32(m[2]) << 16 | UInt32(m[3]) << 24
+        let event = UInt16(m[4]) | UInt16(m[5]) << 8, value = UInt16(m[6]) | UInt16(m[7]) << 8
+        if event == Event.deviceReady.rawValue {
+            guard value != 0 else {
+                guestErrors.log({ logger.warning("\($0)") }) { "virtio-serial-bus: Guest failure in adding device" }
+                return
+            }
+            for port in ports { try sendControl(port.id, .deviceAdd, 1, memory) }
+            return
+        }
+        guard let port = ports.first(where: { $0.id == id }) else {
+            guestErrors.log({ logger.warning("\($0)") }) { "virtio-serial-bus: Unexpected port id \(id)" }
+            return
+        }
+        switch event {
+        case Event.portReady.rawValue:
+            guard value != 0 else {
+                guestErrors.log({ logger.warning("\($0)") }) { "virtio-serial-bus: Guest failure in adding port \(id)" }
+                return
+            }
+            if port.isConsole { try sendControl(id, .consolePort, 1, memory) }
+            if let name = port.name { try sendControl(id, .portName, 1, memory, extra: Array(name.utf8) + [0]) }
+            if port.hostConnected { try sendControl(id, .portOpen, 1, memory) }
+        case Event.portOpen.rawValue:
+            port.setGuestConnected(value != 0)
+        default:
+            break
+        }
+    }
+
+    /// One host → guest control message on the control receive queue, if the driver left a
+    /// buffer (else it is lost, as in QEMU). Called with the device lock held.
+    /// QEMU: send_control_event() / send_control_msg().
+    func sendControl(_ id: UInt32, _ event: Event, _ value: UInt16, _ memory: GuestMemory, extra: [UInt8] = []) throws(VirtQueueError) {
+        guard let transport, let queue = transport.queue(Self.controlIn), queue.isReady else { return }
+        var message = [UInt8](repeating: 0, count: 8) + extra
+        for i in 0..<4 { message[i] = UInt8(truncatingIfNeeded: id >> (8 * UInt32(i))) }
+        message[4] = UInt8(truncatingIfNeeded: event.rawValue)
+        message[5] = UInt8(truncatingIfNeeded: event.rawValue >> 8)
+        message[6] = UInt8(truncatingIfNeeded: value)
+        message[7] = UInt8(truncatingIfNeeded: value >> 8)
+        var chain = DescriptorChain()
+        guard try queue.pop(memory, into: &chain) else { return }
+        _ = try Self.scatter(message[...], chain, memory)
+        if try queue.push(head: chain.head, length: UInt32(message.count), memory) { transport.notifyQueue(Self.controlIn) }
+    }
+
+    /// The same, from outside the device lock (a chardev event on the I/O thread).
+    func sendControlUnlocked(_ id: UInt32, _ event: Event, _ value: UInt16) {
+        _ = transport?.withQueue(Self.controlIn) { (_, memory) throws(VirtQueueError) in
+            try sendControl(id, event, value, memory)
+            return ((), false)
+        }
+    }
+
+    /// Writes `bytes` into the chain's writable buffers; returns how many fit.
+    static func scatter(_ bytes: ArraySlice<UInt8>, _ chain: DescriptorChain, _ memory: GuestMemory) throws(VirtQueueError) -> Int {
+        var done = bytes.startIndex
+        for b in chain.buffers[chain.readableCount...] where done < bytes.endIndex {
+            let n = min(Int(b.length), bytes.endIndex - done)
+            guard memory.writeDirect(bytes[done..<(done + n)], at: b.address) else { throw .bogusBuffer(address: b.address, length: b.length) }
+            done += n
+        }
+        return done - bytes.startIndex
+    }
+}
