@@ -22,9 +22,24 @@ extension DeviceType {
         realize: { d, context in
             // index -1: never the caller's serial-port override.
             let backend = try context.serialBackend(chardev: d.string("chardev"), index: -1)
+            // A chardev with a far side (socket, pty, pipe) is served by the I/O thread even
+            // though the device only writes: a socket server then takes its client, as QEMU's
+            // chardev does with or without frontend handlers. Input is never read.
+            if let chardev = backend as? Chardev {
+                do { try chardev.attach(OutputOnlyFrontend(), ioThread: context.ioThread, retain: true) } catch {
+                    throw MachineError("-chardev \(chardev.id): \(error)")
+                }
+            }
             let device = ISADebugCon(iobase: UInt16(d.unsigned("iobase") & 0xffff),
                                      readback: UInt8(truncatingIfNeeded: d.unsigned("readback")), backend: backend)
             device.map(into: context.io)
             return device
         })
+}
+
+/// The frontend of a device that only writes to its chardev (isa-debugcon): it takes no
+/// input. QEMU: debugcon_realize() sets no read handlers.
+private final class OutputOnlyFrontend: ChardevFrontend {
+    func chardevCanReceive() -> Int { 0 }
+    func chardevReceive(_ bytes: ArraySlice<UInt8>) {}
 }
