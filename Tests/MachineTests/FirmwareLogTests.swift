@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VMMSys
 
 /// SeaBIOS's own debug log (isa-debugcon on port 0x402) under vmm and under QEMU, booting the
 /// same disk: the same PCI devices, BAR sizes and addresses, the same fw_cfg and e820 findings,
@@ -30,6 +31,54 @@ struct FirmwareLogTests {
     static func withoutTiming(_ log: String) -> [String] {
         log.split(separator: "\n", omittingEmptySubsequences: false).map { String($0.filter { $0 != "\r" }) }
             .filter { $0 != "All threads complete." }
+    }
+
+    /// SeaBIOS's log through the other ways QEMU users show it: `-debugcon file:PATH` with
+    /// `-global isa-debugcon.iobase=0x402`, and a unix-socket chardev (server, waiting for its
+    /// client) on `-device isa-debugcon,iobase=0x402,chardev=X` read by this test. The same
+    /// log as QEMU's each way.
+    @Test(arguments: ["debugcon", "socket"])
+    func debugLogThroughOtherBackends(_ way: String) throws {
+        func run(_ binary: String?, _ tag: String) throws -> (ChildRun, [String])? {
+            guard let binary else {
+                withKnownIssue(Comment(rawValue: Harness.qemuMissing)) { Issue.record(Comment(rawValue: Harness.qemuMissing)) }
+                return nil
+            }
+            let path = try FirmwareGuests.logPath("\(way)-\(tag)")
+            try? FileManager.default.removeItem(atPath: path)
+            var flags = FirmwareGuests.baseFlags + ["-drive", "file=\(try FirmwareGuests.diskCopy("a", "\(way)-\(tag)")),if=virtio,format=raw"]
+            flags += way == "debugcon" ? ["-debugcon", "file:\(path)", "-global", "isa-debugcon.iobase=0x402"]
+                : ["-chardev", "socket,id=log,path=\(path),server=on", "-device", "isa-debugcon,iobase=0x402,chardev=log"]
+            let child = ChildHolder()
+            let done = DispatchSemaphore(value: 0)
+            let arguments = [binary] + flags
+            Thread.detachNewThread {
+                child.set(Result { try ChildProcess.run(arguments, timeoutSeconds: 120) })
+                done.signal()
+            }
+            var log = ""
+            if way == "socket" {
+                // The VMM waits for this client before it starts the guest; the log ends when it exits.
+                let deadline = Date().addingTimeInterval(60)
+                var connection: SocketConnection?
+                while connection == nil && Date() < deadline {
+                    connection = try? SocketConnection(connectingTo: .unix(path))
+                    if connection == nil { usleep(20_000) }   // polling for the listener, bounded by the deadline
+                }
+                let c = try #require(connection, "\(tag) never listened on \(path)")
+                var bytes: [UInt8] = []
+                while case let more = try c.read(), !more.isEmpty { bytes += more }
+                log = String(decoding: bytes, as: UTF8.self)
+            }
+            done.wait()
+            if way == "debugcon" { log = (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+            return (try child.get(), Self.withoutTiming(log))
+        }
+        guard let (v, vlog) = try run(Harness.vmmPath, "vmm") else { return }
+        #expect(v.status == 1 && vlog.contains("Booting from 0000:7c00"), "\(v.output)\n\(vlog.joined(separator: "\n"))")
+        guard let (q, qlog) = try run(Harness.qemuPath, "qemu") else { return }
+        #expect(q.status == v.status)
+        try OutputComparison.expectSame(vmm: vlog, qemu: qlog, masks: Self.masks, differences: Self.differences)
     }
 
     @Test func debugLogMatchesQEMU() throws {

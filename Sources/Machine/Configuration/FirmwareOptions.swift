@@ -101,7 +101,8 @@ extension MachineConfiguration {
     }
 
     /// Checks and applies the firmware options: `-bios`, `-L`, `-boot`, and `-debugcon DEV`
-    /// (which, as QEMU, creates chardev "debugcon" on DEV and an isa-debugcon at 0xe9 using it).
+    /// (which, as QEMU, creates chardev "debugcon" on DEV and an isa-debugcon at 0xe9 using it —
+    /// at 0x402, where SeaBIOS logs, with `-global isa-debugcon.iobase=0x402`).
     /// QEMU: softmmu/vl.c (-bios → machine "firmware", -L → qemu_add_data_dir(), debugcon_parse()).
     public mutating func applyFirmware(_ f: FirmwareArguments) throws(ConfigurationError) {
         if let bios = f.bios {
@@ -122,7 +123,7 @@ extension MachineConfiguration {
                 throw ConfigurationError("-debugcon \(spec): attempt to add duplicate property 'debugcon' to object (type 'chardev')")
             }
             chardevs.append(ChardevSpec(id: "debugcon", backend: backend))
-            devices.append(try DeviceRegistry.parse("isa-debugcon,chardev=debugcon"))
+            devices.append(try DeviceRegistry.parse("isa-debugcon,chardev=debugcon", globals: globals))
         }
     }
 }

@@ -57,6 +57,8 @@ public struct MachineConfiguration: Sendable, Equatable {
     public var netdevs: [NetdevSpec] = []
     /// Monitors on chardevs (`-mon chardev=ID[,mode=readline|control]`).
     public var chardevMonitors: [ChardevMonitorSpec] = []
+    /// `-global DRIVER.PROP=VALUE` defaults for device properties.
+    public var globals: [GlobalProperty] = []
     /// Non-fatal notes about accepted-but-ignored options, printed once at start.
     public var warnings: [String] = []
 

@@ -93,7 +93,7 @@ public enum QEMUCommandLine {
         .flag(["no-hpet"], "no HPET (there is none: accepted)") { _ in },
         .value(["net"], "none", "no network devices (the legacy -net nic/tap form is not supported)") { $0.arguments.net.append($1) },
         .value(["nic"], "tap,...[,model=virtio-net-pci][,mac=addr]|none", "a virtio-net NIC on a tap backend, or none") { $0.arguments.nic.append($1) },
-        .value(["global"], "driver.prop=value", "accepted; ignored with a warning") { $0.arguments.global.append($1) },
+        .value(["global"], "driver.prop=value", "set a default for a device property (others are accepted and warned about)") { $0.arguments.global.append($1) },
         .ignored("rtc", "...", "accepted; ignored with a warning (the RTC follows the host clock in UTC)"),
         .value(["boot"], "[order=drives][,menu=on|off][,reboot-timeout=ms][,strict=on|off]", "boot order and menu for firmware") { $0.arguments.firmware.boot.append($1) },
         .value(["bios"], "file", "set the filename for the BIOS (default bios-256k.bin; runs firmware also with -kernel)") { $0.arguments.firmware.bios = $1 },
