@@ -42,6 +42,8 @@ public final class FwCfg: Resettable {
         public static let initrdAddress: UInt16 = 0x000a
         public static let initrdSize: UInt16 = 0x000b
         public static let bootDevice: UInt16 = 0x000c
+        public static let numa: UInt16 = 0x000d
+        public static let bootMenu: UInt16 = 0x000e
         public static let maxCPUs: UInt16 = 0x000f
         public static let kernelEntry: UInt16 = 0x0010
         public static let kernelData: UInt16 = 0x0011
@@ -54,6 +56,11 @@ public final class FwCfg: Resettable {
         public static let setupData: UInt16 = 0x0018
         public static let fileDir: UInt16 = 0x0019
         public static let fileFirst: UInt16 = 0x0020
+        /// x86 items (FW_CFG_ARCH_LOCAL + n). QEMU: hw/i386/fw_cfg.h.
+        public static let acpiTables: UInt16 = 0x8000
+        public static let smbiosEntries: UInt16 = 0x8001
+        public static let irq0Override: UInt16 = 0x8002
+        public static let e820Table: UInt16 = 0x8003
         /// Selector bits that are not part of the key (write channel, arch-local flag is kept).
         static let writeChannel: UInt16 = 0x4000
     }
@@ -131,10 +138,23 @@ public final class FwCfg: Resettable {
 
     /// The command line, NUL-terminated as QEMU stores it.
     public func setCommandLine(_ cmdline: String, address: UInt32) {
-        let bytes = Array(cmdline.utf8) + [0]
+        setCommandLine(Array(cmdline.utf8) + [0], address: address)
+    }
+
+    /// The command line's bytes (with their NUL) and where firmware should put them.
+    /// QEMU: FW_CFG_CMDLINE_ADDR/_SIZE/_DATA in x86_load_linux().
+    public func setCommandLine(_ bytes: [UInt8], address: UInt32) {
         setInteger(Key.cmdlineAddress, address)
         setInteger(Key.cmdlineSize, UInt32(truncatingIfNeeded: bytes.count))
         setItem(Key.cmdlineData, bytes)
+    }
+
+    /// A Linux kernel's real-mode setup sectors and where firmware should put them.
+    /// QEMU: FW_CFG_SETUP_ADDR/_SIZE/_DATA in x86_load_linux().
+    public func setSetup(_ setup: [UInt8], address: UInt32) {
+        setInteger(Key.setupAddress, address)
+        setInteger(Key.setupSize, UInt32(truncatingIfNeeded: setup.count))
+        setItem(Key.setupData, setup)
     }
 
     /// Adds (or replaces) a named file. The directory stays sorted by name, so selectors of

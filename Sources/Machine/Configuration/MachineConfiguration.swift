@@ -41,10 +41,24 @@ public struct MachineConfiguration: Sendable, Equatable {
     public var cpuModel: String = "host"
     /// `-monitor`.
     public var monitor: MonitorSpec = .none
+    /// `-bios FILE`: the firmware image (found as QEMU finds it, `FirmwareLocator`); nil means
+    /// QEMU's default, bios-256k.bin, when the machine runs firmware at all.
+    public var bios: String?
+    /// `-L DIR`: directories searched for firmware before the system's QEMU data directories.
+    public var dataDirectories: [String] = []
+    /// `-boot`.
+    public var boot = BootOptions()
+    /// `-nographic`: fw_cfg tells firmware there is no graphics (SeaBIOS then talks on COM1).
+    public var noGraphic = false
+    /// Whether the machine runs firmware from the reset vector: without `-kernel`, or whenever
+    /// `-bios` is given. `-kernel` alone keeps the direct boot (the machine does firmware's work).
+    public var runsFirmware: Bool { kernel == nil || bios != nil }
     /// Network backends (`-netdev`, and those `-nic` creates).
     public var netdevs: [NetdevSpec] = []
     /// Monitors on chardevs (`-mon chardev=ID[,mode=readline|control]`).
     public var chardevMonitors: [ChardevMonitorSpec] = []
+    /// `-global DRIVER.PROP=VALUE` defaults for device properties.
+    public var globals: [GlobalProperty] = []
     /// Non-fatal notes about accepted-but-ignored options, printed once at start.
     public var warnings: [String] = []
 

@@ -39,6 +39,8 @@ public struct QEMUArguments: Sendable {
     public var vga: String?
     public var noACPI = false
     public var object: [String] = []
+    /// `-bios`, `-L`, `-boot`, `-debugcon`.
+    public var firmware = FirmwareArguments()
     /// Flags accepted and ignored with a warning: (flag, value).
     public var ignored: [(String, String)] = []
 
@@ -147,16 +149,18 @@ extension MachineConfiguration {
         }
         var ids = Set<String>()
         // -nic: a tap backend and its NIC, ahead of -device's. QEMU: net_param_nic().
+        // -global defaults for device properties (others are accepted and warned about, below).
+        c.globals = a.global.compactMap { GlobalProperty($0) }.filter(\.appliesToADevice)
         for (i, text) in a.nic.enumerated() {
             let (request, warnings) = try QEMUValueParsing.nic(text, index: i)
             c.warnings += warnings
             guard let request else { continue }
             c.netdevs.append(request.netdev)
-            c.devices.append(try DeviceRegistry.parse(request.device))
+            c.devices.append(try DeviceRegistry.parse(request.device, globals: c.globals))
         }
         for d in a.device {
             if d == "help" || d == "?" { continue }
-            let instance = try DeviceRegistry.parse(d)
+            let instance = try DeviceRegistry.parse(d, globals: c.globals)
             if let id = instance.id, !ids.insert(id).inserted {
                 throw ConfigurationError("-device \(d): Duplicate ID '\(id)' for device")
             }
@@ -164,7 +168,7 @@ extension MachineConfiguration {
         }
         // QEMU creates the devices -drive if=virtio implies after every -device.
         for drive in c.drives where drive.interface == .virtio {
-            c.devices.append(try DeviceRegistry.parse("virtio-blk-pci,drive=\(drive.id)"))
+            c.devices.append(try DeviceRegistry.parse("virtio-blk-pci,drive=\(drive.id)", globals: c.globals))
         }
         for d in c.devices {
             try DeviceRegistry.type(named: d.driver)?.validate?(d, c)
@@ -205,7 +209,8 @@ extension MachineConfiguration {
             throw ConfigurationError("-vnc: '\(v)' is not supported (only none)")
         }
         c.noReboot = a.noReboot
-        for g in a.global { c.warnings.append("-global \(g): ignored") }
+        try c.applyFirmware(a.firmware)
+        for g in a.global where !(GlobalProperty(g)?.appliesToADevice ?? false) { c.warnings.append("-global \(g): ignored") }
         self = c
     }
 }

@@ -68,6 +68,9 @@ public final class DeviceContext {
     public func plugPCI<D: PCIDevice>(_ instance: DeviceInstance, _ make: (_ intx: IRQ) throws -> D) throws -> D {
         let address = try pci.slot(for: instance.pciAddress, driver: instance.driver)
         let device = try make(pci.intx(slot: address.slot, function: address.function))
+        if let rom = try PCIOptionROM.region(for: instance, dataDirectories: configuration.dataDirectories) {
+            device.registerROM(rom)
+        }
         try pci.plug(device, at: address)
         return device
     }

@@ -54,6 +54,8 @@ public struct DeviceType: Sendable {
         DeviceProperty("multifunction", .bool, default: .bool(false), help: "on/off", check: { v in
             v == .bool(true) ? "multifunction=on is not supported (single-function devices only)" : nil
         }),
+        DeviceProperty("romfile", .string),
+        DeviceProperty("rombar", .uint32, default: .unsigned(1)),
     ]
 
     /// The `-device help` line. QEMU: qdev_print_devinfo().

@@ -15,11 +15,13 @@ public struct HumanMonitor: Sendable {
         public var quit: @Sendable () -> Void
         /// `info pci`.
         public var pci: @Sendable () -> String
-        /// `stop`, `cont`, `system_reset`, `system_powerdown`.
+        /// `stop`, `cont`, `system_reset`, `system_powerdown`, `system_wakeup` (the last
+        /// answers an error text, or "" when it woke the machine).
         public var stop: @Sendable () -> Void
         public var cont: @Sendable () -> Void
         public var systemReset: @Sendable () -> Void
         public var systemPowerdown: @Sendable () -> Void
+        public var systemWakeup: @Sendable () -> String
 
         public init(
             memoryTree: @escaping @Sendable (Bool) -> String,
@@ -30,8 +32,10 @@ public struct HumanMonitor: Sendable {
             stop: @escaping @Sendable () -> Void = {},
             cont: @escaping @Sendable () -> Void = {},
             systemReset: @escaping @Sendable () -> Void = {},
-            systemPowerdown: @escaping @Sendable () -> Void = {}
+            systemPowerdown: @escaping @Sendable () -> Void = {},
+            systemWakeup: @escaping @Sendable () -> String = { "" }
         ) {
+            self.systemWakeup = systemWakeup
             self.stop = stop
             self.cont = cont
             self.systemReset = systemReset
@@ -100,6 +104,8 @@ public struct HumanMonitor: Sendable {
         case "system_powerdown":
             providers.systemPowerdown()
             return .output("")
+        case "system_wakeup":
+            return .output(providers.systemWakeup())
         case "info", "i":
             guard words.count >= 2 else {
                 return .output("info: missing argument (mtree, ioeventfds, pci, status)\n")
