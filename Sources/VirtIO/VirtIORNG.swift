@@ -1,3 +1,4 @@
+internal import CVirtIO
 import Memory
 import Synchronization
 import VMMSys
@@ -36,7 +37,8 @@ public final class VirtIORNG: VirtIODevice {
         quota = Mutex((maxBytes, nil))
     }
 
-    public var deviceType: UInt16 { 4 }
+    /// VIRTIO_ID_RNG.
+    public var deviceType: UInt16 { UInt16(VIRTIO_ID_RNG) }
     public var features: UInt64 { 0 }
     public var queueSizes: [UInt16] { [8] }          // QEMU: virtio_add_queue(vdev, 8, …)
     public func readConfig(offset: UInt64, size: Int) -> UInt64 { 0 }
