@@ -15,7 +15,8 @@ public struct ChildRun: Sendable {
     public var status: Int32
     /// Spawn to reaped, in milliseconds of CLOCK_MONOTONIC.
     public var wallMilliseconds: Double
-    /// Peak resident set in KiB (wait4's `ru_maxrss`, which also counts what the child shared with this process before exec).
+    /// Peak resident set in KiB (wait4's `ru_maxrss`, which also counts what the child shared with
+    /// this process before exec).
     public var peakRSSKiB: Int
     /// CLOCK_MONOTONIC just before the spawn: what a child's own monotonic timestamps
     /// (`StartupTrace`) are measured from.

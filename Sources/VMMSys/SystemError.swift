@@ -35,7 +35,8 @@ public struct SystemError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The symbolic errno name (`EEXIST`) from the C library, or `errno N` where it has none.
     public var errnoName: String { code.name }
 
-    /// `OPERATION(ARGUMENTS) failed: ENAME (N): strerror text`, e.g. `KVM_CREATE_VM failed: EACCES (13): Permission denied`.
+    /// `OPERATION(ARGUMENTS) failed: ENAME (N): strerror text`, e.g. `KVM_CREATE_VM failed: EACCES
+    /// (13): Permission denied`.
     public var description: String {
         let call = arguments.isEmpty ? operation : "\(operation)(\(arguments))"
         return "\(call) failed: \(errnoName) (\(errno)): \(code)"

@@ -35,7 +35,8 @@ package enum TunABI {
 public struct TapError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The message, naming the device and what to do.
     public var description: String
-    /// The errno behind it, when a call failed (nil for a refusal of this layer's own, e.g. a bad name).
+    /// The errno behind it, when a call failed (nil for a refusal of this layer's own, e.g. a bad
+    /// name).
     public var code: Errno?
     /// An error saying `description`, caused by `code`.
     public init(_ description: String, code: Errno? = nil) {

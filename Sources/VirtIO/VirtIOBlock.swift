@@ -52,10 +52,13 @@ public final class VirtIOBlock: VirtIODevice {
     /// of a discard or write-zeroes request.
     static let segmentBytes = CVIRTIO_BLK_SEGMENT_SIZE
 
+    /// The image file.
     public let path: String
+    /// Opened read-only (`readonly=on`): VIRTIO_BLK_F_RO is offered and writes complete with IOERR.
     public let readOnly: Bool
     /// Disk size in 512-byte sectors.
     public let capacity: UInt64
+    /// What GET_ID answers (`serial=`), cut to 20 bytes.
     public let serial: String
     private let image: RawImageFile
     private let logger: Logger
@@ -87,11 +90,15 @@ public final class VirtIOBlock: VirtIODevice {
         Self.featureSegMax | Self.featureGeometry | Self.featureBlkSize | Self.featureFlush | Self.featureTopology
             | Self.featureConfigWCE | Self.featureDiscard | Self.featureWriteZeroes | (readOnly ? Self.featureRO : 0)
     }
+    /// One request queue of 256 entries. QEMU: virtio-blk's `num-queues=1`, `queue-size=256`.
     public var queueSizes: [UInt16] { [Self.queueSize] }
+    /// Back to writeback caching, CONFIG_WCE not negotiated. QEMU: virtio_blk_reset().
     public func reset() {
         writeback.store(1, ordering: .relaxed)
         wceNegotiated.store(false, ordering: .relaxed)
     }
+    /// Records whether CONFIG_WCE was negotiated (only then does the writeback byte matter).
+    /// QEMU: the CONFIG_WCE check of virtio_blk_set_status().
     public func featuresNegotiated(_ features: UInt64) {
         wceNegotiated.store(features & Self.featureConfigWCE != 0, ordering: .relaxed)
     }
@@ -132,6 +139,8 @@ public final class VirtIOBlock: VirtIODevice {
         return v
     }
 
+    /// Serves the request queue: pops, serves and returns each chain until the queue is empty or
+    /// `budget` is spent. QEMU: virtio_blk_handle_vq().
     public func process(queue index: Int, _ queue: VirtQueue, memory: GuestMemory,
                         budget: inout VirtQueueBudget) throws(VirtQueueError) -> VirtQueueProgress {
         var progress = VirtQueueProgress()

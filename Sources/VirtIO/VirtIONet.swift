@@ -48,9 +48,14 @@ public final class VirtIONet: VirtIODevice {
     /// One frame with its header: QEMU's NET_BUFSIZE (4096 + 65536).
     public static let frameBufferSize = 4096 + 65536
 
+    /// The configured MAC address (what the configuration space reports after a reset).
     public let mac: MACAddress
+    /// Queue pairs the device has (`-netdev tap,queues=`); the driver enables up to this many with
+    /// MQ.
     public let maxPairs: Int
+    /// Receive and transmit queue sizes (QEMU's `rx_queue_size`, `tx_queue_size`).
     public let rxQueueSize: UInt16, txQueueSize: UInt16
+    /// Where frames go and come from; nil for a NIC with no peer.
     public let backend: (any NetBackend)?
     /// The backend's descriptors, one per pair, fetched once (the packet path must not build arrays).
     let descriptors: [FileDescriptor]
@@ -103,6 +108,7 @@ public final class VirtIONet: VirtIODevice {
     /// Counters for tests, benchmarks and the monitor.
     public let counters = Counters()
 
+    /// Frame counts since the device was created, read without locks.
     public final class Counters: Sendable {
         let rx = Atomic<UInt64>(0), rxDropped = Atomic<UInt64>(0), tx = Atomic<UInt64>(0), txDropped = Atomic<UInt64>(0)
         let rxStalls = Atomic<UInt64>(0)
@@ -177,10 +183,14 @@ public final class VirtIONet: VirtIODevice {
         return f
     }
 
+    /// Receive/transmit pairs (2i, 2i+1) for every pair, then the control queue. QEMU:
+    /// virtio_net_device_realize() → virtio_net_add_queue().
     public var queueSizes: [UInt16] {
         (0..<2 * maxPairs).map { $0 % 2 == 0 ? rxQueueSize : txQueueSize } + [Self.controlQueueSize]
     }
 
+    /// Registers each pair's backend descriptor on the transport's I/O thread (not polled until the
+    /// driver runs) and attaches only the first tap queue.
     public func attach(_ transport: any VirtIOTransport) throws {
         transportBox.withLock { $0.transport = transport }
         guard let backend else { return }
@@ -277,6 +287,8 @@ public final class VirtIONet: VirtIODevice {
         return index == 2 * pairs ? .control : .none
     }
 
+    /// Serves queue `index` by its role: receive, transmit or control. QEMU:
+    /// virtio_net_handle_rx(), virtio_net_handle_tx_bh(), virtio_net_handle_ctrl().
     public func process(queue index: Int, _ queue: VirtQueue, memory: GuestMemory,
                         budget: inout VirtQueueBudget) throws(VirtQueueError) -> VirtQueueProgress {
         switch role(index) {

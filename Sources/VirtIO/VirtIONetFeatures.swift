@@ -4,21 +4,27 @@ internal import CVirtIO
 /// VIRTIO_NET_F_* bit numbers, with QEMU's `-device virtio-net-pci` property for each.
 /// QEMU: the DEFINE_PROP_BIT64 list of virtio_net_properties (hw/net/virtio-net.c).
 public enum VirtIONetFeature {
-    /// VIRTIO_NET_F_CSUM: the device takes transmitted frames with a partial checksum and completes it (QEMU property `csum`).
+    /// VIRTIO_NET_F_CSUM: the device takes transmitted frames with a partial checksum and completes
+    /// it (QEMU property `csum`).
     public static let csum = UInt64(1) << VIRTIO_NET_F_CSUM
-    /// VIRTIO_NET_F_GUEST_CSUM: the driver takes received frames with a partial checksum (`guest_csum`).
+    /// VIRTIO_NET_F_GUEST_CSUM: the driver takes received frames with a partial checksum
+    /// (`guest_csum`).
     public static let guestCsum = UInt64(1) << VIRTIO_NET_F_GUEST_CSUM
-    /// VIRTIO_NET_F_CTRL_GUEST_OFFLOADS: the driver may change the receive offloads through the control queue (`ctrl_guest_offloads`).
+    /// VIRTIO_NET_F_CTRL_GUEST_OFFLOADS: the driver may change the receive offloads through the
+    /// control queue (`ctrl_guest_offloads`).
     public static let ctrlGuestOffloads = UInt64(1) << VIRTIO_NET_F_CTRL_GUEST_OFFLOADS
-    /// VIRTIO_NET_F_MAC: the configuration space holds the MAC address (always offered, as QEMU does).
+    /// VIRTIO_NET_F_MAC: the configuration space holds the MAC address (always offered, as QEMU
+    /// does).
     public static let mac = UInt64(1) << VIRTIO_NET_F_MAC
-    /// VIRTIO_NET_F_GUEST_TSO4: the driver takes received TCP/IPv4 segments larger than the MTU (`guest_tso4`).
+    /// VIRTIO_NET_F_GUEST_TSO4: the driver takes received TCP/IPv4 segments larger than the MTU
+    /// (`guest_tso4`).
     public static let guestTSO4 = UInt64(1) << VIRTIO_NET_F_GUEST_TSO4
     /// VIRTIO_NET_F_GUEST_TSO6: the same for TCP/IPv6 (`guest_tso6`).
     public static let guestTSO6 = UInt64(1) << VIRTIO_NET_F_GUEST_TSO6
     /// VIRTIO_NET_F_GUEST_ECN: received TSO segments may carry ECN (`guest_ecn`).
     public static let guestECN = UInt64(1) << VIRTIO_NET_F_GUEST_ECN
-    /// VIRTIO_NET_F_GUEST_UFO: the driver takes received UDP fragments as one datagram (`guest_ufo`).
+    /// VIRTIO_NET_F_GUEST_UFO: the driver takes received UDP fragments as one datagram
+    /// (`guest_ufo`).
     public static let guestUFO = UInt64(1) << VIRTIO_NET_F_GUEST_UFO
     /// VIRTIO_NET_F_HOST_TSO4: the device segments transmitted TCP/IPv4 frames (`host_tso4`).
     public static let hostTSO4 = UInt64(1) << VIRTIO_NET_F_HOST_TSO4
@@ -34,13 +40,16 @@ public enum VirtIONetFeature {
     public static let status = UInt64(1) << VIRTIO_NET_F_STATUS
     /// VIRTIO_NET_F_CTRL_VQ: there is a control queue (`ctrl_vq`).
     public static let ctrlVQ = UInt64(1) << VIRTIO_NET_F_CTRL_VQ
-    /// VIRTIO_NET_F_CTRL_RX: the control queue sets promiscuous and all-multicast modes (`ctrl_rx`).
+    /// VIRTIO_NET_F_CTRL_RX: the control queue sets promiscuous and all-multicast modes
+    /// (`ctrl_rx`).
     public static let ctrlRx = UInt64(1) << VIRTIO_NET_F_CTRL_RX
     /// VIRTIO_NET_F_CTRL_VLAN: the control queue programs a VLAN filter (`ctrl_vlan`).
     public static let ctrlVLAN = UInt64(1) << VIRTIO_NET_F_CTRL_VLAN
-    /// VIRTIO_NET_F_CTRL_RX_EXTRA: the control queue sets the all-unicast and no-unicast/multicast/broadcast modes (`ctrl_rx_extra`).
+    /// VIRTIO_NET_F_CTRL_RX_EXTRA: the control queue sets the all-unicast and
+    /// no-unicast/multicast/broadcast modes (`ctrl_rx_extra`).
     public static let ctrlRxExtra = UInt64(1) << VIRTIO_NET_F_CTRL_RX_EXTRA
-    /// VIRTIO_NET_F_GUEST_ANNOUNCE: the device may ask the driver to announce itself (`guest_announce`).
+    /// VIRTIO_NET_F_GUEST_ANNOUNCE: the device may ask the driver to announce itself
+    /// (`guest_announce`).
     public static let guestAnnounce = UInt64(1) << VIRTIO_NET_F_GUEST_ANNOUNCE
     /// VIRTIO_NET_F_MQ: several receive/transmit queue pairs (`mq`, off by default).
     public static let mq = UInt64(1) << VIRTIO_NET_F_MQ
@@ -93,13 +102,17 @@ enum VirtIONetControl {
 
 /// A 48-bit Ethernet address.
 public struct MACAddress: Sendable, Equatable, Hashable, CustomStringConvertible {
+    /// The six bytes, in transmission order.
     public var bytes: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)
 
+    /// The address made of `b`, which must hold exactly six bytes (anything else traps: a caller
+    /// holding untrusted bytes checks the count first).
     public init(_ b: [UInt8]) {
         precondition(b.count == 6, "a MAC address has 6 bytes")
         bytes = (b[0], b[1], b[2], b[3], b[4], b[5])
     }
 
+    /// The six bytes as an array.
     public var array: [UInt8] { [bytes.0, bytes.1, bytes.2, bytes.3, bytes.4, bytes.5] }
 
     /// `52:54:00:12:34:56` (hex pairs separated by ':' or '-'), or nil.
@@ -115,11 +128,14 @@ public struct MACAddress: Sendable, Equatable, Hashable, CustomStringConvertible
         self.init(b)
     }
 
+    /// `52:54:00:12:34:56`: lowercase hex pairs separated by colons.
     public var description: String {
         array.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: ":")
     }
 
+    /// The same six bytes.
     public static func == (a: MACAddress, b: MACAddress) -> Bool { a.array == b.array }
+    /// Hashes the six bytes.
     public func hash(into h: inout Hasher) { h.combine(array) }
 
     /// QEMU's default NIC address, 52:54:00:12:34:56 + index. QEMU: qemu_macaddr_default_if_unset().
@@ -127,5 +143,6 @@ public struct MACAddress: Sendable, Equatable, Hashable, CustomStringConvertible
     /// Whether QEMU's default allocator could hand this out (a static 52:54:00:12:34:xx).
     /// QEMU: is_static_macaddr().
     public var isQEMUDefaultRange: Bool { bytes.0 == 0x52 && bytes.1 == 0x54 && bytes.2 == 0 && bytes.3 == 0x12 && bytes.4 == 0x34 }
+    /// The group bit (the first byte's lowest bit): multicast or broadcast.
     public var isMulticast: Bool { bytes.0 & 1 != 0 }
 }

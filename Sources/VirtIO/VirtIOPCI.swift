@@ -15,7 +15,9 @@ public final class VirtIOPCI: PCIDevice, VirtIOTransport, Resettable, @unchecked
     /// Where the four structures lie in BAR 4, 4 KiB each, as QEMU places them: common, ISR,
     /// device-specific, notify. QEMU: virtio_pci_realize()'s `common`/`isr`/`device`/`notify`
     /// regions (the spec leaves the layout to the device, so these are QEMU's numbers).
+    /// Where the common configuration and the ISR status lie in BAR 4.
     public static let commonOffset: UInt64 = 0x0, isrOffset: UInt64 = 0x1000
+    /// Where the device-specific configuration and the doorbells lie in BAR 4.
     public static let deviceOffset: UInt64 = 0x2000, notifyOffset: UInt64 = 0x3000
     /// Bytes between two queues' doorbells in the notify structure (`notify_off_multiplier`).
     /// QEMU: virtio_pci_queue_mem_mult() without page-per-vq.
@@ -52,7 +54,9 @@ public final class VirtIOPCI: PCIDevice, VirtIOTransport, Resettable, @unchecked
         UInt16(VIRTIO_ID_9P): UInt16(VIRTIO_TRANS_ID_9P),
     ]
 
+    /// The device type behind the transport.
     public let device: any VirtIODevice
+    /// The device's queues, in its order (sizes capped at `VirtQueue.maxSize`).
     public let queues: [VirtQueue]
     /// One per queue: the doorbell the guest rings (through the kernel or userspace).
     public let notifiers: [EventNotifier]
@@ -96,6 +100,8 @@ public final class VirtIOPCI: PCIDevice, VirtIOTransport, Resettable, @unchecked
         /// Offer VIRTIO_RING_F_INDIRECT_DESC (`indirect_desc=`).
         public var indirectDescriptors = true
 
+        /// QEMU's defaults: a vector per queue plus config, ioeventfds, EVENT_IDX and INDIRECT_DESC
+        /// on.
         public init(vectors: Int? = nil, ioeventfd: Bool = true, eventIndex: Bool = true, indirectDescriptors: Bool = true) {
             self.vectors = vectors
             self.ioeventfd = ioeventfd
@@ -396,6 +402,8 @@ public final class VirtIOPCI: PCIDevice, VirtIOTransport, Resettable, @unchecked
         notifyConfigChange()
     }
 
+    /// Bumps the configuration generation, sets ISR bit 1 and interrupts on the config vector;
+    /// nothing before DRIVER_OK. QEMU: virtio_notify_config().
     public func notifyConfigChange() {
         let configVector = state.withLock { s -> UInt16? in
             guard s.status & Self.statusDriverOK != 0 else { return nil }
@@ -482,8 +490,11 @@ public final class VirtIOPCI: PCIDevice, VirtIOTransport, Resettable, @unchecked
         return .idle
     }
 
+    /// Queue `index`, or nil past the last.
     public func queue(_ index: Int) -> VirtQueue? { queues.indices.contains(index) ? queues[index] : nil }
 
+    /// Interrupts the driver for queue `index`: its MSI-X vector, or ISR bit 0 and INTx without
+    /// MSI-X. QEMU: virtio_notify().
     public func notifyQueue(_ index: Int) {
         guard queues.indices.contains(index) else { return }
         let vector = state.withLock { s -> UInt16 in
@@ -493,6 +504,9 @@ public final class VirtIOPCI: PCIDevice, VirtIOTransport, Resettable, @unchecked
         notify(vector: vector)
     }
 
+    /// Runs `body` on queue `index` under the device lock while the driver is ready, the device not
+    /// broken and the queue enabled; interrupts when `body` asks; a thrown `VirtQueueError` breaks
+    /// the device (virtio_error()). nil when not run.
     public func withQueue<R>(_ index: Int, _ body: (VirtQueue, GuestMemory) throws(VirtQueueError) -> (result: R, interrupt: Bool)) -> R? {
         guard queues.indices.contains(index) else { return nil }
         return processing.withLock { _ -> R? in

@@ -22,6 +22,8 @@ import VMMSys
 /// port ids logged (rate-limited), chains read only as far as needed.
 /// QEMU: hw/char/virtio-serial-bus.c, hw/char/virtio-console.c.
 public final class VirtIOSerial: VirtIODevice {
+    /// Each port queue's size, and each control queue's. QEMU: virtio_serial_device_realize() (128
+    /// and 32).
     public static let portQueueSize: UInt16 = 128, controlQueueSize: UInt16 = 32
     /// QEMU's `max_ports` default.
     public static let defaultMaxPorts = 31
@@ -54,7 +56,9 @@ public final class VirtIOSerial: VirtIODevice {
         }
     }
 
+    /// Ports the device can hold (`max_ports`); 1 means no MULTIPORT.
     public let maxPorts: Int
+    /// Whether VIRTIO_CONSOLE_F_EMERG_WRITE is offered (`emergency-write`).
     public let emergencyWrite: Bool
     let logger: Logger
     private let portList = Mutex<[VirtIOSerialPort]>([])
@@ -109,6 +113,7 @@ public final class VirtIOSerial: VirtIODevice {
         }
     }
 
+    /// The ports added so far, in order of addition.
     public var ports: [VirtIOSerialPort] { portList.withLock { $0 } }
     var transport: (any VirtIOTransport)? { transportBox.withLock { $0.transport } }
 
@@ -121,11 +126,14 @@ public final class VirtIOSerial: VirtIODevice {
     /// MULTIPORT when there can be more than one port; EMERG_WRITE unless turned off.
     /// QEMU: get_features().
     public var features: UInt64 { (maxPorts > 1 ? Self.featureMultiport : 0) | (emergencyWrite ? Self.featureEmergencyWrite : 0) }
+    /// Port 0's pair, the control pair, then a pair per further port. QEMU:
+    /// virtio_serial_device_realize().
     public var queueSizes: [UInt16] {
         [Self.portQueueSize, Self.portQueueSize, Self.controlQueueSize, Self.controlQueueSize]
             + Array(repeating: Self.portQueueSize, count: 2 * (maxPorts - 1))
     }
 
+    /// Keeps the transport (weakly) to answer control messages and serve ports from chardev events.
     public func attach(_ transport: any VirtIOTransport) throws {
         transportBox.withLock { $0.transport = transport }
     }
@@ -152,6 +160,7 @@ public final class VirtIOSerial: VirtIODevice {
         _ = port.chardev?.writeSome([UInt8(truncatingIfNeeded: value)][...])
     }
 
+    /// Records whether the driver took MULTIPORT (the control protocol is then in use).
     public func featuresNegotiated(_ features: UInt64) {
         multiport.store(features & Self.featureMultiport != 0, ordering: .relaxed)
     }
@@ -170,6 +179,7 @@ public final class VirtIOSerial: VirtIODevice {
         }
     }
 
+    /// MULTIPORT off, every port closed on the guest side. QEMU: vser_reset() → guest_reset().
     public func reset() {
         multiport.store(false, ordering: .relaxed)
         guestReset()
@@ -192,6 +202,9 @@ public final class VirtIOSerial: VirtIODevice {
         return (port, index % 2 == 0)
     }
 
+    /// Serves queue `index`: control messages, a port's transmit queue (to its chardev), or, for a
+    /// receive queue, lets the chardev read again. QEMU: control_out(), handle_output(),
+    /// handle_input().
     public func process(queue index: Int, _ queue: VirtQueue, memory: GuestMemory,
                         budget: inout VirtQueueBudget) throws(VirtQueueError) -> VirtQueueProgress {
         if index == Self.controlOut { return try controlOut(queue, memory, &budget) }

@@ -5,7 +5,9 @@ import Synchronization
 /// One guest buffer of a descriptor chain. `pop` guarantees `length > 0` and that
 /// `address + length` does not pass 2^64.
 public struct VirtQueueBuffer: Sendable, Equatable {
+    /// Guest-physical address of the buffer.
     public var address: UInt64
+    /// Its length in bytes (> 0).
     public var length: UInt32
     /// Device-writable (VIRTQ_DESC_F_WRITE); otherwise device-readable.
     public var writable: Bool
@@ -14,9 +16,12 @@ public struct VirtQueueBuffer: Sendable, Equatable {
 /// A chain taken from the available ring: its head (to return in the used ring) and buffers,
 /// device-readable ones first (`pop` refuses any other order, as QEMU does).
 public struct DescriptorChain: Sendable, Equatable {
+    /// The head descriptor index, given back with `push`.
     public var head: UInt16
+    /// The buffers in chain order, device-readable first.
     public var buffers: [VirtQueueBuffer]
 
+    /// A chain (the tests' and `reusable`'s way to make one; `pop` fills them).
     public init(head: UInt16 = 0, buffers: [VirtQueueBuffer] = []) {
         self.head = head
         self.buffers = buffers
@@ -59,6 +64,7 @@ public struct DescriptorChain: Sendable, Equatable {
 /// take the same device lock), so a reset can never race a pop writing the old rings.
 /// QEMU: `VirtQueue` (hw/virtio/virtio.c); rust-vmm: virtio-queue.
 public final class VirtQueue: Sendable {
+    /// The largest queue size the split ring allows (virtio 1.x §2.7: queue size ≤ 32768).
     public static let maxSize: UInt16 = 32768
     /// At most this many buffers per chain, direct and indirect together.
     /// QEMU: VIRTQUEUE_MAX_SIZE.
@@ -111,6 +117,7 @@ public final class VirtQueue: Sendable {
     /// The largest size the device offers.
     public let maxSize: UInt16
 
+    /// A queue offering at most `maxSize` entries, not yet configured.
     public init(maxSize: UInt16) { self.maxSize = maxSize }
 
     /// Bytes of each ring for `size` entries, with the EVENT_IDX trailer (virtio 1.x §2.7).
@@ -146,6 +153,7 @@ public final class VirtQueue: Sendable {
     /// Forgets the rings (device reset).
     public func reset() { state.withLock { $0 = State() } }
 
+    /// Whether the driver enabled the queue with a non-zero size (rings checked).
     public var isReady: Bool { state.withLock { $0.layout.ready && $0.layout.size > 0 } }
 
     /// Whether `size` is acceptable: a power of two from 1 to `maxSize`.
