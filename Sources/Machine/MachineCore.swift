@@ -32,8 +32,11 @@ public final class MachineCore: Sendable {
     /// Opens /dev/kvm and creates the VM and the two roots; nothing is mapped until `attach()`.
     /// - Parameters:
     ///   - memorySystem: whose transactions and listeners the address spaces use.
-    ///   - irqchip: create the in-kernel PIC/IOAPIC/LAPIC; `pit` also the in-kernel PIT.
-    /// - Throws: `SystemError` naming the ioctl that failed (e.g. no /dev/kvm).
+    ///   - irqchip: create the in-kernel PIC/IOAPIC/LAPIC.
+    ///   - pit: create the in-kernel PIT as well.
+    ///   - logger: the accelerator's logger.
+    /// - Throws: `MachineError` when /dev/kvm cannot be opened (one line saying what access
+    ///   vmm needs); `SystemError` naming the ioctl that failed otherwise.
     public init(memorySystem: MemorySystem = MemorySystem(), irqchip: Bool = false, pit: Bool = false,
                 logger: Logger = Logger(label: "vmm.machine")) throws {
         kvm = try KVMDevice.open()

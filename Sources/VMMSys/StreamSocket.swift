@@ -80,7 +80,9 @@ public final class SocketListener: Sendable {
 
     /// Binds and listens on `address` (a stale unix socket file there is removed first; TCP
     /// sets SO_REUSEADDR). QEMU: socket_listen().
-    /// - Parameter backlog: pending connections the kernel queues (one client at a time is served).
+    /// - Parameters:
+    ///   - address: where to listen.
+    ///   - backlog: pending connections the kernel queues (one client at a time is served).
     /// - Throws: `SystemError` naming socket, bind or listen and the address.
     public init(_ address: SocketAddress, backlog: Int32 = 1) throws(SystemError) {
         self.address = address
