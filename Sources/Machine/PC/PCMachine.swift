@@ -78,6 +78,11 @@ public final class PCMachine: Sendable {
         // pc_system_firmware_init() → x86_bios_rom_init().
         let systemRoot = core.systemRoot, ioRoot = core.ioRoot
         let ram = try MemoryRegion.ram(name: "pc.ram", size: configuration.memorySize)
+        // The firmware tables at the top of low RAM (written by the direct boot or by SeaBIOS)
+        // are a few KiB: small pages there, so they don't commit a 2 MiB huge page (a
+        // deliberate difference: QEMU advises the whole block for huge pages).
+        ram.ramBlock?.preferSmallPages(offset: layout.below4G - min(layout.below4G, PCMemoryLayout.firmwareTablesSize),
+                                       length: PCMemoryLayout.firmwareTablesSize)
         systemRoot.addSubregion(MemoryRegion.alias(name: "ram-below-4g", target: ram, offset: 0, size: UInt128(layout.below4G)), at: 0)
         if layout.above4G > 0 {
             systemRoot.addSubregion(MemoryRegion.alias(name: "ram-above-4g", target: ram, offset: layout.below4G,
