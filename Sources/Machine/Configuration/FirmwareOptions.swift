@@ -12,6 +12,7 @@ public struct FirmwareArguments: Sendable {
     /// `-nographic` (firmware then uses the serial port as its console).
     public var noGraphic = false
 
+    /// No firmware options: QEMU's defaults.
     public init() {}
 }
 
@@ -35,6 +36,7 @@ public struct BootOptions: Sendable, Equatable {
     /// `strict=on`: "HALT" ends the bootorder file, so firmware boots nothing unlisted.
     public var strict = false
 
+    /// QEMU's pc defaults: order "cad", no menu or splash, never reboot after a failed boot, not strict.
     public init() {}
 }
 

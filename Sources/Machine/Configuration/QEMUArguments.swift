@@ -1,32 +1,51 @@
 /// QEMU's options as given, before checking: what the command line (`QEMUCommandLine`) collects
 /// for `vmm -kernel K ...` and `vmm run`.
 public struct QEMUArguments: Sendable {
+    /// `-kernel FILE`: the kernel to load (Multiboot or Linux bzImage).
     public var kernel: String?
+    /// `-append CMDLINE`: the kernel command line.
     public var append: String?
+    /// `-initrd FILE`: the initial ram disk, or the Multiboot module list.
     public var initrd: String?
+    /// `-m SIZE`: guest RAM, as QEMU writes it (256, 256M, 2G, size=...).
     public var memory: String?
+    /// `-smp N[,maxcpus=...]`: the vCPU count.
     public var smp: String?
+    /// `-device` values, in order.
     public var device: [String] = []
     /// `-serial` values, one per port (COM1 first).
     public var serial: [String] = []
     /// `-chardev` values.
     public var chardev: [String] = []
+    /// `-machine` values: only type pc (or pc-i440fx[-VERSION]) and accel=kvm are accepted.
     public var machine: [String] = []
+    /// `-accel` values: only kvm is accepted; other properties are ignored with a warning.
     public var accel: [String] = []
+    /// `-enable-kvm`: accepted; KVM is the only accelerator anyway.
     public var enableKVM = false
+    /// `-cpu MODEL`: the model name; the guest always sees the host's CPUID.
     public var cpu: String?
+    /// `-name NAME` (or `guest=NAME,...`).
     public var name: String?
+    /// `-nodefaults`: no default serial port (unless `-nographic`).
     public var nodefaults = false
+    /// `-nographic`: COM1 on stdio by default, and firmware told there is no display.
     public var nographic = false
+    /// `-display`: only `none` is accepted.
     public var display: String?
+    /// `-vnc`: only `none` is accepted.
     public var vnc: String?
+    /// `-no-reboot`: a guest reset ends the VM.
     public var noReboot = false
+    /// `-global DRIVER.PROP=VALUE` values.
     public var global: [String] = []
+    /// `-monitor`: `stdio` or `none`.
     public var monitor: String?
     /// `-qmp` values.
     public var qmp: [String] = []
     /// `-S`.
     public var startPaused = false
+    /// `-drive` values.
     public var drive: [String] = []
     /// `-net` values (only "none" is accepted).
     public var net: [String] = []
@@ -36,14 +55,18 @@ public struct QEMUArguments: Sendable {
     public var netdev: [String] = []
     /// `-mon` values.
     public var mon: [String] = []
+    /// `-vga`: anything but `none` is ignored with a warning (there is no VGA device).
     public var vga: String?
+    /// `-no-acpi`: no ACPI tables for the guest.
     public var noACPI = false
+    /// `-object` values (rng-random, rng-builtin).
     public var object: [String] = []
     /// `-bios`, `-L`, `-boot`, `-debugcon`.
     public var firmware = FirmwareArguments()
     /// Flags accepted and ignored with a warning: (flag, value).
     public var ignored: [(String, String)] = []
 
+    /// Options as given; every parameter defaults to "not given".
     public init(
         kernel: String? = nil, append: String? = nil, initrd: String? = nil, memory: String? = nil,
         smp: String? = nil, device: [String] = [], serial: [String] = [], chardev: [String] = [], machine: [String] = [],

@@ -7,6 +7,7 @@ public struct QEMUOption: Sendable {
     public let names: [String]
     /// The argument's placeholder in help (nil for a flag).
     public let argument: String?
+    /// The option's line in `-help`.
     public let help: String
     let apply: @Sendable (inout QEMUCommandLine.Parsed, String) throws(ConfigurationError) -> Void
 
@@ -32,6 +33,7 @@ public struct QEMUOption: Sendable {
 public enum QEMUCommandLine {
     /// What a command line asks for.
     public struct Parsed: Sendable {
+        /// The machine options, checked later by `MachineConfiguration(qemu:)`.
         public var arguments = QEMUArguments()
         /// `-help`: print the options.
         public var help = false
@@ -41,15 +43,19 @@ public enum QEMUCommandLine {
         public var deviceHelp: String?
         /// The main job (no kernel): doorbell writes per path, JSON output.
         public var writes: Int?
+        /// `-json`: the main job prints its results as JSON.
         public var json = false
         /// `-L help`: print the firmware search path.
         public var dataDirectoryHelp = false
         /// Only main-job flags (-n, -json) were given: run the doorbell demo, not a machine.
         public var mainJobOnly = true
 
+        /// Nothing asked yet: the state before the first option.
         public init() {}
     }
 
+    /// Every option vmm takes, in `-help` order; parsing and help both read this table.
+    /// QEMU: qemu-options.hx.
     public static let options: [QEMUOption] = [
         .value(["kernel"], "bzImage", "use 'bzImage' as kernel image (Multiboot ELF/a.out or Linux bzImage)") { $0.arguments.kernel = $1 },
         .value(["append"], "cmdline", "use 'cmdline' as kernel command line") { $0.arguments.append = $1 },

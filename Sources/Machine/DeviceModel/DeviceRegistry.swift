@@ -1,6 +1,7 @@
 /// Every device type `-device` knows. Adding a device means one file declaring its
 /// `DeviceType` and one line here.
 public enum DeviceRegistry {
+    /// Every `-device` type; parsing, `-device help` and `-device NAME,help` all read this table.
     public static let types: [DeviceType] = [
         .isaDebugExit,
         .isaDebugCon,
@@ -78,10 +79,14 @@ public enum DeviceRegistry {
 /// A `-global DRIVER.PROPERTY=VALUE`: a default for that property of every such device that
 /// does not set it. QEMU: GlobalProperty, qemu_global_option().
 public struct GlobalProperty: Sendable, Equatable {
+    /// The device type the default is for (a `-device` driver name).
     public var driver: String
+    /// The property name.
     public var property: String
+    /// The value, as it would be written in `-device`.
     public var value: String
 
+    /// The default `value` for `driver`'s `property`.
     public init(driver: String, property: String, value: String) {
         self.driver = driver
         self.property = property

@@ -18,11 +18,16 @@ public struct HumanMonitor: Sendable {
         /// `stop`, `cont`, `system_reset`, `system_powerdown`, `system_wakeup` (the last
         /// answers an error text, or "" when it woke the machine).
         public var stop: @Sendable () -> Void
+        /// `cont`: resume the vCPUs. QEMU: hmp_cont().
         public var cont: @Sendable () -> Void
+        /// `system_reset`. QEMU: hmp_system_reset().
         public var systemReset: @Sendable () -> Void
+        /// `system_powerdown`: the ACPI power button. QEMU: hmp_system_powerdown().
         public var systemPowerdown: @Sendable () -> Void
+        /// `system_wakeup`: an error text, or "" when it woke the machine. QEMU: hmp_system_wakeup().
         public var systemWakeup: @Sendable () -> String
 
+        /// Providers for each command; those with defaults do nothing (or answer "") when not given.
         public init(
             memoryTree: @escaping @Sendable (Bool) -> String,
             ioeventfds: @escaping @Sendable () -> String,
@@ -56,8 +61,10 @@ public struct HumanMonitor: Sendable {
         case quit
     }
 
+    /// What the commands ask the machine.
     public let providers: Providers
 
+    /// A monitor answering from `providers`.
     public init(providers: Providers) {
         self.providers = providers
     }

@@ -11,13 +11,21 @@ import VMMSys
 /// Interrupts go to the in-kernel irqchip. QEMU: the device creation in `pc_init1()` plus
 /// `-device` (qdev_device_add).
 public final class PCDevices: Sendable {
+    /// The fw_cfg interface on I/O ports 0x510/0x511. QEMU: fw_cfg_init_io_dma().
     public let fwCfg: FwCfg
+    /// fw_cfg's DMA interface on I/O port 0x514. QEMU: fw_cfg_dma_transfer().
     public let fwCfgDMA: FwCfgDMA
+    /// The RTC/CMOS at 0x70/0x71. QEMU: mc146818_rtc_init() + pc_cmos_init().
     public let cmos: CMOS
+    /// The ACPI PM timer. QEMU: acpi_pm_tmr_init().
     public let pmTimer: ACPIPMTimer
+    /// The PIIX4 PM event and control registers (SCI, sleep, power button). QEMU: piix4_pm_realize().
     public let pmRegisters: ACPIPMRegisters
+    /// The reset control register at 0xcf9. QEMU: rcr_write().
     public let resetControl: ResetControl
+    /// The i8042 keyboard controller at 0x60/0x64 (its output port resets the machine). QEMU: i8042_realizefn().
     public let keyboardController: I8042
+    /// PCI bus 0 with the i440FX host and PIIX3. QEMU: i440fx_init().
     public let pci: PCIBus
     /// Whether firmware runs: it programs the PCI functions, ELCR and PM base itself.
     public let firmware: Bool

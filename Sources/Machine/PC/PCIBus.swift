@@ -11,6 +11,7 @@ import Synchronization
 /// 0xc000) with decoding enabled, since no firmware runs. Memory BARs map into the machine's
 /// "pci" container, I/O BARs into the "io" root. QEMU: `i440fx_init()` + SeaBIOS `pci_setup()`.
 public final class PCIBus: Sendable {
+    /// The i440FX host bridge: config space access on 0xcf8/0xcfc. QEMU: i440fx_pcihost_realize().
     public let host: PCIHost
     private let assigned = Mutex<[PCIBARAssignment]>([])
     private let layout: PCMemoryLayout

@@ -11,7 +11,9 @@ import Glibc
 
 /// The machine's run states, as QEMU names them (QMP query-status). QEMU: qapi/run-state.json.
 public enum RunState: String, Sendable {
+    /// The vCPUs wait (`-S`), run, are stopped, have ended, or sleep in S3.
     case prelaunch, running, paused, shutdown, suspended
+    /// A vCPU hit an error KVM cannot go on from. QEMU: RUN_STATE_INTERNAL_ERROR.
     case internalError = "internal-error"
 }
 
@@ -38,6 +40,7 @@ enum MachineRequest: Sendable {
 public final class MachineEvents: Sendable {
     private let subscribers = Mutex<[@Sendable (String, JSONValue?) -> Void]>([])
 
+    /// No subscribers yet.
     public init() {}
 
     /// Calls `handler` with every event from now on (on the thread that raised it).

@@ -14,17 +14,27 @@ import VMMSys
 /// devices small test kernels expect, and one thread per vCPU. Built only through the
 /// memory API; the KVM accelerator is just a listener. QEMU: `pc_init1()` (hw/i386/pc_piix.c).
 public final class PCMachine: Sendable {
+    /// The configuration the machine was built from.
     public let configuration: MachineConfiguration
+    /// Where RAM sits below and above 4 GiB. QEMU: pc_memory_init().
     public let layout: PCMemoryLayout
     /// KVM, the VM, the memory roots and the accelerator, as every machine here has them.
     public let core: MachineCore
+    /// The opened /dev/kvm.
     public var kvm: KVMSystem { core.kvm }
+    /// The KVM VM. QEMU: kvm_init().
     public var vm: VirtualMachine { core.vm }
+    /// The memory listener that maps RAM into KVM slots and ioeventfds. QEMU: kvm_memory_listener_register().
     public var accelerator: KVMAccelerator { core.accelerator }
+    /// The memory API state the address spaces share.
     public var memorySystem: MemorySystem { core.memorySystem }
+    /// The system memory address space. QEMU: address_space_memory.
     public var memory: AddressSpace { core.memory }
+    /// The I/O port address space. QEMU: address_space_io.
     public var io: AddressSpace { core.io }
+    /// One runner (and thread) per vCPU. QEMU: kvm_vcpu_thread_fn().
     public let runners: [VCPURunner]
+    /// The built-in and configured devices.
     public let devices: PCDevices
     /// PCI memory space ("pci"): BARs, the BIOS and pc-testdev's iomem; system memory shows it
     /// wherever RAM and the chipset's own regions do not cover it.
