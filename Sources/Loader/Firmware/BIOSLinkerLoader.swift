@@ -14,12 +14,15 @@ public struct BIOSLinkerLoader: Sendable, Equatable {
     /// (0xf0000-0xfffff, where an RSDP must be). QEMU: BIOS_LINKER_LOADER_ALLOC_ZONE_*.
     public enum Zone: UInt8, Sendable { case high = 1, fseg = 2 }
 
+    /// Bytes per command. QEMU: sizeof(BiosLinkerLoaderEntry).
     public static let entrySize = 128
+    /// Bytes of a file-name field, NUL included. QEMU: BIOS_LINKER_LOADER_FILESZ (FW_CFG_MAX_FILE_PATH).
     public static let fileNameSize = 56
 
     /// The commands so far, 128 bytes each.
     public private(set) var bytes: [UInt8] = []
 
+    /// An empty script. QEMU: bios_linker_loader_init().
     public init() {}
 
     /// ALLOCATE `file` aligned to `alignment` (a power of two) in `zone`.

@@ -39,6 +39,7 @@ public struct BIOSImage: Sendable, Equatable {
     public static let defaultName = "bios-256k.bin"
     /// Where the image was found.
     public let path: String
+    /// The image's contents.
     public let bytes: [UInt8]
 
     /// Sizes refused: QEMU wants a non-empty multiple of 64 KiB; beyond 16 MiB the image would
@@ -50,6 +51,8 @@ public struct BIOSImage: Sendable, Equatable {
     /// How much of its end appears below 1 MiB ("isa-bios").
     public var isaSize: UInt64 { min(UInt64(bytes.count), 128 << 10) }
 
+    /// Checks the size: a non-empty multiple of 64 KiB, at most `maximumSize`; the error names
+    /// `path`. QEMU: x86_bios_rom_init() ("could not load PC BIOS").
     public init(path: String, bytes: [UInt8]) throws(LoaderError) {
         guard !bytes.isEmpty, bytes.count % 0x1_0000 == 0 else {
             throw LoaderError(path, "could not load PC BIOS: \(bytes.count) bytes is not a non-zero multiple of 64 KiB")

@@ -18,15 +18,19 @@ public struct LinuxFirmwareImage: Sendable, Equatable {
 
     /// FW_CFG_SETUP_ADDR/_SIZE/_DATA: the setup sectors with the patched header.
     public let setupAddress: UInt32
+    /// The setup sectors (boot sector included), header patched.
     public let setup: [UInt8]
     /// FW_CFG_KERNEL_ADDR/_SIZE/_DATA: the protected-mode kernel (the file after the setup).
     public let kernelAddress: UInt32
+    /// The protected-mode kernel.
     public let kernel: [UInt8]
     /// FW_CFG_CMDLINE_ADDR/_SIZE/_DATA: the command line with its NUL.
     public let commandLineAddress: UInt32
+    /// The command line, NUL-terminated.
     public let commandLine: [UInt8]
     /// FW_CFG_INITRD_ADDR/_SIZE/_DATA, when `-initrd` was given.
     public let initrdAddress: UInt32?
+    /// The initrd's contents, when `-initrd` was given.
     public let initrd: [UInt8]?
 
     /// The memory QEMU's pc machine keeps free for ACPI tables below the top of low RAM, which

@@ -10,6 +10,7 @@ import VMMSys
 public struct MultibootFirmwareImage: Sendable, Equatable {
     /// Where the ROM builds the E820 memory map and puts the information. QEMU: ADDR_E820_MAP, ADDR_MBI.
     public static let mmapAddress: UInt32 = 0x9000
+    /// Where the ROM copies the Multiboot information (EBX at entry). QEMU: ADDR_MBI.
     public static let infoAddress: UInt32 = 0x9500
     /// The option ROM's file (the DMA flavour: this machine's fw_cfg has the DMA interface).
     public static let romName = "multiboot_dma.bin"
@@ -18,7 +19,9 @@ public struct MultibootFirmwareImage: Sendable, Equatable {
 
     /// FW_CFG_KERNEL_ENTRY, FW_CFG_KERNEL_ADDR and FW_CFG_KERNEL_DATA (its size is FW_CFG_KERNEL_SIZE).
     public let entry: UInt32
+    /// Where `data` is loaded (FW_CFG_KERNEL_ADDR).
     public let loadAddress: UInt32
+    /// The kernel, BSS, module list, command lines and modules (FW_CFG_KERNEL_DATA).
     public let data: [UInt8]
     /// FW_CFG_INITRD_DATA, to be copied to `infoAddress` (FW_CFG_INITRD_ADDR).
     public let info: [UInt8]
