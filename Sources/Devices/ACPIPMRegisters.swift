@@ -11,13 +11,17 @@ import Synchronization
 /// machine (`rtcWakeEnabled`). QEMU: `acpi_pm1_evt_*`, `acpi_pm1_cnt_*` (hw/acpi/core.c) inside
 /// PIIX4_PM, acpi_notify_wakeup().
 public final class ACPIPMRegisters: Resettable {
+    /// PM1a_EVT_BLK's port, where SeaBIOS puts the PM base; PM1a_CNT_BLK is 4 above.
     public static let defaultBase: UInt64 = 0x600
+    /// PM1 control: SCI_EN, always set (the machine is always in ACPI mode). QEMU: ACPI_BITMASK_SCI_ENABLE.
     public static let sciEnable: UInt16 = 1 << 0
+    /// PM1 control: SLP_EN, written with SLP_TYP to enter a sleep state. QEMU: ACPI_BITMASK_SLEEP_ENABLE.
     public static let sleepEnable: UInt16 = 1 << 13
 
     /// PM1 status/enable (4 bytes) and control (2 bytes, 2 spare) in one 8-byte window below
     /// the PM timer.
     public let eventRegion: MemoryRegion
+    /// PM1a control (2 bytes: SCI_EN, SLP_TYP, SLP_EN), mapped 4 above the event block. QEMU: acpi_pm_cnt_ops.
     public let controlRegion: MemoryRegion
     /// PM1 status bits: the power button (write 1 to clear).
     public static let powerButtonStatus: UInt16 = 1 << 8
@@ -158,10 +162,12 @@ public final class ACPIPMRegisters: Resettable {
 /// The PIIX3 reset control register at I/O 0xcf9 (the FADT's reset register): writing a value
 /// with bit 2 set resets the machine. QEMU: `rcr_write()` (hw/isa/piix.c).
 public final class ResetControl: Sendable {
+    /// "piix-reset-control": the 1-byte register.
     public let region: MemoryRegion
     private let value = Atomic<UInt8>(0)
     private let reset: @Sendable () -> Void
 
+    /// A register calling `reset` when the guest writes a value with bit 2 set.
     public init(reset: @escaping @Sendable () -> Void) {
         self.reset = reset
         let owner = RegionOwner<ResetControl>()

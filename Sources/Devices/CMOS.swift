@@ -19,14 +19,20 @@ import VMMSys
 public final class CMOS: Resettable, Sendable {
     /// Index (offset 0) and data (offset 1) ports; the machine maps it at 0x70.
     public let region: MemoryRegion
+    /// The RTC's index port on the pc machine (data at 0x71). QEMU: RTC_ISA_BASE.
     public static let defaultBase: UInt64 = 0x70
 
     /// Register numbers. QEMU: include/hw/rtc/mc146818rtc_regs.h.
     public enum Register {
+        /// The time-of-day registers (BCD or binary as register B says). QEMU: RTC_SECONDS...RTC_DAY_OF_WEEK.
         public static let seconds = 0x00, minutes = 0x02, hours = 0x04, dayOfWeek = 0x06
+        /// The date registers. QEMU: RTC_DAY_OF_MONTH, RTC_MONTH, RTC_YEAR.
         public static let dayOfMonth = 0x07, month = 0x08, year = 0x09
+        /// Status registers A-D. QEMU: RTC_REG_A...RTC_REG_D.
         public static let a = 0x0a, b = 0x0b, c = 0x0c, d = 0x0d
+        /// The century byte (BCD), as the pc machine keeps it. QEMU: RTC_IBM_PS2_CENTURY_BYTE.
         public static let century = 0x32
+        /// The alarm registers (a value with its two top bits set matches anything). QEMU: RTC_SECONDS_ALARM, RTC_MINUTES_ALARM, RTC_HOURS_ALARM.
         public static let secondsAlarm = 0x01, minutesAlarm = 0x03, hoursAlarm = 0x05
         /// The shutdown status byte firmware reads at reset (0xfe: resume from S3).
         public static let shutdownStatus = 0x0f

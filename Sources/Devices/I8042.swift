@@ -21,7 +21,9 @@ import Synchronization
 /// QEMU: i8042 (hw/input/pckbd.c: kbd_write_command(), kbd_write_data(), kbd_update_irq()),
 /// hw/input/ps2.c (ps2_write_keyboard(), ps2_write_mouse()).
 public final class I8042: Resettable, Sendable {
+    /// The data port (0x60): keyboard/mouse bytes and command arguments. QEMU: kbd_read_data(), kbd_write_data().
     public let dataRegion: MemoryRegion
+    /// The status/command port (0x64). QEMU: kbd_read_status(), kbd_write_command().
     public let commandRegion: MemoryRegion
 
     /// Status bits. QEMU: KBD_STAT_*.
@@ -78,6 +80,7 @@ public final class I8042: Resettable, Sendable {
                  : State(status: statusCommand | statusUnlocked | statusSystem, mode: modeKeyboardInterrupt | modeTranslate | modeDisableMouse)
     }
 
+    /// Maps the data port at 0x60 and the command port at 0x64 in `io`. QEMU: i8042_realizefn().
     public func map(into io: MemoryRegion) {
         io.addSubregion(dataRegion, at: 0x60)
         io.addSubregion(commandRegion, at: 0x64)

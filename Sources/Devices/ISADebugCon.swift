@@ -7,7 +7,9 @@ import Memory
 /// kept: a guest cannot make it buffer or block beyond the backend's own write. QEMU: isa-debugcon (hw/char/debugcon.c:
 /// debugcon_ioport_write(), debugcon_ioport_read()).
 public final class ISADebugCon: Sendable {
+    /// The one-port region "debugcon".
     public let region: MemoryRegion
+    /// The port (0xe9 by default; SeaBIOS logs to 0x402). QEMU: the "iobase" property.
     public let iobase: UInt16
     /// What a read of the port returns. QEMU: the "readback" property.
     public let readback: UInt8

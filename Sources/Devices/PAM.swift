@@ -7,7 +7,9 @@ import Synchronization
 /// this), or RAM (3). Four aliases mapped over system memory at priority 1, exactly one of them
 /// enabled. QEMU: PAMMemoryRegion, init_pam(), pam_update() (hw/pci-host/pam.c).
 public final class PAMSegment: Sendable {
+    /// The segment's first address (0xc0000-0xfc000 in 16 KiB steps, or 0xf0000).
     public let start: UInt64
+    /// The segment's length: 64 KiB for 0xf0000, else 16 KiB.
     public let size: UInt64
     /// By PAM mode: 0 "pam-pci" onto PCI memory, 1 "pam-rom" (read-only RAM), 2 "pam-pci" onto
     /// RAM, 3 "pam-ram".
@@ -67,6 +69,7 @@ public final class I440FXMemoryControl: Sendable {
     /// SMRAM's reset value (C_BASE_SEG = 010b: the compatible SMRAM at 0xa0000). QEMU: i440fx_realize().
     public static let smramReset: UInt8 = 0x02
 
+    /// The 13 segments: 0xf0000 (PAM0) first, then 0xc0000-0xeffff in 16 KiB steps. QEMU: init_pam() calls in i440fx_init().
     public let segments: [PAMSegment]
     /// PCI memory over the VGA window while D_OPEN is clear. QEMU: "smram-region".
     public let smramRegion: MemoryRegion

@@ -62,17 +62,27 @@ open class PCIDevice: @unchecked Sendable {
 
     /// Config-space register offsets. QEMU: include/hw/pci/pci_regs.h.
     public enum Register {
+        /// Identity, command and status registers.
         public static let vendorID = 0x00, deviceID = 0x02, command = 0x04, status = 0x06
+        /// Revision and class code.
         public static let revision = 0x08, classProg = 0x09, classDevice = 0x0a
+        /// Cache line size, latency timer and header type.
         public static let cacheLineSize = 0x0c, latencyTimer = 0x0d, headerType = 0x0e
+        /// BAR 0 (BAR n is at bar0 + 4n) and the subsystem IDs.
         public static let bar0 = 0x10, subsystemVendorID = 0x2c, subsystemID = 0x2e
+        /// The expansion ROM BAR and the INTx line and pin.
         public static let romAddress = 0x30, interruptLine = 0x3c, interruptPin = 0x3d
     }
 
+    /// Command bit: I/O BARs decode. QEMU: PCI_COMMAND_IO.
     public static let commandIO: UInt16 = 0x1
+    /// Command bit: memory BARs decode. QEMU: PCI_COMMAND_MEMORY.
     public static let commandMemory: UInt16 = 0x2
+    /// Command bit: bus mastering (the device may DMA). QEMU: PCI_COMMAND_MASTER.
     public static let commandMaster: UInt16 = 0x4
+    /// Command bit: SERR# enable. QEMU: PCI_COMMAND_SERR.
     public static let commandSERR: UInt16 = 0x100
+    /// Command bit: INTx disabled (the pin is not asserted). QEMU: PCI_COMMAND_INTX_DISABLE.
     public static let commandIntxDisable: UInt16 = 0x400
 
     struct BAR {

@@ -1,11 +1,16 @@
 import Memory
 import Synchronization
 
+/// Why a device could not be plugged into bus 0 (configuration mistakes, never guest-caused).
 public enum PCIError: Error, Equatable, CustomStringConvertible {
+    /// `addr=` names a slot (and function) already taken. QEMU: do_pci_register_device().
     case slotInUse(Int)
+    /// Every slot from 1 to 31 is taken. QEMU: do_pci_register_device().
     case noFreeSlot
+    /// `addr=` outside slots 0-31 or functions 0-7.
     case invalidSlot(Int)
 
+    /// The error as one line for the user.
     public var description: String {
         switch self {
         case .slotInUse(let s): return "PCI slot \(s) is already in use"
@@ -17,10 +22,15 @@ public enum PCIError: Error, Equatable, CustomStringConvertible {
 
 /// Where firmware-style assignment put one BAR.
 public struct PCIBARAssignment: Sendable, Equatable {
+    /// The device's slot on bus 0.
     public let slot: Int
+    /// The BAR's index, 0-5, or `PCIHost.romSlot` for the expansion ROM.
     public let bar: Int
+    /// I/O or memory (32/64-bit, prefetchable).
     public let kind: PCIDevice.BARKind
+    /// The address written to the BAR.
     public let address: UInt64
+    /// The BAR's size in bytes.
     public let size: UInt64
 }
 
@@ -32,6 +42,7 @@ public struct PCIBARAssignment: Sendable, Equatable {
 public final class I440FXBridge: PCIDevice, @unchecked Sendable {
     private let memoryControl = Mutex<I440FXMemoryControl?>(nil)
 
+    /// The bridge with Intel's IDs (8086:1237, rev 2, host bridge class). QEMU: i440fx_class_init().
     public init() {
         super.init(vendorID: 0x8086, deviceID: 0x1237, classCode: 0x06_00_00, revision: 0x02)
     }
@@ -81,11 +92,16 @@ public final class PCIHost: Sendable {
     public let addressRegion: MemoryRegion
     /// "pci-conf-data", 4 ports at 0xcfc.
     public let dataRegion: MemoryRegion
+    /// Function 00:00.0, the host bridge itself.
     public let bridge: I440FXBridge
+    /// The I/O container devices' I/O BARs map into.
     public let ioSpace: MemoryRegion
+    /// The container devices' memory BARs map into (the machine's "pci").
     public let memorySpace: MemoryRegion
 
+    /// CONFIG_ADDRESS. QEMU: pci_host_conf_le_ops on 0xcf8.
     public static let addressPort: UInt64 = 0xcf8
+    /// CONFIG_DATA. QEMU: pci_host_data_le_ops on 0xcfc.
     public static let dataPort: UInt64 = 0xcfc
     /// The ports of configuration mechanism #1 (and the PIIX3 reset register at 0xcf9 among
     /// them), which no I/O BAR may take over.

@@ -98,6 +98,8 @@ public final class PIIX4PowerManagement: PCIDevice, @unchecked Sendable {
     /// Where the window is mapped now, if it is.
     public var windowBase: UInt64? { mapped.withLock { $0 } }
 
+    /// The default write, then the PM window remapped if PMBA (0x40-0x43) or PMREGMISC (0x80)
+    /// was written. QEMU: pm_write_config().
     public override func configWrite(offset: Int, value: UInt32, size: Int) {
         super.configWrite(offset: offset, value: value, size: size)
         let end = offset &+ max(0, min(size, 4))
