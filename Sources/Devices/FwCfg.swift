@@ -51,7 +51,7 @@ public final class FwCfg: Resettable {
         public static let kernelAddress: UInt16 = 0x0007
         /// The kernel's size in bytes. QEMU: FW_CFG_KERNEL_SIZE.
         public static let kernelSize: UInt16 = 0x0008
-        /// Legacy command-line item (superseded by `cmdlineAddress`/`cmdlineData`). QEMU: FW_CFG_KERNEL_CMDLINE.
+        /// The command line's address on other QEMU targets; x86 uses `cmdlineAddress`. QEMU: FW_CFG_KERNEL_CMDLINE.
         public static let kernelCmdline: UInt16 = 0x0009
         /// Where firmware should load the initrd. QEMU: FW_CFG_INITRD_ADDR.
         public static let initrdAddress: UInt16 = 0x000a
