@@ -160,7 +160,7 @@ public final class ACPIPMRegisters: Resettable {
 }
 
 /// The PIIX3 reset control register at I/O 0xcf9 (the FADT's reset register): writing a value
-/// with bit 2 set resets the machine. QEMU: `rcr_write()` (hw/isa/piix.c).
+/// with bit 2 set resets the machine. QEMU: `rcr_write()` (hw/isa/piix3.c).
 public final class ResetControl: Sendable {
     /// "piix-reset-control": the 1-byte register.
     public let region: MemoryRegion

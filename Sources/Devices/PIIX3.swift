@@ -5,7 +5,7 @@ import Synchronization
 /// the IDE controller (00:01.1, with its bus-master DMA I/O BAR4) and the PIIX4 power-management
 /// function (00:01.3). Here they are identity only — their registers read as zeros — so that
 /// kernels enumerating bus 0 see the same functions at the same places as under QEMU.
-/// QEMU: piix3 (hw/isa/piix.c), piix3-ide (hw/ide/piix.c), PIIX4_PM (hw/acpi/piix4.c).
+/// QEMU: piix3 (hw/isa/piix3.c), piix3-ide (hw/ide/piix.c), PIIX4_PM (hw/acpi/piix4.c).
 public enum PIIX3 {
     /// 00:01.0, PCI-to-ISA bridge.
     public static func isaBridge() -> PCIDevice {

@@ -8,15 +8,21 @@
 public struct ACPILinkedTables: Sendable, Equatable {
     /// QEMU's fw_cfg file names. QEMU: ACPI_BUILD_TABLE_FILE, ACPI_BUILD_RSDP_FILE, ACPI_BUILD_LOADER_FILE.
     public static let tablesFile = "etc/acpi/tables"
+    /// The RSDP's file. QEMU: ACPI_BUILD_RSDP_FILE.
     public static let rsdpFile = "etc/acpi/rsdp"
+    /// The linker/loader script's file. QEMU: ACPI_BUILD_LOADER_FILE.
     public static let loaderFile = "etc/table-loader"
     /// QEMU pads the table blob to 128 KiB and the script to 4 KiB, leaving room to grow.
     /// QEMU: ACPI_BUILD_TABLE_SIZE, ACPI_BUILD_ALIGN_SIZE.
     public static let tablesBlobSize = 0x2_0000
+    /// The script's size is a multiple of this (QEMU's 4 KiB alignment of its fw_cfg blobs).
     public static let loaderAlignment = 0x1000
 
+    /// The table blob ("etc/acpi/tables"): every table but the RSDP, unpatched.
     public let tables: [UInt8]
+    /// The RSDP ("etc/acpi/rsdp"), its RSDT/XSDT pointers left for the loader to patch.
     public let rsdp: [UInt8]
+    /// The commands that place, link and checksum the tables. QEMU: BIOSLinker.
     public let loader: BIOSLinkerLoader
 
     /// Builds the files for `c` (its placement fields are ignored: firmware chooses).
