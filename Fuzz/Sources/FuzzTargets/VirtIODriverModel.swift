@@ -1,4 +1,5 @@
 import Devices
+import Foundation
 import Memory
 import VirtIO
 
@@ -167,10 +168,26 @@ final class VirtIODriverModel {
 
     // MARK: MMIO as a driver makes it
 
+    /// A write in BAR4 at `offset` (to wherever BAR4 is now).
     func mmioWrite(_ offset: UInt64, _ value: UInt64, _ size: Int) {
-        bench.memory.write(bench.bar4 + offset, value: value, size: size)
-        mmioWrites += 1
+        busWrite(bench.bar4 &+ offset, value, size)
         captureLayouts()
+    }
+
+    /// A write on the memory bus. Where it lands in RAM (a BAR the script disabled or moved
+    /// over RAM), the bytes are the driver's own.
+    func busWrite(_ address: UInt64, _ value: UInt64, _ size: Int) {
+        bench.memory.write(address, value: value, size: size)
+        mmioWrites += 1
+        guard address < UInt64(ramSize) else { return }
+        let range = Int(address)..<min(ramSize, Int(address) + size)
+        guard let now = bench.ram.read(offset: address, count: range.count), now[...] != shadow[range] else { return }
+        shadow.replaceSubrange(range, with: now)
+        writableCache = nil
+        for q in queues.indices {
+            guard let t = queues[q] else { continue }
+            if (Int(t.used + 2)..<Int(t.used + 4)).overlaps(range) { stopCounting(q) }
+        }
     }
 
     func mmioRead(_ offset: UInt64, _ size: Int) -> UInt64 { bench.memory.read(bench.bar4 + offset, size: size).value }
@@ -221,9 +238,9 @@ final class VirtIODriverModel {
     func enableMSIX(vectors n: Int) {
         let bar1 = bench.bar1
         for i in 0..<UInt64(min(n, bench.device.msix?.vectorCount ?? 0)) {
-            bench.memory.write(bar1 + 16 * i, value: 0xfee0_0000, size: 4)
-            bench.memory.write(bar1 + 16 * i + 8, value: 0x40 + i, size: 4)
-            bench.memory.write(bar1 + 16 * i + 12, value: 0, size: 4)
+            busWrite(bar1 &+ 16 * i, 0xfee0_0000, 4)
+            busWrite(bar1 &+ 16 * i + 8, 0x40 + i, 4)
+            busWrite(bar1 &+ 16 * i + 12, 0, 4)
         }
         bench.device.configWrite(offset: bench.msixCap + 2, value: 0x8000, size: 2)
         mmioWrite(0x10, 0, 2)
@@ -362,12 +379,13 @@ final class VirtIODriverModel {
         let before = writable()
         let result = try body()
         let now = bench.ram.contents
-        if now != shadow {
+        let changed = Self.changedBytes(shadow, now)
+        if !changed.isEmpty {
             let old = shadow
             shadow = now
             writableCache = nil
             let after = writable()
-            for i in 0..<now.count where now[i] != old[i] {
+            for i in changed {
                 try require(before.contains(i) || after.contains(i), name,
                             "guest RAM byte \(hex(i)) changed (\(hex(old[i])) → \(hex(now[i]))) outside every used ring and device-writable buffer")
             }
@@ -375,6 +393,23 @@ final class VirtIODriverModel {
         captureLayouts()
         try account()
         return result
+    }
+
+    /// The offsets where `a` and `b` (of equal size) differ. Pages are compared as `Data`
+    /// (one memcmp each): a byte loop here, instrumented for coverage like all fuzzer code,
+    /// would cost more than the device steps it checks.
+    static func changedBytes(_ a: [UInt8], _ b: [UInt8]) -> [Int] {
+        let page = 4096
+        var out: [Int] = []
+        var start = 0
+        while start < min(a.count, b.count) {
+            let end = min(start + page, a.count, b.count)
+            if Data(a[start..<end]) != Data(b[start..<end]) {
+                for i in start..<end where a[i] != b[i] { out.append(i) }
+            }
+            start = end
+        }
+        return out
     }
 
     // MARK: Chains, as the device would read them
@@ -409,6 +444,25 @@ final class VirtIODriverModel {
             guard UInt64(d.3) < tableSize, let next = descriptor(table, UInt64(d.3)) else { return nil }
             d = next
         }
+    }
+
+    /// Whether what the device reads to pop and read the chain at `head` of `t` — the avail
+    /// ring, the descriptor table, the indirect table, the device-readable buffers — overlaps a
+    /// place the device may write: then the device may see it change while it works through
+    /// the queue, and what it reads cannot be known from RAM before or after.
+    func chainMayChange(_ t: Queue, head: UInt16, _ buffers: [(address: UInt64, length: UInt32, writable: Bool)]) -> Bool {
+        let w = writable()
+        func hit(_ address: UInt64, _ length: UInt64) -> Bool {
+            guard address < UInt64(ramSize), length > 0 else { return false }
+            let r = Int(address)..<Int(min(UInt64(ramSize), address.addingReportingOverflow(length).overflow ? UInt64(ramSize) : address + length))
+            return Ranges.overlaps(w.buffers, r) || w.usedRings.contains { $0.range.overlaps(r) }
+        }
+        if hit(t.avail, 6 + 2 * UInt64(t.size)) || hit(t.desc, 16 * UInt64(t.size)) { return true }
+        if let d = le(t.desc + 16 * UInt64(head % t.size), 8), let rest = le(t.desc + 16 * UInt64(head % t.size) + 8, 8),
+           (rest >> 32) & 4 != 0, hit(d, rest & 0xffff_ffff) {
+            return true
+        }
+        return buffers.contains { !$0.writable && hit($0.address, UInt64($0.length)) }
     }
 
     /// The device-readable bytes of a chain (nil when a buffer leaves RAM: the device fails

@@ -103,18 +103,18 @@ final class VirtIOSerialFixture {
             switch input.u8() % 17 {
             case 0:     // common configuration write
                 let offset = UInt64(input.u8() % 0x40), value = input.u64(), size = accessSize(input.u8())
-                try model.deviceStep { memory.write(bench.bar4 + offset, value: value, size: size) }
-                model.touchedTransport()
+                try model.deviceStep { model.busWrite(bench.bar4 &+ offset, value, size) }
+                model.touchedTransport(writes: 0)
             case 1:     // any BAR4 read
                 let offset = UInt64(input.u16() % 0x4000), size = accessSize(input.u8())
                 try model.deviceStep { _ = memory.read(bench.bar4 + offset, size: size) }
             case 2:     // any BAR4 write (device configuration: the emergency write; notify)
                 let offset = UInt64(input.u16() % 0x4000), value = input.u64(), size = accessSize(input.u8())
-                try model.deviceStep { memory.write(bench.bar4 + offset, value: value, size: size) }
-                model.touchedTransport()
+                try model.deviceStep { model.busWrite(bench.bar4 &+ offset, value, size) }
+                model.touchedTransport(writes: 0)
             case 3:     // MSI-X table / PBA write
                 let offset = UInt64(input.u16() % 0x1000), value = input.u64(), size = accessSize(input.u8())
-                try model.deviceStep { memory.write(bench.bar1 + offset, value: value, size: size) }
+                try model.deviceStep { model.busWrite(bench.bar1 &+ offset, value, size) }
             case 4:     // config space write (the PCI_CFG window reaches BAR4 too)
                 let offset = Int(input.u8()), value = input.u32(), size = accessSize(input.u8()) & 7
                 try model.deviceStep { device.configWrite(offset: offset, value: value, size: size) }
@@ -177,8 +177,8 @@ final class VirtIOSerialFixture {
                 try model.deviceStep { ports[1].chardevEvent(event) }
             default:    // an emergency write (device configuration offset 8)
                 let value = UInt64(input.u8())
-                try model.deviceStep { memory.write(bench.bar4 + VirtIOPCI.deviceOffset + 8, value: value, size: 4) }
-                model.touchedTransport()
+                try model.deviceStep { model.busWrite(bench.bar4 &+ VirtIOPCI.deviceOffset + 8, value, 4) }
+                model.touchedTransport(writes: 0)
             }
             try bench.checkMSI(Self.name)
             try checkHost(wasOpen: hostOpen, sources: sources, mmioWrites: model.takeMMIOWrites())
@@ -190,18 +190,13 @@ final class VirtIOSerialFixture {
     /// write): then only the port's state is checked.
     private func pending(_ q: Int) -> [[UInt8]]? {
         guard let t = model.queues[q], t.counting else { return nil }
-        let writable = model.writable()
         var out: [[UInt8]] = []
         var position = t.usedTotal
         while position < t.madeAvailable && out.count < Int(t.size) {
             let slot = UInt64(UInt16(truncatingIfNeeded: position) % t.size)
             guard let head = model.le(t.avail + 4 + 2 * slot, 2),
                   let chain = VirtIODriverModel.chain(model.shadow, t, head: UInt16(truncatingIfNeeded: head)) else { break }
-            for b in chain where !b.writable && b.address < UInt64(model.ramSize) {
-                let end = Int(min(UInt64(model.ramSize), b.address + UInt64(b.length)))
-                let r = Int(b.address)..<end
-                if Ranges.overlaps(writable.buffers, r) || writable.usedRings.contains(where: { $0.range.overlaps(r) }) { return nil }
-            }
+            if model.chainMayChange(t, head: UInt16(truncatingIfNeeded: head), chain) { return nil }
             guard let (bytes, _) = VirtIODriverModel.readableBytes(model.shadow, chain, limit: 1 << 20) else { return nil }
             out.append(bytes)
             position += 1
