@@ -144,7 +144,7 @@ enum MachineConfigurationProbe {
             return r
         }
         let session = try run("negotiate-and-commands")
-        #expect(session.returns == 5 && session.errors == 4 && session.negotiated)
+        #expect(session.returns == 6 && session.errors == 4 && session.negotiated)
         let split = try run("split-and-broken-input")
         // Echo before negotiation, [1, 2], {"execute": tru}, "bare", 12, ], ping before negotiation.
         #expect(split.returns == 0 && split.errors == 7)

@@ -230,6 +230,7 @@ extension SeedCorpus {
             #"{"execute": "ping", "id": "a"}"#,
             #"{"execute": "echo", "arguments": {"text": "hi", "n": -1, "flag": true, "tags": ["x"], "value": {"a": [1, 2.5, null]}}, "id": {"nested": [1]}}"#,
             #"{"exec-oob": "x-oob-ping", "id": 18446744073709551615}"#,
+            #"{"execute": "echo", "arguments": {"text": "\ud83d\ude00 \u00e9\/"}, "id": "\uD834\uDD1E"}"#,
             #"{"execute": "fail"}"#,
             #"{"execute": "query-fuzz"}"#,
             #"{"execute": "echo", "arguments": {"text": 3}}"#,
