@@ -112,7 +112,8 @@ let package = Package(
         // replay tests run the same code.
         .target(
             name: "FuzzTargets",
-            dependencies: ["Memory", "MemoryOracle", "Devices", "VirtIO", "Loader", "Machine", "VMMSys"],
+            dependencies: ["Memory", "MemoryOracle", "Devices", "VirtIO", "Loader", "Machine", "VMMSys", "QMP",
+                           .product(name: "SystemPackage", package: "swift-system")],
             path: "Fuzz/Sources/FuzzTargets", swiftSettings: strict),
         .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "Loader", "Machine", "Memory", "VirtIO"], swiftSettings: strict),
         .testTarget(

@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets=(virtqueue virtio-pci pci-config msix fwcfg serial memory loader cmdline)
+targets=(virtqueue virtio-pci pci-config msix fwcfg serial memory loader cmdline virtio-net virtio-serial qmp)
 bin=.build-fuzz/release/vmm-fuzz
 # The Swift runtime's own crash reporter would race libFuzzer's; libFuzzer prints the stack.
 export SWIFT_BACKTRACE=enable=no

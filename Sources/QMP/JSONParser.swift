@@ -137,7 +137,12 @@ package struct JSONParser {
             case UInt8(ascii: "u"):
                 var unit = try hex4()
                 if (0xD800..<0xDC00).contains(unit) {
-                    try expect("\\u")
+                    // The escaped trailing surrogate follows at once (its hex digits right after
+                    // the `u`: `expect` would take them for the rest of a keyword). QEMU: parse_string().
+                    guard at + 1 < bytes.count, bytes[at] == UInt8(ascii: "\\"), bytes[at + 1] == UInt8(ascii: "u") else {
+                        throw JSONParseError("invalid surrogate pair")
+                    }
+                    at += 2
                     let low = try hex4()
                     guard (0xDC00..<0xE000).contains(low) else { throw JSONParseError("invalid surrogate pair") }
                     unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)

@@ -60,3 +60,97 @@ import Machine
 enum MachineConfigurationProbe {
     static func make(_ a: QEMUArguments) throws -> MachineConfiguration { try MachineConfiguration(qemu: a) }
 }
+
+/// The device and monitor seeds reach what they are meant to: traffic both ways, control
+/// commands acknowledged, the MULTIPORT handshake, host input and output, replies to generated
+/// requests.
+@Suite struct DeviceSeedMeaningTests {
+    func seed(_ target: FuzzTarget, _ name: String) throws -> [UInt8] {
+        try #require(target.seeds.first { $0.name == name }).bytes
+    }
+
+    @Test func netSeedsMoveFramesAndCommands() throws {
+        let a = try seed(.virtioNet, "mrg-rxbuf-offloads-control")
+        let (received, dropped, sent, acks, mac) = try VirtIONetFixture.withHeader.with { f throws(FuzzFailure) in
+            let c = f.net.counters
+            let before = (c.received, c.receiveDropped, c.transmitted)
+            try f.run(a)
+            let acks = f.bench.ram.read(offset: SeedCorpus.netAckBase, count: 6) ?? []
+            return (c.received - before.0, c.receiveDropped - before.1, c.transmitted - before.2, acks, f.net.currentMAC)
+        }
+        #expect(received == 3 && dropped == 1 && sent == 1)      // broadcast, merged, new MAC; one filtered
+        #expect(acks == [0, 0, 0, 0, 0, 0])                       // rx mode, MAC, VLAN, offloads, table, announce ack
+        #expect(mac == MACAddress(SeedCorpus.otherMAC))
+
+        let m = try seed(.virtioNet, "two-queue-pairs")
+        let (pairs, mReceived, mDropped, mFrames) = try VirtIONetFixture.withHeader.with { f throws(FuzzFailure) in
+            let c = f.net.counters
+            let before = (c.received, c.receiveDropped)
+            try f.run(m)
+            return (f.net.currentQueuePairs, c.received - before.0, c.receiveDropped - before.1, f.framesReceived)
+        }
+        #expect(pairs == 2 && mReceived == 2 && mDropped == 1 && mFrames == [0, 1])
+
+        let n = try seed(.virtioNet, "no-vnet-header")
+        let nFrames = try VirtIONetFixture.withoutHeader.with { f throws(FuzzFailure) in
+            let before = f.net.counters.received
+            try f.run(n)
+            return (f.net.counters.received - before, f.framesReceived)
+        }
+        #expect(nFrames.0 == 1 && nFrames.1 == [1, 0])
+
+        let t = try seed(.virtioNet, "transmit-backpressure")
+        let tFrames = try VirtIONetFixture.withHeader.with { f throws(FuzzFailure) in
+            try f.run(t)
+            return (f.framesReceived, f.model.queues[1]?.usedTotal)
+        }
+        #expect(tFrames.0 == [6, 0] && tFrames.1 == 6)
+    }
+
+    @Test func serialSeedsHandshakeAndCarryData() throws {
+        let s = try seed(.virtioSerial, "multiport-handshake-data")
+        let r = try VirtIOSerialFixture.shared.with { f throws(FuzzFailure) in
+            try f.run(s)
+            return (f.hostReceived, f.model.queues[2]?.usedTotal, f.model.queues[0]?.usedTotal, f.model.queues[4]?.usedTotal,
+                    f.ports.map(\.guestConnected), f.bench.status)
+        }
+        #expect(r.0[0] == Array("to the console\n!".utf8))
+        #expect(r.0[1] == Array("to the named port".utf8))
+        // DEVICE_ADD ×3, CONSOLE_PORT 0, PORT_OPEN 0, PORT_NAME 1, PORT_OPEN 1, PORT_NAME 2 (no
+        // chardev: never open); PORT_OPEN 1 = 0 and 1 as its host side leaves and comes back.
+        #expect(r.1 == 10)
+        #expect(r.2 == 1 && r.3 == 3)                            // console input, 680 bytes in 256-byte buffers
+        #expect(r.4 == [true, true, false] && r.5 & 0x40 == 0)
+
+        let c = try seed(.virtioSerial, "console-without-multiport")
+        let cr = try VirtIOSerialFixture.shared.with { f throws(FuzzFailure) in
+            try f.run(c)
+            return (f.hostReceived[0], f.model.queues[0]?.usedTotal)
+        }
+        #expect(cr.0 == Array("console output".utf8) && cr.1 == 1)
+
+        let h = try seed(.virtioSerial, "hostile-control-messages")
+        let hr = try VirtIOSerialFixture.shared.with { f throws(FuzzFailure) in
+            try f.run(h)
+            return (f.model.queues[3]?.usedTotal, f.bench.status)
+        }
+        #expect(hr.0 == 6 && hr.1 & 0x40 == 0)
+    }
+
+    @Test func qmpSeedsGetReplies() throws {
+        func run(_ name: String) throws -> QMPFuzzRun {
+            var r = QMPFuzzRun()
+            try r.run(try seed(.qmp, name))
+            return r
+        }
+        let session = try run("negotiate-and-commands")
+        #expect(session.returns == 6 && session.errors == 4 && session.negotiated)
+        let split = try run("split-and-broken-input")
+        // Echo before negotiation, [1, 2], {"execute": tru}, "bare", 12, ], ping before negotiation.
+        #expect(split.returns == 0 && split.errors == 7)
+        let generated = try run("generated-request")
+        #expect(generated.generatedAnswered == 1 && generated.returns == 2)
+        let deep = try run("deep-and-long")
+        #expect(deep.returns >= 2 && deep.longestReply > 2000)
+    }
+}

@@ -17,6 +17,18 @@ import Testing
         #expect(throws: JSONParseError.self) { try JSONParser.parse(text) }
     }
 
+    /// A character outside the BMP written as an escaped surrogate pair, as JSON encoders
+    /// write it (found by the `qmp` fuzz target: Fuzz/regressions/qmp/json-surrogate-pair).
+    /// QEMU: parse_string() joins the pair.
+    @Test func joinsEscapedSurrogatePairs() throws {
+        #expect(try JSONParser.parse(#""\ud83d\ude00""#) == "\u{1F600}")
+        #expect(try JSONParser.parse(#"["a\uD834\uDD1Eb", 1]"#) == ["a\u{1D11E}b", 1])
+        #expect(try JSONParser.parse(#"{"execute": "x", "id": "\udbff\udfff"}"#)["id"] == "\u{10FFFF}")
+        for lone in [#""\ud83d""#, #""\ud83dx""#, #""\ud83d\u0041""#, #""\ud83d\""#, #""\ude00""#, #""\ud83d\ud83d""#] {
+            #expect(throws: JSONParseError.self, "\(lone)") { try JSONParser.parse(lone) }
+        }
+    }
+
     @Test func boundsNesting() {
         let deep = String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000)
         #expect(throws: JSONParseError.self) { try JSONParser.parse(deep) }

@@ -40,23 +40,22 @@ func makeSpace(_ name: String, size: UInt128, system: MemorySystem) -> (root: Me
 }
 
 extension RAMBlock {
-    /// Sets the whole block to `image` followed by zeros, storing only the bytes that differ
-    /// (a run's device writes are few; rewriting every byte would dominate the run).
+    /// Sets the whole block to `image` followed by zeros, rewriting only the pages that differ
+    /// (a run's device writes are few). Pages are compared as `Data` (one memcmp each): a byte
+    /// loop, instrumented for coverage like all fuzzer code, would dominate short runs.
     func fill(with image: [UInt8]) {
         let current = contents
-        var i = 0
-        while i < current.count {
-            let want: UInt64
-            let chunk = min(8, current.count - i)
-            var have: UInt64 = 0
-            var w: UInt64 = 0
-            for k in 0..<chunk {
-                have |= UInt64(current[i + k]) << (8 * UInt64(k))
-                if i + k < image.count { w |= UInt64(image[i + k]) << (8 * UInt64(k)) }
+        let page = 4096
+        var start = 0
+        while start < current.count {
+            let end = min(start + page, current.count)
+            var want = [UInt8](repeating: 0, count: end - start)
+            if start < image.count {
+                let n = min(end, image.count) - start
+                want.replaceSubrange(0..<n, with: image[start..<(start + n)])
             }
-            want = w
-            if have != want { store(offset: UInt64(i), value: want, size: chunk) }
-            i += chunk
+            if Data(current[start..<end]) != Data(want) { write(want, offset: UInt64(start)) }
+            start = end
         }
     }
 

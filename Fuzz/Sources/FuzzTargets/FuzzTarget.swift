@@ -20,6 +20,12 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case loader
     /// The QEMU command line into a machine configuration.
     case cmdline
+    /// virtio-net over virtio-pci: transmit, receive (merged or not), the control queue.
+    case virtioNet = "virtio-net"
+    /// virtio-serial over virtio-pci: MULTIPORT control messages, port data, host input.
+    case virtioSerial = "virtio-serial"
+    /// A QMP session fed a hostile byte stream.
+    case qmp
 
     /// Runs one input. Throws when a check of the target fails; a trap in the code under test
     /// is a crash, as it would be in the VMM.
@@ -34,6 +40,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .memory: try fuzzMemoryDispatch(data)
         case .loader: try fuzzLoader(data)
         case .cmdline: try fuzzCommandLine(data)
+        case .virtioNet: try fuzzVirtIONet(data)
+        case .virtioSerial: try fuzzVirtIOSerial(data)
+        case .qmp: try fuzzQMP(data)
         }
     }
 

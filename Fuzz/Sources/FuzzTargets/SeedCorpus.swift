@@ -16,6 +16,9 @@ public enum SeedCorpus {
         case .memory: return memory()
         case .loader: return loader()
         case .cmdline: return cmdline()
+        case .virtioNet: return virtioNet()
+        case .virtioSerial: return virtioSerial()
+        case .qmp: return qmp()
         }
     }
 
