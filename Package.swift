@@ -57,7 +57,7 @@ let package = Package(
         .target(
             name: "Devices",
             dependencies: ["Memory", "VMMSys", .product(name: "Logging", package: "swift-log")],
-            swiftSettings: strict),
+            swiftSettings: strictUnsafe),
         // Virtio devices over PCI, their virtqueues and the I/O thread that serves them.
         .target(
             name: "VirtIO",

@@ -39,6 +39,7 @@ run mbinfo mbinfo "mem=256 mods=2" -m 256 \
     -initrd "$SRC/tests/mods/one.txt arg1 arg2,$SRC/tests/mods/two.txt"
 run fwcfg fwcfg "mem=256 cpus=2" -m 256 -smp 2
 run pci pci ""
+run cf8low cf8low ""
 run pcitestdev pcitestdev "writes=1000"
 run pctestdev pctestdev ""
 run irq irq "irq=10"

@@ -7,7 +7,10 @@ import VMMSys
 /// 24 bits wrap (every ~4.7 s). Only 4-byte accesses are valid, as on QEMU; writes are ignored.
 /// QEMU: acpi_pm_tmr (hw/acpi/core.c), "acpi-tmr" at PM base + 8 (0x608 on `pc`).
 public final class ACPIPMTimer: Sendable {
+    /// The 4-byte register ("acpi-tmr"), mapped by the machine in the I/O space.
     public let region: MemoryRegion
+    /// Where the `pc` machine maps it: PM base 0x600 + 8. QEMU: acpi_pm_tmr_init() in the PIIX4
+    /// PM's I/O block.
     public static let defaultPort: UInt64 = 0x608
     /// Counter frequency in Hz. QEMU: `PM_TIMER_FREQUENCY`.
     public static let frequency: UInt64 = 3_579_545

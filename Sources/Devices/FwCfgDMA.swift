@@ -27,6 +27,8 @@ import VMMSys
 /// Every guest-given address and length goes through the bounds-checked `GuestMemory`; each
 /// failure also logs one rate-limited warning (QEMU logs none).
 public final class FwCfgDMA: Sendable {
+    /// The DMA address register's port on `pc`: FW_CFG_IO_BASE + 4.
+    /// QEMU: fw_cfg_init_io_dma(FW_CFG_IO_BASE, FW_CFG_IO_BASE + 4, …).
     public static let defaultPort: UInt64 = 0x514
     static let controlError: UInt32 = 0x01, controlRead: UInt32 = 0x02, controlSkip: UInt32 = 0x04
     static let controlSelect: UInt32 = 0x08, controlWrite: UInt32 = 0x10
@@ -36,6 +38,8 @@ public final class FwCfgDMA: Sendable {
     /// Item bytes are copied in pieces of this size (bounds each temporary buffer).
     static let chunkSize = 0x10000
 
+    /// The 8-byte big-endian DMA address register ("fwcfg.dma"): a write of the low half starts a
+    /// transfer.
     public let region: MemoryRegion
     private let fwCfg: FwCfg
     private let memory: GuestMemory
@@ -56,6 +60,7 @@ public final class FwCfgDMA: Sendable {
         fwCfg.setInteger(FwCfg.Key.id, UInt32(3))
     }
 
+    /// Maps the register into the I/O space `io` at `port`.
     public func map(into io: MemoryRegion, at port: UInt64 = FwCfgDMA.defaultPort) {
         io.addSubregion(region, at: port)
     }

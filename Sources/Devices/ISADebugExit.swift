@@ -8,7 +8,9 @@ import VMMSys
 public final class ISADebugExit: Sendable {
     /// The port range; the machine maps it at `iobase`.
     public let region: MemoryRegion
+    /// The first port (`iobase=`).
     public let iobase: UInt16
+    /// The number of ports (`iosize=`).
     public let iosize: UInt16
 
     /// QEMU's defaults are iobase 0x501, iosize 0x02; test kernels use 0xf4/0x4.

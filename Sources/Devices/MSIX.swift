@@ -45,8 +45,12 @@ public protocol MSIController: Sendable {
 /// `msix_handle_mask_update()` firing virtio-pci's `kvm_virtio_pci_vector_use()` /
 /// `_release()` (irqfd bound only while unmasked).
 public final class MSIX: Sendable {
+    /// Where the pending-bit array starts in the region (after the table). QEMU:
+    /// MSIX_EXCLUSIVE_BAR_PBA_OFFSET (msix_init_exclusive_bar()).
     public static let pbaOffset: UInt64 = 0x800
+    /// Table entries (1 to 64).
     public let vectorCount: Int
+    /// The table and PBA (4 KiB), which the owning function maps as a BAR.
     public let region: MemoryRegion
     private let controller: any MSIController
 
@@ -76,6 +80,8 @@ public final class MSIX: Sendable {
 
     private let state: Mutex<State>
 
+    /// A table of `vectors` entries (clamped to 1...64), all masked, MSI-X disabled; messages go to
+    /// `controller`; `name` names the region. QEMU: msix_init().
     public init(vectors: Int, controller: any MSIController, name: String) {
         vectorCount = max(1, min(vectors, 64))
         self.controller = controller
@@ -130,6 +136,7 @@ public final class MSIX: Sendable {
         }
     }
 
+    /// Whether the function's MSI-X Enable bit is set (the last control write said so).
     public var isEnabled: Bool { state.withLock { $0.enabled } }
 
     /// Back to the reset state: disabled, every entry zero and masked, nothing pending, every

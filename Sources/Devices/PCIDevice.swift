@@ -62,17 +62,27 @@ open class PCIDevice: @unchecked Sendable {
 
     /// Config-space register offsets. QEMU: include/hw/pci/pci_regs.h.
     public enum Register {
+        /// Identity, command and status registers.
         public static let vendorID = 0x00, deviceID = 0x02, command = 0x04, status = 0x06
+        /// Revision and class code.
         public static let revision = 0x08, classProg = 0x09, classDevice = 0x0a
+        /// Cache line size, latency timer and header type.
         public static let cacheLineSize = 0x0c, latencyTimer = 0x0d, headerType = 0x0e
+        /// BAR 0 (BAR n is at bar0 + 4n) and the subsystem IDs.
         public static let bar0 = 0x10, subsystemVendorID = 0x2c, subsystemID = 0x2e
+        /// The expansion ROM BAR and the INTx line and pin.
         public static let romAddress = 0x30, interruptLine = 0x3c, interruptPin = 0x3d
     }
 
+    /// Command bit: I/O BARs decode. QEMU: PCI_COMMAND_IO.
     public static let commandIO: UInt16 = 0x1
+    /// Command bit: memory BARs decode. QEMU: PCI_COMMAND_MEMORY.
     public static let commandMemory: UInt16 = 0x2
+    /// Command bit: bus mastering (the device may DMA). QEMU: PCI_COMMAND_MASTER.
     public static let commandMaster: UInt16 = 0x4
+    /// Command bit: SERR# enable. QEMU: PCI_COMMAND_SERR.
     public static let commandSERR: UInt16 = 0x100
+    /// Command bit: INTx disabled (the pin is not asserted). QEMU: PCI_COMMAND_INTX_DISABLE.
     public static let commandIntxDisable: UInt16 = 0x400
 
     struct BAR {
@@ -95,7 +105,12 @@ open class PCIDevice: @unchecked Sendable {
         var protectedIO: Range<UInt64>?
         /// Where the next capability goes (capabilities live from 0x40 up).
         var nextCapability = 0x40
+        /// The expansion ROM behind the ROM BAR (config 0x30), if any.
+        var rom: BAR?
     }
+
+    /// The ROM BAR's enable bit (config 0x30 bit 0). QEMU: PCI_ROM_ADDRESS_ENABLE.
+    public static let romEnable: UInt32 = 0x1
 
     private let state: Mutex<State>
 
@@ -164,6 +179,80 @@ open class PCIDevice: @unchecked Sendable {
                     s.wmask[at + 4 + i] = UInt8(truncatingIfNeeded: mask >> (32 + 8 * UInt64(i)))
                 }
             }
+        }
+    }
+
+    /// Declares the expansion ROM behind the ROM BAR at config 0x30: `region` (a ROM whose size
+    /// is a power of two from 16 bytes to 2 GiB) decodes in memory space when the
+    /// BAR's enable bit and the command register's memory bit are both set. Sizing works as for
+    /// a 32-bit memory BAR, the address bits below the size reading 0. Call before the device
+    /// is plugged in.
+    /// QEMU: pci_register_bar(PCI_ROM_SLOT) from pci_add_option_rom().
+    public func registerROM(_ region: MemoryRegion) {
+        let size128 = region.size
+        precondition(size128 >= 16 && size128 <= UInt128(1) << 31 && size128 & (size128 &- 1) == 0,
+                     "ROM size must be a power of two from 16 bytes to 2 GiB")
+        let size = UInt64(size128)
+        state.withLock { s in
+            precondition(s.rom == nil, "ROM BAR already in use")
+            s.rom = BAR(region: region, kind: .memory32, size: size, mappedAt: nil)
+            let mask = UInt32(truncatingIfNeeded: ~(size - 1)) | PCIDevice.romEnable
+            for i in 0..<4 {
+                s.bytes[Register.romAddress + i] = 0
+                s.wmask[Register.romAddress + i] = UInt8(truncatingIfNeeded: mask >> (8 * UInt32(i)))
+            }
+        }
+    }
+
+    /// The expansion ROM's size, if the device has one.
+    public var romSize: UInt64? { state.withLock { $0.rom?.size } }
+
+    /// Where the expansion ROM is currently mapped, or nil.
+    public var romAddress: UInt64? { state.withLock { $0.rom?.mappedAt } }
+
+    /// Sets configuration bytes from `offset` and which of their bits the guest may write (the
+    /// same mask for each), as a device's realize() fills `config` and `wmask`. Bytes past 255
+    /// are ignored. Not for the header's BAR and command registers (they have their own rules).
+    public func setConfig(_ bytes: [UInt8], at offset: Int, writeMask: UInt8) {
+        state.withLock { s in
+            for (i, b) in bytes.enumerated() {
+                let a = offset &+ i
+                guard (0..<256).contains(a) else { continue }
+                s.bytes[a] = b
+                s.wmask[a] = writeMask
+            }
+        }
+    }
+
+    /// Reads `count` configuration bytes from `offset` (bytes past 255 read 0xff).
+    public func configBytes(at offset: Int, count: Int) -> [UInt8] {
+        state.withLock { s in
+            (0..<max(0, count)).map { i in
+                let a = offset &+ i
+                return (0..<256).contains(a) ? s.bytes[a] : 0xff
+            }
+        }
+    }
+
+    /// The header registers back to their reset values on a system reset: the writable bits of
+    /// command and status and the interrupt line cleared, the cache line size 0, every BAR back
+    /// to its type bits (so nothing decodes until firmware programs it again). Device-specific
+    /// registers are left alone. QEMU: pci_do_device_reset().
+    public func resetHeader() {
+        state.withLock { s in
+            for r in [Register.command, Register.command + 1, Register.status, Register.status + 1, Register.interruptLine] {
+                s.bytes[r] &= ~s.wmask[r]
+            }
+            s.bytes[Register.cacheLineSize] = 0
+            if s.rom != nil { for b in 0..<4 { s.bytes[Register.romAddress + b] = 0 } }
+            for (i, bar) in s.bars.enumerated() {
+                guard let bar else { continue }
+                let at = Register.bar0 + 4 * i
+                for b in 0..<(bar.kind.is64Bit ? 8 : 4) {
+                    s.bytes[at + b] = b < 4 ? UInt8(truncatingIfNeeded: bar.kind.typeBits >> (8 * UInt32(b))) : 0
+                }
+            }
+            updateMappings(&s)
         }
     }
 
@@ -275,8 +364,22 @@ open class PCIDevice: @unchecked Sendable {
         return base
     }
 
-    /// Brings every BAR's mapping in line with config space, in one memory transaction.
-    /// QEMU: pci_update_mappings().
+    /// The address the expansion ROM decodes at now, or nil: memory decoding on, the ROM BAR's
+    /// enable bit set, and the address neither 0 nor reaching 4 GiB. QEMU: pci_bar_address()
+    /// (PCI_ROM_SLOT keeps its enable bit apart from the address).
+    private func effectiveROMAddress(_ s: State) -> UInt64? {
+        guard let rom = s.rom else { return nil }
+        let cmd = UInt16(s.bytes[Register.command]) | UInt16(s.bytes[Register.command + 1]) << 8
+        var raw: UInt64 = 0
+        for i in 0..<4 { raw |= UInt64(s.bytes[Register.romAddress + i]) << (8 * UInt64(i)) }
+        guard cmd & PCIDevice.commandMemory != 0, raw & UInt64(PCIDevice.romEnable) != 0 else { return nil }
+        let base = raw & ~(rom.size - 1)
+        guard base != 0, base + rom.size - 1 < 0xffff_ffff else { return nil }
+        return base
+    }
+
+    /// Brings every BAR's mapping (and the ROM's) in line with config space, in one memory
+    /// transaction. QEMU: pci_update_mappings().
     private func updateMappings(_ s: inout State) {
         guard let io = s.ioSpace, let memory = s.memorySpace else { return }
         var changes: [(index: Int, old: UInt64?, new: UInt64?)] = []
@@ -285,7 +388,9 @@ open class PCIDevice: @unchecked Sendable {
             let new = effectiveAddress(s, i)
             if new != bar.mappedAt { changes.append((i, bar.mappedAt, new)) }
         }
-        guard !changes.isEmpty else { return }
+        let romNew = effectiveROMAddress(s)
+        let romChanged = s.rom != nil && romNew != s.rom?.mappedAt
+        guard !changes.isEmpty || romChanged else { return }
         memory.withTransaction {
             for c in changes {
                 guard let bar = s.bars[c.index] else { continue }
@@ -293,6 +398,11 @@ open class PCIDevice: @unchecked Sendable {
                 if c.old != nil { container.removeSubregion(bar.region) }
                 if let new = c.new { container.addSubregion(bar.region, at: new, priority: 1) }
                 s.bars[c.index]?.mappedAt = c.new
+            }
+            if romChanged, let rom = s.rom {
+                if rom.mappedAt != nil { memory.removeSubregion(rom.region) }
+                if let romNew { memory.addSubregion(rom.region, at: romNew, priority: 1) }
+                s.rom?.mappedAt = romNew
             }
         }
     }

@@ -1,11 +1,16 @@
 import Memory
 import Synchronization
 
+/// Why a device could not be plugged into bus 0 (configuration mistakes, never guest-caused).
 public enum PCIError: Error, Equatable, CustomStringConvertible {
+    /// `addr=` names a slot (and function) already taken. QEMU: do_pci_register_device().
     case slotInUse(Int)
+    /// Every slot from 1 to 31 is taken. QEMU: do_pci_register_device().
     case noFreeSlot
+    /// `addr=` outside slots 0-31 or functions 0-7.
     case invalidSlot(Int)
 
+    /// The error as one line for the user.
     public var description: String {
         switch self {
         case .slotInUse(let s): return "PCI slot \(s) is already in use"
@@ -17,24 +22,62 @@ public enum PCIError: Error, Equatable, CustomStringConvertible {
 
 /// Where firmware-style assignment put one BAR.
 public struct PCIBARAssignment: Sendable, Equatable {
+    /// The device's slot on bus 0.
     public let slot: Int
+    /// The BAR's index, 0-5, or `PCIHost.romSlot` for the expansion ROM.
     public let bar: Int
+    /// I/O or memory (32/64-bit, prefetchable).
     public let kind: PCIDevice.BARKind
+    /// The address written to the BAR.
     public let address: UInt64
+    /// The BAR's size in bytes.
     public let size: UInt64
 }
 
-/// The i440FX host bridge itself, function 00:00.0. QEMU: i440FX (hw/pci-host/i440fx.c).
+/// The i440FX host bridge itself, function 00:00.0. With firmware (`attachMemoryControl`) its
+/// registers from 0x40 are writable, as QEMU leaves every device-specific register, and PAM0-6
+/// (0x59-0x5f) and SMRAM (0x72) drive the legacy-area mappings; without firmware they read 0 and
+/// the machine maps those areas as firmware would have left them. QEMU: i440FX
+/// (hw/pci-host/i440fx.c: i440fx_realize(), i440fx_write_config()).
 public final class I440FXBridge: PCIDevice, @unchecked Sendable {
+    private let memoryControl = Mutex<I440FXMemoryControl?>(nil)
+
+    /// The bridge with Intel's IDs (8086:1237, rev 2, host bridge class). QEMU: i440fx_class_init().
     public init() {
         super.init(vendorID: 0x8086, deviceID: 0x1237, classCode: 0x06_00_00, revision: 0x02)
+    }
+
+    /// Hands the PAM/SMRAM registers to `control` and makes 0x40-0xff writable; SMRAM reads its
+    /// reset value 0x02 and register 0x57 the RAM size in 8 MiB units (at most 255), as QEMU
+    /// sets them for old coreboot. QEMU: i440fx_realize(), i440fx_init() (I440FX_COREBOOT_RAM_SIZE).
+    public func attachMemoryControl(_ control: I440FXMemoryControl, ramSize: UInt64) {
+        setConfig([UInt8](repeating: 0, count: 0xc0), at: 0x40, writeMask: 0xff)
+        setConfig([I440FXMemoryControl.smramReset], at: I440FXMemoryControl.smramRegister, writeMask: 0xff)
+        setConfig([UInt8(min(ramSize >> 23, 255))], at: 0x57, writeMask: 0xff)
+        memoryControl.withLock { $0 = control }
+        control.update { configBytes(at: $0, count: $1) }
+    }
+
+    /// The PAM/SMRAM mappings, when firmware runs.
+    public var memoryControls: I440FXMemoryControl? { memoryControl.withLock { $0 } }
+
+    /// A write touching PAM0-6 or SMRAM re-applies the mappings (in one transaction).
+    /// QEMU: i440fx_write_config().
+    public override func configWrite(offset: Int, value: UInt32, size: Int) {
+        super.configWrite(offset: offset, value: value, size: size)
+        guard let control = memoryControl.withLock({ $0 }) else { return }
+        let end = offset &+ max(0, min(size, 4))
+        let pam = I440FXMemoryControl.pamRegister..<(I440FXMemoryControl.pamRegister + I440FXMemoryControl.pamCount)
+        let touched = (offset..<max(offset, end)).contains { pam.contains($0) || $0 == I440FXMemoryControl.smramRegister }
+        if touched { control.update { configBytes(at: $0, count: $1) } }
     }
 }
 
 /// PCI bus 0 behind an i440FX host bridge, reached through configuration mechanism #1: a
 /// 32-bit address register at I/O 0xcf8 (bit 31 enable, bus 23:16, device 15:11, function
-/// 10:8, register 7:2) and a data window at 0xcfc-0xcff taking byte, word or dword accesses at
-/// the offset within. With the enable bit clear, or for any function nobody implements
+/// 10:8, register 7:0) and a data window at 0xcfc-0xcff taking byte, word or dword accesses; the
+/// register is the address's bits 7:0 ORed with the offset in the window, so bits 1:0 written
+/// to 0xcf8 count as QEMU's host bridge counts them (`target`). With the enable bit clear, or for any function nobody implements
 /// (another bus included), the window reads all ones and ignores writes. Writes to the address
 /// register other than a full dword at 0xcf8 are ignored, as QEMU does.
 ///
@@ -49,11 +92,16 @@ public final class PCIHost: Sendable {
     public let addressRegion: MemoryRegion
     /// "pci-conf-data", 4 ports at 0xcfc.
     public let dataRegion: MemoryRegion
+    /// Function 00:00.0, the host bridge itself.
     public let bridge: I440FXBridge
+    /// The I/O container devices' I/O BARs map into.
     public let ioSpace: MemoryRegion
+    /// The container devices' memory BARs map into (the machine's "pci").
     public let memorySpace: MemoryRegion
 
+    /// CONFIG_ADDRESS. QEMU: pci_host_conf_le_ops on 0xcf8.
     public static let addressPort: UInt64 = 0xcf8
+    /// CONFIG_DATA. QEMU: pci_host_data_le_ops on 0xcfc.
     public static let dataPort: UInt64 = 0xcfc
     /// The ports of configuration mechanism #1 (and the PIIX3 reset register at 0xcf9 among
     /// them), which no I/O BAR may take over.
@@ -115,6 +163,10 @@ public final class PCIHost: Sendable {
         return devices.withLock { $0[slot << 3] }
     }
 
+    /// The BAR number of the expansion ROM in assignments (the ROM BAR at config 0x30 gets an
+    /// address with its enable bit clear, as SeaBIOS leaves it). QEMU: PCI_ROM_SLOT.
+    public static let romSlot = 6
+
     /// Programs every BAR as SeaBIOS 1.16 does on QEMU's i440FX, then enables I/O, memory and
     /// SERR on every function. Returns where each BAR went.
     ///
@@ -145,6 +197,10 @@ public final class PCIHost: Sendable {
                                           span: b.kind.isIO ? b.size : max(b.size, 0x1000))
                 if b.kind.isIO { io.insert(entry) } else if b.kind.isPrefetchable { pref.insert(entry) } else { mem.insert(entry) }
             }
+            // The ROM BAR last, as SeaBIOS sizes PCI_ROM_SLOT after the six: 32-bit memory.
+            if let size = dev.romSize {
+                mem.insert(BARList.Entry(slot: slot, device: dev, bar: Self.romSlot, kind: .memory32, size: size, span: max(size, 0x1000)))
+            }
         }
         var placed: [(BARList.Entry, UInt64)] = []
         // I/O. QEMU: pci_bios_init_root_regions_io().
@@ -171,7 +227,7 @@ public final class PCIHost: Sendable {
         // lock is never held while a device's lock is taken (devices take them the other way).
         var out: [PCIBARAssignment] = []
         for (e, address) in placed {
-            let reg = PCIDevice.Register.bar0 + 4 * e.bar
+            let reg = e.bar == Self.romSlot ? PCIDevice.Register.romAddress : PCIDevice.Register.bar0 + 4 * e.bar
             e.device.configWrite(offset: reg, value: UInt32(truncatingIfNeeded: address), size: 4)
             if e.kind.is64Bit {
                 e.device.configWrite(offset: reg + 4, value: UInt32(truncatingIfNeeded: address >> 32), size: 4)
@@ -226,32 +282,44 @@ public final class PCIHost: Sendable {
     /// The current CONFIG_ADDRESS value.
     public var currentConfigAddress: UInt32 { configAddress.withLock { $0 } }
 
+    /// CONFIG_ADDRESS as it was written, whatever byte of 0xcf8-0xcfb is read: the memory core
+    /// keeps the low bytes of the value for a narrower access, so `inb 0xcfa` reads bits 7:0.
+    /// QEMU: pci_host_config_read() (returns config_reg for any offset).
     func readAddress(_ offset: UInt64, _ size: Int) -> UInt64 {
-        UInt64(configAddress.withLock { $0 }) >> (8 * (offset & 3))
+        UInt64(configAddress.withLock { $0 })
     }
 
+    /// Only a dword write at 0xcf8 sets CONFIG_ADDRESS, all 32 bits of it (bits 1:0 included).
+    /// QEMU: pci_host_config_write().
     func writeAddress(_ offset: UInt64, _ value: UInt64, _ size: Int) {
         guard offset == 0, size == 4 else { return }
         configAddress.withLock { $0 = UInt32(truncatingIfNeeded: value) }
     }
 
-    /// The addressed function and register, or nil when disabled / nothing there.
-    private func target(_ offset: UInt64) -> (PCIDevice, Int)? {
+    /// The addressed function, the register, and how many of the access's bytes fall inside
+    /// its 256-byte configuration space; nil when disabled or nothing is there. The register is
+    /// CONFIG_ADDRESS's bits 7:0 — bits 1:0 included — ORed with the data port offset, so
+    /// 0x80001002 then a word read at 0xcfc reads the device ID. An access reaching past 0xff
+    /// is cut at the end of the space (the bytes beyond read 0 and are not written).
+    /// QEMU: pci_host_data_read/write() (config_reg | (addr & 3)) → pci_data_read/write()
+    /// (addr & 0xff) → pci_host_config_read/write_common() (MIN(len, limit - addr)).
+    func target(_ offset: UInt64, _ size: Int) -> (device: PCIDevice, register: Int, size: Int)? {
         let addr = configAddress.withLock { $0 }
         guard addr & 0x8000_0000 != 0, (addr >> 16) & 0xff == 0 else { return nil }
         let devfn = Int((addr >> 8) & 0xff)
         guard let dev = devices.withLock({ $0[devfn] }) else { return nil }
-        return (dev, Int(addr & 0xfc) | Int(offset & 3))
+        let register = Int((addr | UInt32(truncatingIfNeeded: offset & 3)) & 0xff)
+        return (dev, register, min(max(size, 0), 256 - register))
     }
 
     func readData(_ offset: UInt64, _ size: Int) -> UInt64 {
-        guard let (dev, reg) = target(offset) else { return UInt64.max }
-        return UInt64(dev.configRead(offset: reg, size: size))
+        guard let t = target(offset, size) else { return UInt64.max }
+        return UInt64(t.device.configRead(offset: t.register, size: t.size))
     }
 
     func writeData(_ offset: UInt64, _ value: UInt64, _ size: Int) {
-        guard let (dev, reg) = target(offset) else { return }
-        dev.configWrite(offset: reg, value: UInt32(truncatingIfNeeded: value), size: size)
+        guard let t = target(offset, size) else { return }
+        t.device.configWrite(offset: t.register, value: UInt32(truncatingIfNeeded: value), size: t.size)
     }
 }
 

@@ -28,21 +28,34 @@ public final class PCITestDev: PCIDevice, @unchecked Sendable {
     public let mmioRegion: MemoryRegion
     /// BAR1.
     public let portioRegion: MemoryRegion
+    /// Whether the wildcard MMIO test registers a zero-length ioeventfd
+    /// (KVM_CAP_IOEVENTFD_ANY_LENGTH).
     public let fastMMIO: Bool
 
+    /// Tests per BAR: no-eventfd, wildcard-eventfd, datamatch-eventfd.
     public static let testsPerType = 3
+    /// Tests in all (two BARs).
     public static let testCount = 6
+    /// The byte the datamatch and no-eventfd tests expect.
     public static let datamatchData: UInt8 = 0xfa
+    /// The byte the wildcard test is described with (any value matches it).
     public static let nomatchData: UInt8 = 0xce
+    /// Every test listens to 1-byte writes.
     public static let accessWidth = 1
 
     /// One test's fixed description. QEMU: IOTest.
     public struct Test: Sendable {
+        /// Index i = type * 3 + t.
         public let index: Int
+        /// `TYPE-TEST`, e.g. `portio-datamatch-eventfd`.
         public let name: String
+        /// In BAR0 (MMIO) rather than BAR1 (port I/O).
         public let isMMIO: Bool
+        /// Where it listens within its BAR.
         public let offset: UInt32
+        /// The data byte in its header.
         public let data: UInt8
+        /// Whether its ioeventfd matches `data` only.
         public let matchData: Bool
         /// The ioeventfd's size (0 = any length).
         public let eventfdSize: Int
@@ -50,6 +63,7 @@ public final class PCITestDev: PCIDevice, @unchecked Sendable {
         public let notifier: EventNotifier?
     }
 
+    /// The six tests, by index.
     public let tests: [Test]
 
     struct State {

@@ -12,18 +12,30 @@ import Synchronization
 /// - MMIO 0xff000000, 64 KiB: scratch memory behind callbacks (not RAM), any width 1-4.
 /// QEMU: pc-testdev (hw/misc/pc-testdev.c).
 public final class PCTestDev: Sendable {
+    /// The scratch register at 0xe0 (any width and offset).
     public let ioportRegion: MemoryRegion
+    /// The flush-page port at 0xe4 (32-bit writes).
     public let flushPageRegion: MemoryRegion
+    /// The scratch register at 0xe8 through byte-only callbacks.
     public let ioportByteRegion: MemoryRegion
+    /// The 24 IRQ-line ports at 0x2000.
     public let irqRegion: MemoryRegion
+    /// The 64 KiB of MMIO scratch at 0xff000000.
     public let iomemRegion: MemoryRegion
 
+    /// The scratch register's port. QEMU: testdev_realizefn() maps each region.
     public static let ioportBase: UInt64 = 0xe0
+    /// The flush-page port.
     public static let flushPageBase: UInt64 = 0xe4
+    /// The byte-only scratch port.
     public static let ioportByteBase: UInt64 = 0xe8
+    /// The first IRQ-line port.
     public static let irqBase: UInt64 = 0x2000
+    /// The MMIO scratch window.
     public static let iomemBase: UInt64 = 0xff00_0000
+    /// IRQ lines the IRQ ports drive (the IOAPIC's pins).
     public static let irqCount = 24
+    /// Bytes of MMIO scratch.
     public static let iomemSize = 0x10000
 
     private let scratch = Mutex<UInt32>(0)

@@ -1,56 +1,64 @@
 import Synchronization
+import SystemPackage
 import VMMSys
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Where a UART's transmitted bytes go (QEMU's chardev). Called on the vCPU thread that wrote
 /// the transmit register, in order, with the device's lock held: a backend must not call back
 /// into the UART. QEMU: Chardev (`qemu_chr_fe_write`).
 public protocol SerialBackend: Sendable {
+    /// Takes the bytes the guest transmitted, in order; must not block for long nor call back
+    /// into the device. QEMU: qemu_chr_fe_write_all().
     func write(_ bytes: [UInt8])
 }
 
-private func writeAll(_ fd: Int32, _ bytes: [UInt8]) { writeFully(fd, bytes) }
-
 /// The host's standard output, unbuffered (`-serial stdio`). QEMU: chardev "stdio".
 public struct StdoutSerialBackend: SerialBackend {
+    /// A backend on descriptor 1.
     public init() {}
-    public func write(_ bytes: [UInt8]) { writeAll(STDOUT_FILENO, bytes) }
+    /// Writes all of `bytes` to standard output (short writes completed, EINTR retried); an
+    /// error (a closed terminal) drops them, so the guest never stops for it.
+    public func write(_ bytes: [UInt8]) { writeFully(FileDescriptor.standardOutput, bytes) }
 }
 
 /// Drops everything (`-serial none`, or `-nodefaults` without `-serial`). QEMU: chardev "null".
 public struct NullSerialBackend: SerialBackend {
+    /// A backend that discards.
     public init() {}
+    /// Discards `bytes`.
     public func write(_ bytes: [UInt8]) {}
 }
 
 /// Appends to a file, created if missing and truncated (`-serial file:PATH`). The descriptor
 /// is closed when the backend is released. QEMU: chardev "file".
 public final class FileSerialBackend: SerialBackend {
+    /// The file written to.
     public let path: String
-    private let fd: Int32
+    private let fd: FileDescriptor
 
+    /// Creates or truncates `path` (mode 0644 before the umask), write-only and close-on-exec.
+    /// - Throws: `SystemError` naming `open` and the path.
     public init(path: String) throws(SystemError) {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            throw SystemError(operation: "open", arguments: path, errno: currentErrno())
+        fd = try systemCall("open", arguments: path) {
+            try FileDescriptor.open(FilePath(path), .writeOnly, options: [.create, .truncate, .closeOnExec],
+                                    permissions: [.ownerReadWrite, .groupRead, .otherRead])
         }
         self.path = path
-        self.fd = fd
     }
 
-    deinit { close(fd) }
+    deinit { try? fd.close() }
 
-    public func write(_ bytes: [UInt8]) { writeAll(fd, bytes) }
+    /// Writes all of `bytes` to the file; an error drops them (the guest never stops for it).
+    public func write(_ bytes: [UInt8]) { writeFully(fd, bytes) }
 }
 
 /// Keeps every byte in memory; for tests and for the monitor. QEMU: chardev "ringbuf" (unbounded).
 public final class CapturingSerialBackend: SerialBackend {
     private let storage = Mutex<[UInt8]>([])
 
+    /// An empty capture.
     public init() {}
 
+    /// Appends `bytes` to the capture.
     public func write(_ bytes: [UInt8]) { storage.withLock { $0.append(contentsOf: bytes) } }
 
     /// Everything written so far.

@@ -90,6 +90,7 @@ public final class SerialPort: Sendable {
 
     /// The ports and IRQs of ISA serial ports 0–3 (COM1–COM4). QEMU: isa_serial_io, isa_serial_irq.
     public static let isaBases: [UInt64] = [0x3f8, 0x2f8, 0x3e8, 0x2e8]
+    /// Their IRQ lines, by index.
     public static let isaIRQs: [UInt32] = [4, 3, 4, 3]
 
     /// Creates a UART that transmits to `backend` and interrupts through `irq`. `clock` (ns,

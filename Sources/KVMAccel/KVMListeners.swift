@@ -27,11 +27,19 @@ final class KVMMemoryListener: MemoryListener, @unchecked Sendable {
         accelerator.slots.remove(section)
     }
 
-    /// Whether a section becomes a slot (nil: no), and if so whether read-only. Read-only
-    /// RAM without KVM_CAP_READONLY_MEM stays unmapped so guest reads and writes exit as MMIO.
+    /// Whether a section becomes a slot (nil: no), and if so whether read-only. As QEMU, the
+    /// slot is read-only when the region itself is (ROM, or RAM made read-only), not when only
+    /// an alias or container above it is: RAM shown through a read-only alias (the i440FX's
+    /// PAM "read-only" windows over 0xc0000-0xfffff) is a writable slot, so guest writes land
+    /// in RAM under KVM exactly as on QEMU. This matters beyond fidelity: KVM's instruction
+    /// emulator sets a descriptor's accessed bit when it loads a segment, and with the GDT in a
+    /// read-only slot (QEMU's multiboot option ROM keeps its GDT in the ROM it runs from) a far
+    /// jump is retried forever inside KVM_RUN on a host that emulates supervisor code.
+    /// Read-only RAM without KVM_CAP_READONLY_MEM stays unmapped so guest reads and writes exit
+    /// as MMIO. QEMU: kvm_mem_flags() (reads `mr->readonly`, not the section's), kvm_set_phys_mem().
     private func slotMapping(_ section: MemoryRegionSection) -> Bool? {
         guard section.region.isRAM else { return nil }
-        if section.readOnly { return accelerator.readOnlyMemory ? true : nil }
+        if section.region.isReadOnly { return accelerator.readOnlyMemory ? true : nil }
         return false
     }
 

@@ -10,14 +10,21 @@ import Memory
 /// devices, so their ioeventfds replay in one go). QEMU: kvm_init() + kvm_arch_init() and the
 /// system memory / io roots of memory_map_init().
 public final class MachineCore: Sendable {
+    /// /dev/kvm (or `VMM_KVM_DEVICE`).
     public let kvm: KVMSystem
+    /// The VM.
     public let vm: VirtualMachine
+    /// The KVM accelerator: a memory listener once `attach()` is called.
     public let accelerator: KVMAccelerator
+    /// The memory system both address spaces belong to (transactions, listeners).
     public let memorySystem: MemorySystem
     /// QEMU's "system" (2^64 bytes) and "io" (64 KiB) roots.
     public let systemRoot: MemoryRegion
+    /// QEMU's "io" root (64 KiB of ports).
     public let ioRoot: MemoryRegion
+    /// The guest-physical address space ("memory") over `systemRoot`. QEMU: address_space_memory.
     public let memory: AddressSpace
+    /// The port I/O address space ("I/O") over `ioRoot`. QEMU: address_space_io.
     public let io: AddressSpace
     /// What KVM_GET_SUPPORTED_CPUID reported.
     public let supportedCPUID: [CPUIDEntry]
@@ -25,8 +32,11 @@ public final class MachineCore: Sendable {
     /// Opens /dev/kvm and creates the VM and the two roots; nothing is mapped until `attach()`.
     /// - Parameters:
     ///   - memorySystem: whose transactions and listeners the address spaces use.
-    ///   - irqchip: create the in-kernel PIC/IOAPIC/LAPIC; `pit` also the in-kernel PIT.
-    /// - Throws: `SystemError` naming the ioctl that failed (e.g. no /dev/kvm).
+    ///   - irqchip: create the in-kernel PIC/IOAPIC/LAPIC.
+    ///   - pit: create the in-kernel PIT as well.
+    ///   - logger: the accelerator's logger.
+    /// - Throws: `MachineError` when /dev/kvm cannot be opened (one line saying what access
+    ///   vmm needs); `SystemError` naming the ioctl that failed otherwise.
     public init(memorySystem: MemorySystem = MemorySystem(), irqchip: Bool = false, pit: Bool = false,
                 logger: Logger = Logger(label: "vmm.machine")) throws {
         kvm = try KVMDevice.open()

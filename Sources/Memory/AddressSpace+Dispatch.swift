@@ -38,6 +38,7 @@ extension AddressSpace {
             case .ram(let block), .rom(let block):
                 piece = block.load(offset: offset, size: l) ?? ones(l)
             case .io(let ops):
+                if l < remaining { l = deviceLength(fr.region, offset, remaining) }
                 l = accessSize(ops, l, offset)
                 (piece, r) = dispatchRead(fr.region, ops, offset, l)
             case .container, .alias:
@@ -86,6 +87,7 @@ extension AddressSpace {
                 counters.rejectedCount.add(1, ordering: .relaxed)
                 result = .decodeError
             case .io(let ops):
+                if l < remaining { l = deviceLength(fr.region, offset, remaining) }
                 l = accessSize(ops, l, offset)
                 let r = dispatchWrite(fr.region, ops, offset, (value >> (8 * UInt64(done))) & ones(l), l)
                 if r != .ok { result = r }
@@ -105,6 +107,20 @@ extension AddressSpace {
     @inline(__always)
     private func pieceLength(_ fr: FlatRange, _ addr: UInt64, _ remaining: Int) -> Int {
         let left = fr.end - UInt128(addr)
+        return left < UInt128(remaining) ? Int(left) : remaining
+    }
+
+    /// How much of an access that starts in device region `mr` at `offset` goes to it when
+    /// the access runs past the flat range: a device register is accessed at its full width
+    /// even where another region overlaps the rest of it (a 4-byte write to 0xcf8 reaches
+    /// CONFIG_ADDRESS whole although the PIIX reset register at 0xcf9 sits above it), as QEMU
+    /// clamps only RAM at section boundaries. Deliberately, the piece still ends at the
+    /// region's own end, so no callback is handed bytes past its size (QEMU passes the whole
+    /// access to the region whatever its size). QEMU: address_space_translate_internal().
+    private func deviceLength(_ mr: MemoryRegion, _ offset: UInt64, _ remaining: Int) -> Int {
+        let size = mr.size
+        guard UInt128(offset) < size else { return 1 }
+        let left = size - UInt128(offset)
         return left < UInt128(remaining) ? Int(left) : remaining
     }
 

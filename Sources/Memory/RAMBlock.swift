@@ -33,6 +33,13 @@ public final class RAMBlock: Sendable {
     /// Host virtual address of byte 0, for KVM_SET_USER_MEMORY_REGION only.
     public var hostAddress: UInt64 { mapping.hostAddress }
 
+    /// Host memory for `offset..<offset+length` in small pages rather than transparent huge
+    /// pages (see `MappedMemory.preferSmallPages`): for a small area written once.
+    package func preferSmallPages(offset: UInt64, length: UInt64) {
+        guard offset < size, let o = Int(exactly: offset), let l = Int(exactly: min(length, size - offset)) else { return }
+        mapping.preferSmallPages(offset: o, length: l)
+    }
+
     /// Whether `[offset, offset + count)` lies inside the block (overflow-safe).
     @inline(__always)
     public func contains(offset: UInt64, count: Int) -> Bool {

@@ -9,6 +9,7 @@ import Glibc
 /// and stderr go to a file that can be read at any time; `wait` reaps it within a deadline.
 /// Spawned from the calling thread, so it inherits that thread's network namespace.
 public final class BackgroundProcess: @unchecked Sendable {
+    /// The child's process id.
     public let pid: pid_t
     private let outputPath: String
     private var exitStatus: Int32?

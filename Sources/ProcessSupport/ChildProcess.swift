@@ -9,10 +9,14 @@ import Glibc
 /// printed (stdout and stderr together), how it ended, how long it took from spawn to exit, and
 /// its own peak resident memory (from wait4's rusage, so it is this child's, not every child's).
 public struct ChildRun: Sendable {
+    /// Everything it wrote to stdout and stderr, interleaved as written, decoded as UTF-8.
     public var output: String
     /// Exit status, or 128 + signal number when killed by a signal (the shell's convention).
     public var status: Int32
+    /// Spawn to reaped, in milliseconds of CLOCK_MONOTONIC.
     public var wallMilliseconds: Double
+    /// Peak resident set in KiB (wait4's `ru_maxrss`, which also counts what the child shared with
+    /// this process before exec).
     public var peakRSSKiB: Int
     /// CLOCK_MONOTONIC just before the spawn: what a child's own monotonic timestamps
     /// (`StartupTrace`) are measured from.

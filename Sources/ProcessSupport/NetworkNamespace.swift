@@ -66,8 +66,11 @@ public enum NetworkNamespace {
     }
 }
 
+/// A namespace or interface that could not be set up: the command and what it printed.
 public struct NamespaceError: Error, CustomStringConvertible {
+    /// The command line, its status and its output.
     public var description: String
+    /// An error saying `d`.
     public init(_ d: String) { description = d }
 }
 

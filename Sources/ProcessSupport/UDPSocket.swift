@@ -8,6 +8,7 @@ import Glibc
 /// A UDP socket bound to an IPv4 address and port, closed with the object: the host side of
 /// the network tests and benchmark (an echo server, a stream source and sink).
 public final class UDPSocket: Sendable {
+    /// The bound datagram socket.
     public let fileDescriptor: FileDescriptor
 
     /// Binds `host:port` (created in the calling thread's network namespace).
@@ -46,6 +47,7 @@ public final class UDPSocket: Sendable {
     /// A peer: IPv4 address (network order) and port.
     public struct Peer: Sendable, Equatable {
         var address: sockaddr_in
+        /// Same port and IPv4 address.
         public static func == (a: Peer, b: Peer) -> Bool {
             a.address.sin_port == b.address.sin_port && a.address.sin_addr.s_addr == b.address.sin_addr.s_addr
         }
@@ -91,6 +93,7 @@ public final class UDPSocket: Sendable {
 /// take its time: the echo — the guest's "go" — waits for it). Counts and times what arrives
 /// between markers for throughput measurements.
 public final class UDPEchoServer: Sendable {
+    /// The socket it echoes on.
     public let socket: UDPSocket
     private let markers: Set<String>
     private let onMarker: @Sendable (String, UDPSocket.Peer) -> Void
@@ -125,6 +128,7 @@ public final class UDPEchoServer: Sendable {
         stats.withLock { ($0.datagrams, $0.bytes, $0.last &- $0.first) }
     }
 
+    /// Starts counting afresh (between two measurements).
     public func resetCounts() { stats.withLock { $0 = (0, 0, 0, 0) } }
 
     private func loop() {

@@ -5,10 +5,10 @@ import Glibc
 
 /// Fills buffers from the kernel's random source (`getrandom`, blocking only until the pool is
 /// initialized at boot). QEMU: the rng-random / rng-builtin backends.
-public enum Entropy {
+package enum Entropy {
     /// Fills `buffer[0..<count]` with random bytes in one call where the kernel allows
     /// (`getrandom` returns at most 32 MiB - 1 per call; larger requests loop).
-    public static func fill(_ buffer: inout [UInt8], count: Int) throws(SystemError) {
+    package static func fill(_ buffer: inout [UInt8], count: Int) throws(SystemError) {
         precondition(count >= 0 && count <= buffer.count, "entropy request larger than its buffer")
         var done = 0
         while done < count {

@@ -6,19 +6,19 @@ import Glibc
 
 /// An epoll instance: the I/O thread's one wait for many eventfds (ioeventfd doorbells, a
 /// stop notifier). kvmtool: `ioeventfd.c`'s epoll loop; QEMU: `AioContext`'s fd monitoring.
-public final class Epoll: Sendable {
-    public let fileDescriptor: FileDescriptor
+package final class Epoll: Sendable {
+    package let fileDescriptor: FileDescriptor
 
     /// One ready descriptor: the `token` it was added with and the ready event bits.
-    public struct Event: Sendable, Equatable {
-        public var token: UInt64
-        public var events: UInt32
+    package struct Event: Sendable, Equatable {
+        package var token: UInt64
+        package var events: UInt32
     }
 
     /// Readiness for input.
-    public static let readable: UInt32 = CKVM_EPOLLIN
+    package static let readable: UInt32 = CKVM_EPOLLIN
 
-    public init() throws(SystemError) {
+    package init() throws(SystemError) {
         let fd = try retryingOnInterrupt("epoll_create1", arguments: "EPOLL_CLOEXEC") { epoll_create1(CKVM_EPOLL_CLOEXEC) }
         fileDescriptor = FileDescriptor(rawValue: fd)
     }
@@ -26,12 +26,12 @@ public final class Epoll: Sendable {
     deinit { try? fileDescriptor.close() }
 
     /// Watches `fd` for `events`; `token` comes back with each readiness report.
-    public func add(_ fd: FileDescriptor, events: UInt32 = Epoll.readable, token: UInt64) throws(SystemError) {
+    package func add(_ fd: FileDescriptor, events: UInt32 = Epoll.readable, token: UInt64) throws(SystemError) {
         try control(EPOLL_CTL_ADD, "EPOLL_CTL_ADD", fd, events, token)
     }
 
     /// Stops watching `fd`.
-    public func remove(_ fd: FileDescriptor) throws(SystemError) {
+    package func remove(_ fd: FileDescriptor) throws(SystemError) {
         try control(EPOLL_CTL_DEL, "EPOLL_CTL_DEL", fd, 0, 0)
     }
 
@@ -44,7 +44,7 @@ public final class Epoll: Sendable {
     /// Waits up to `timeoutMilliseconds` (-1: forever) for at most `maxEvents` (≤ 64) events.
     /// An interrupted wait returns no events (the caller's loop recomputes its timeout), so
     /// EINTR is a result here, not retried.
-    public func wait(maxEvents: Int = 64, timeoutMilliseconds: Int32 = -1) throws(SystemError) -> [Event] {
+    package func wait(maxEvents: Int = 64, timeoutMilliseconds: Int32 = -1) throws(SystemError) -> [Event] {
         let max = Swift.max(1, Swift.min(64, maxEvents))
         var tokens = [UInt64](repeating: 0, count: max)
         var events = [UInt32](repeating: 0, count: max)

@@ -44,5 +44,6 @@ public final class EventNotifier: Sendable, CustomStringConvertible {
         return n == 8 ? v : 0
     }
 
+    /// `EventNotifier(fd: N)`, for logs and the monitor's ioeventfd listing.
     public var description: String { "EventNotifier(fd: \(fileDescriptor.rawValue))" }
 }

@@ -2,14 +2,14 @@
 /// Foundation.
 
 /// `0x` and the hexadecimal digits of `value`, zero-padded to at least `width` digits.
-public func hex<T: BinaryInteger>(_ value: T, width: Int = 0) -> String {
+package func hex<T: BinaryInteger>(_ value: T, width: Int = 0) -> String {
     let digits = String(value, radix: 16)
     return "0x" + String(repeating: "0", count: max(0, width - digits.count)) + digits
 }
 
 /// `value` with exactly `places` decimals, rounded half away from zero (as `%.Nf` prints it
 /// for the values benchmarks produce). Non-finite values print as `nan`/`inf`/`-inf`.
-public func fixed(_ value: Double, _ places: Int) -> String {
+package func fixed(_ value: Double, _ places: Int) -> String {
     guard value.isFinite else { return value.isNaN ? "nan" : (value < 0 ? "-inf" : "inf") }
     let places = max(0, min(places, 9))
     var scale: Double = 1
@@ -25,6 +25,6 @@ public func fixed(_ value: Double, _ places: Int) -> String {
 }
 
 /// `text` left-aligned in a column of `width` characters (with one space when it is wider).
-public func padded(_ text: String, _ width: Int) -> String {
+package func padded(_ text: String, _ width: Int) -> String {
     text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
 }

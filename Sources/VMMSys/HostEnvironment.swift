@@ -18,6 +18,13 @@ public enum HostEnvironment {
         unsafe access(path, F_OK) == 0
     }
 
+    /// Whether this process may read `path` (`access(2)` with R_OK): how QEMU's firmware
+    /// search decides a candidate exists. QEMU: qemu_find_file().
+    public static func isReadable(_ path: String) -> Bool {
+        // SAFETY: the String-to-C-string conversion is valid for the call.
+        unsafe access(path, R_OK) == 0
+    }
+
     /// Removes the file `path` (a temporary file of a benchmark); false when it could not.
     @discardableResult
     public static func removeFile(_ path: String) -> Bool {

@@ -5,9 +5,9 @@ import Glibc
 
 /// Starts detached POSIX threads without Foundation: the vCPU loops, the I/O thread and the
 /// monitor/QMP connections each run on one.
-public enum HostThread {
+package enum HostThread {
     /// The calling thread's kernel thread id (gettid).
-    public static var currentID: Int32 { ckvm_gettid() }
+    package static var currentID: Int32 { ckvm_gettid() }
 
     private final class Start {
         let name: String
@@ -20,7 +20,7 @@ public enum HostThread {
 
     /// Runs `body` on a new detached thread named `name` (at most 15 bytes are kept, as Linux
     /// allows), with a stack of `stackSize` bytes if given (else the process default).
-    public static func start(name: String, stackSize: Int? = nil, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
+    package static func start(name: String, stackSize: Int? = nil, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
         var attributes = pthread_attr_t()
         // SAFETY: `attributes` is initialized here and destroyed on every path out.
         unsafe pthread_attr_init(&attributes)

@@ -33,7 +33,9 @@ public final class IOThread: Sendable {
 
     /// Readiness of a plain descriptor (epoll's bits).
     public struct Events: OptionSet, Sendable, Hashable {
+        /// The epoll bits.
         public let rawValue: UInt32
+        /// Events from epoll bits.
         public init(rawValue: UInt32) { self.rawValue = rawValue }
         /// EPOLLIN.
         public static let readable = Events(rawValue: 0x001)
@@ -74,6 +76,11 @@ public final class IOThread: Sendable {
     /// Token 0 stops the loop; token 1 wakes it for `schedule`.
     private static let stopToken: UInt64 = 0, wakeToken: UInt64 = 1
 
+    /// Creates the loop (its epoll set and its stop and wake-up eventfds); no thread runs until
+    /// `start()`. QEMU: iothread_init().
+    /// - Parameters:
+    ///   - name: the thread's name (at most 15 bytes are kept).
+    ///   - logger: where a failing handler registration or wait is reported.
     public init(name: String = "iothread", logger: Logger = Logger(label: "vmm.iothread")) throws(SystemError) {
         epoll = try Epoll()
         stopNotifier = try EventNotifier()

@@ -62,6 +62,20 @@ import Glibc
         if rounded >= huge { _ = unsafe madvise(base, rounded, MADV_HUGEPAGE) }
     }
 
+    /// Asks for small pages over the 2 MiB-aligned span covering `offset..<offset+length`
+    /// (MADV_NOHUGEPAGE): for a small area written once (firmware tables at the top of RAM),
+    /// where a transparent huge page would make the host commit 2 MiB for a few KiB. Ranges
+    /// outside the mapping are clamped to it.
+    package func preferSmallPages(offset: Int, length: Int) {
+        let huge = 2 << 20
+        guard offset >= 0, length > 0, offset < self.length else { return }
+        let start = offset / huge * huge
+        let end = min(self.length, (min(offset, Int.max - length) + length + huge - 1) / huge * huge)
+        guard end > start else { return }
+        // SAFETY: advice on a range inside this object's own mapping; it changes no contents.
+        _ = unsafe madvise(base + start, end - start, MADV_NOHUGEPAGE)
+    }
+
     /// Maps `length` bytes of `fileDescriptor` shared, at `offset` (the `kvm_run` page).
     public init(fileDescriptor: FileDescriptor, length: Int, offset: Int = 0, operation: String = "mmap") throws(SystemError) {
         // SAFETY: a fresh shared mapping at an address the kernel picks touches no existing memory.

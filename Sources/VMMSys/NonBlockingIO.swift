@@ -5,7 +5,7 @@ import Glibc
 
 /// What one non-blocking transfer did. A plain value, so the packet path neither throws (a
 /// thrown `Errno` is boxed on the heap) nor allocates.
-public enum IOResult: Sendable, Equatable {
+package enum IOResult: Sendable, Equatable {
     /// This many bytes moved (> 0).
     case transferred(Int)
     /// Nothing to read, or no room to write (EAGAIN).
@@ -18,9 +18,9 @@ public enum IOResult: Sendable, Equatable {
 
 /// Reads and writes on non-blocking descriptors (tap queues, chardev sockets and ptys), into and
 /// out of buffers the caller owns; EINTR is retried.
-public enum NonBlockingIO {
+package enum NonBlockingIO {
     /// Reads at most `count` bytes into `buffer[offset...]`.
-    public static func read(_ fd: FileDescriptor, into buffer: inout [UInt8], offset: Int = 0, count: Int) -> IOResult {
+    package static func read(_ fd: FileDescriptor, into buffer: inout [UInt8], offset: Int = 0, count: Int) -> IOResult {
         guard offset >= 0, count > 0, offset <= buffer.count, count <= buffer.count - offset else { return .failed(.invalidArgument) }
         while true {
             // SAFETY: [offset, offset + count) lies inside the buffer (checked above); the
@@ -38,7 +38,7 @@ public enum NonBlockingIO {
     }
 
     /// Writes as much of `bytes` as the descriptor takes now (one `write`).
-    public static func write(_ fd: FileDescriptor, _ bytes: ArraySlice<UInt8>) -> IOResult {
+    package static func write(_ fd: FileDescriptor, _ bytes: ArraySlice<UInt8>) -> IOResult {
         guard !bytes.isEmpty else { return .transferred(0) }
         while true {
             // SAFETY: the slice's contiguous storage is valid for the call; the kernel reads
@@ -53,7 +53,7 @@ public enum NonBlockingIO {
     }
 
     /// Sets or clears O_NONBLOCK.
-    public static func setNonBlocking(_ fd: FileDescriptor, _ on: Bool = true) throws(SystemError) {
+    package static func setNonBlocking(_ fd: FileDescriptor, _ on: Bool = true) throws(SystemError) {
         let flags = try retryingOnInterrupt("fcntl", arguments: "fd=\(fd.rawValue) F_GETFL") { Glibc.fcntl(fd.rawValue, F_GETFL) }
         let new = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK
         guard new != flags else { return }
@@ -61,7 +61,7 @@ public enum NonBlockingIO {
     }
 
     /// Whether `fd` reports a hang-up now (poll with no wait): a pty master with no slave open.
-    public static func hasHungUp(_ fd: FileDescriptor) -> Bool {
+    package static func hasHungUp(_ fd: FileDescriptor) -> Bool {
         var p = pollfd(fd: fd.rawValue, events: Int16(POLLIN), revents: 0)
         // SAFETY: poll reads and writes the one pollfd, alive for the call.
         let n = unsafe poll(&p, 1, 0)
@@ -69,5 +69,5 @@ public enum NonBlockingIO {
     }
 
     /// Whether `fd` is open (F_GETFD succeeds): for descriptors handed over on the command line.
-    public static func isOpen(_ fd: Int32) -> Bool { fd >= 0 && Glibc.fcntl(fd, F_GETFD) >= 0 }
+    package static func isOpen(_ fd: Int32) -> Bool { fd >= 0 && Glibc.fcntl(fd, F_GETFD) >= 0 }
 }

@@ -16,8 +16,11 @@ public final class PseudoTerminal: Sendable {
     public let path: String
 
     /// `_IOW('T', 0x31, int)` and `_IOR('T', 0x30, unsigned int)` from <asm-generic/ioctls.h>.
-    public static let setLock: UInt = 0x4004_5431, getNumber: UInt = 0x8004_5430
+    package static let setLock: UInt = 0x4004_5431, getNumber: UInt = 0x8004_5430
 
+    /// Opens a new master and puts its slave in raw mode. QEMU: qemu_openpty_raw().
+    /// - Throws: `SystemError` naming the call that failed (open of /dev/ptmx, TIOCSPTLCK,
+    ///   TIOCGPTN, or the open of the slave).
     public init() throws(SystemError) {
         let fd = try systemCall("open", arguments: "/dev/ptmx") {
             try FileDescriptor.open(FilePath("/dev/ptmx"), .readWrite, options: [.closeOnExec, .nonBlocking, FileDescriptor.OpenOptions(rawValue: O_NOCTTY)])

@@ -8,14 +8,14 @@ import Glibc
 /// `pwrite`), so requests never share a file position, and short transfers are completed.
 /// Zeroing uses `fallocate` as QEMU's raw driver does (`handle_aiocb_write_zeroes()`): punch a
 /// hole (keeping the size), and re-allocate it unless the caller allows unmapping.
-public final class RawImageFile: Sendable {
+package final class RawImageFile: Sendable {
     /// The open descriptor (close-on-exec), closed with the object.
-    public let fileDescriptor: FileDescriptor
-    public let path: String
-    public let readOnly: Bool
+    package let fileDescriptor: FileDescriptor
+    package let path: String
+    package let readOnly: Bool
 
     /// Opens `path` read-write, or read-only.
-    public init(path: String, readOnly: Bool) throws(SystemError) {
+    package init(path: String, readOnly: Bool) throws(SystemError) {
         fileDescriptor = try systemCall("open", arguments: "\(path), \(readOnly ? "O_RDONLY" : "O_RDWR")") {
             try FileDescriptor.open(FilePath(path), readOnly ? .readOnly : .readWrite, options: .closeOnExec)
         }
@@ -26,14 +26,14 @@ public final class RawImageFile: Sendable {
     deinit { try? fileDescriptor.close() }
 
     /// The file's size in bytes.
-    public func size() throws(SystemError) -> UInt64 {
+    package func size() throws(SystemError) -> UInt64 {
         let end = try systemCall("lseek", arguments: "\(path), SEEK_END") { try fileDescriptor.seek(offset: 0, from: .end) }
         return UInt64(end)
     }
 
     /// Reads `count` bytes at `offset` into `buffer[0..<count]`; bytes past the end of the
     /// file read as zeros (as QEMU's raw driver pads a short read).
-    public func read(into buffer: inout [UInt8], count: Int, at offset: UInt64) throws(SystemError) {
+    package func read(into buffer: inout [UInt8], count: Int, at offset: UInt64) throws(SystemError) {
         precondition(count >= 0 && count <= buffer.count, "read into a buffer too small")
         let arguments = "\(path), offset=\(offset), count=\(count)"
         guard let start = Int64(exactly: offset), count <= Int64.max - start else {
@@ -55,7 +55,7 @@ public final class RawImageFile: Sendable {
     }
 
     /// Writes `bytes` at `offset`, completing short writes.
-    public func write(_ bytes: ArraySlice<UInt8>, at offset: UInt64) throws(SystemError) {
+    package func write(_ bytes: ArraySlice<UInt8>, at offset: UInt64) throws(SystemError) {
         let arguments = "\(path), offset=\(offset), count=\(bytes.count)"
         guard let start = Int64(exactly: offset), bytes.count <= Int64.max - start else {
             throw SystemError(operation: "pwrite", arguments: arguments, code: .invalidArgument)
@@ -64,14 +64,14 @@ public final class RawImageFile: Sendable {
     }
 
     /// Makes written data durable. QEMU: bdrv_co_flush() → fdatasync.
-    public func flush() throws(SystemError) {
+    package func flush() throws(SystemError) {
         _ = try retryingOnInterrupt("fdatasync", arguments: path) { fdatasync(fileDescriptor.rawValue) }
     }
 
     /// Zeroes `[offset, offset + length)`: with `mayUnmap` the range is deallocated (a hole),
     /// otherwise it stays allocated. Returns false where the file system has no hole punching
     /// (the caller then writes zeros). QEMU: raw `handle_aiocb_write_zeroes()`.
-    public func zeroRange(at offset: UInt64, length: UInt64, mayUnmap: Bool) throws(SystemError) -> Bool {
+    package func zeroRange(at offset: UInt64, length: UInt64, mayUnmap: Bool) throws(SystemError) -> Bool {
         guard length > 0 else { return true }
         let args = "\(path), offset=\(offset), length=\(length)"
         let off = Int64(bitPattern: offset), len = Int64(bitPattern: length)

@@ -6,7 +6,7 @@ import Glibc
 /// Reads a whole regular file (kernels, modules, initrds, firmware), retrying EINTR and short
 /// reads. At most `maximumBytes`: larger files (and anything that is not a regular file,
 /// e.g. /dev/zero, which would never end) are refused before anything is read.
-public func readWholeFile(_ path: String, maximumBytes: UInt64) throws(SystemError) -> [UInt8] {
+package func readWholeFile(_ path: String, maximumBytes: UInt64) throws(SystemError) -> [UInt8] {
     let fd = try retryingOnInterrupt("open", arguments: path) {
         // SAFETY: the path is passed as a NUL-terminated copy that lives for the call.
         unsafe open(path, O_RDONLY | O_CLOEXEC)
@@ -34,7 +34,7 @@ public func readWholeFile(_ path: String, maximumBytes: UInt64) throws(SystemErr
 
 /// The running executable's path (/proc/self/exe resolved), e.g. for benchmarks that run
 /// this same binary as a child.
-public func currentExecutablePath() throws(SystemError) -> String {
+package func currentExecutablePath() throws(SystemError) -> String {
     var buffer = [UInt8](repeating: 0, count: 4096)
     // SAFETY: readlink writes at most `count` bytes into the buffer, which outlives the call.
     let n = unsafe buffer.withUnsafeMutableBytes { unsafe readlink("/proc/self/exe", $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
@@ -45,7 +45,7 @@ public func currentExecutablePath() throws(SystemError) -> String {
 /// Writes `bytes` as the whole content of `path` (created 0644 or truncated), with swift-system's
 /// `writeAll`. Returns whether everything was written.
 @discardableResult
-public func writeWholeFile(_ path: String, _ bytes: [UInt8]) -> Bool {
+package func writeWholeFile(_ path: String, _ bytes: [UInt8]) -> Bool {
     guard let fd = try? FileDescriptor.open(FilePath(path), .writeOnly, options: [.create, .truncate],
                                             permissions: [.ownerReadWrite, .groupRead, .otherRead]) else { return false }
     return (try? fd.closeAfter { try fd.writeAll(bytes) }) != nil

@@ -4,7 +4,7 @@ import Glibc
 
 /// Reads what `fd` has (blocking until something arrives), up to `maxBytes`, retrying EINTR;
 /// an empty result means end of file or an error. For the stdin readers (serial input).
-public func readSome(_ fd: Int32, maxBytes: Int = 4096) -> [UInt8] {
+package func readSome(_ fd: Int32, maxBytes: Int = 4096) -> [UInt8] {
     var buffer = [UInt8](repeating: 0, count: max(1, maxBytes))
     while true {
         // SAFETY: the buffer outlives the call and `read` writes at most its count.

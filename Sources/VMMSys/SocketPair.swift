@@ -7,18 +7,18 @@ import Glibc
 /// A connected pair of unix sockets, both ends close-on-exec and closed with the object. With
 /// `.sequencedPackets` each write is one message and each read returns one: a stand-in for a
 /// tap queue (one frame per read) in tests, and a private channel to a child process.
-public final class SocketPair: Sendable {
-    public enum Kind: Sendable {
+package final class SocketPair: Sendable {
+    package enum Kind: Sendable {
         case stream
         /// SOCK_SEQPACKET: message boundaries kept, like a tap's frames.
         case sequencedPackets
     }
 
-    public let first: FileDescriptor
-    public let second: FileDescriptor
+    package let first: FileDescriptor
+    package let second: FileDescriptor
 
     /// - Parameter nonBlocking: both ends O_NONBLOCK.
-    public init(_ kind: Kind = .sequencedPackets, nonBlocking: Bool = true) throws(SystemError) {
+    package init(_ kind: Kind = .sequencedPackets, nonBlocking: Bool = true) throws(SystemError) {
         var fds: [Int32] = [-1, -1]
         var type = kind == .stream ? Int32(SOCK_STREAM.rawValue) : Int32(SOCK_SEQPACKET.rawValue)
         type |= Int32(SOCK_CLOEXEC.rawValue)

@@ -8,17 +8,17 @@ import Glibc
 /// `vmm-startup PHASE NANOSECONDS`, stamped with CLOCK_MONOTONIC, which is system-wide: the
 /// parent (`vmm bench startup`) subtracts its own spawn time to get exec-relative offsets.
 /// Off, a mark costs one load of a flag read once.
-public enum StartupTrace {
+package enum StartupTrace {
     /// Whether tracing is on (read once, at first use).
     // SAFETY: getenv returns NULL or a pointer into the environment; only compared with NULL.
-    public static let enabled: Bool = unsafe getenv("VMM_STARTUP_TRACE") != nil
+    package static let enabled: Bool = unsafe getenv("VMM_STARTUP_TRACE") != nil
 
     /// The line prefix a parent looks for.
-    public static let prefix = "vmm-startup "
+    package static let prefix = "vmm-startup "
 
     /// Records that `phase` has been reached now.
     @inline(__always)
-    public static func mark(_ phase: StaticString) {
+    package static func mark(_ phase: StaticString) {
         guard enabled else { return }
         // Written with write(2) directly, so tracing does not itself grow the process (see
         // writeStandardOutputDirectly).
@@ -26,19 +26,19 @@ public enum StartupTrace {
     }
 
     /// The line prefix of the peak-RSS report `finish()` prints.
-    public static let peakRSSPrefix = "vmm-peak-rss-kib "
+    package static let peakRSSPrefix = "vmm-peak-rss-kib "
 
     /// At exit: prints this process's peak resident set (VmHWM from /proc/self/status). The
     /// process's own figure, because a parent's wait4 `ru_maxrss` also counts the memory the
     /// child shared with its parent before exec (posix_spawn's vfork), which for a program as
     /// small as `vmm -version` is more than the program itself.
-    public static func finish() {
+    package static func finish() {
         guard enabled, let kib = peakResidentKiB() else { return }
         writeDirectly(2, peakRSSPrefix + String(kib) + "\n")
     }
 
     /// VmHWM of this process in KiB, or nil if /proc is not readable.
-    public static func peakResidentKiB() -> Int? {
+    package static func peakResidentKiB() -> Int? {
         // SAFETY: the path literal is a NUL-terminated static string.
         let fd = unsafe open("/proc/self/status", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
@@ -56,12 +56,12 @@ public enum StartupTrace {
     }
 
     /// The peak RSS a child reported with `finish()`, if it did.
-    public static func peakRSS(in output: String) -> Int? {
+    package static func peakRSS(in output: String) -> Int? {
         output.split(separator: "\n").last { $0.hasPrefix(peakRSSPrefix) }.flatMap { Int($0.dropFirst(peakRSSPrefix.count)) }
     }
 
     /// Parses the marks out of a child's output: (phase, monotonic nanoseconds), in order.
-    public static func marks(in output: String) -> [(phase: String, nanoseconds: UInt64)] {
+    package static func marks(in output: String) -> [(phase: String, nanoseconds: UInt64)] {
         output.split(separator: "\n").compactMap { line in
             guard line.hasPrefix(prefix) else { return nil }
             let fields = line.dropFirst(prefix.count).split(separator: " ")

@@ -7,9 +7,12 @@ import Glibc
 /// Where a stream socket listens or connects: a unix path or a TCP host and port.
 /// QEMU: SocketAddress (`unix:PATH`, `tcp:HOST:PORT`).
 public enum SocketAddress: Sendable, Equatable, CustomStringConvertible {
+    /// A unix-domain socket at this path (`unix:PATH`).
     case unix(String)
+    /// An IPv4 TCP socket (`tcp:HOST:PORT`); `localhost` means 127.0.0.1.
     case tcp(host: String, port: UInt16)
 
+    /// QEMU's spelling: `unix:PATH` or `tcp:HOST:PORT`.
     public var description: String {
         switch self {
         case .unix(let p): "unix:\(p)"
@@ -70,9 +73,17 @@ public enum SocketAddress: Sendable, Equatable, CustomStringConvertible {
 /// A listening stream socket (close-on-exec), closed with the object. A unix path is replaced
 /// if a stale socket file is there, as QEMU's unix_listen_saddr() does.
 public final class SocketListener: Sendable {
+    /// The listening descriptor.
     public let fileDescriptor: FileDescriptor
+    /// Where it listens.
     public let address: SocketAddress
 
+    /// Binds and listens on `address` (a stale unix socket file there is removed first; TCP
+    /// sets SO_REUSEADDR). QEMU: socket_listen().
+    /// - Parameters:
+    ///   - address: where to listen.
+    ///   - backlog: pending connections the kernel queues (one client at a time is served).
+    /// - Throws: `SystemError` naming socket, bind or listen and the address.
     public init(_ address: SocketAddress, backlog: Int32 = 1) throws(SystemError) {
         self.address = address
         let fd = try address.openSocket()
@@ -110,14 +121,16 @@ public final class SocketListener: Sendable {
     }
 }
 
-/// One connected stream socket, closed with the object (or by `shutdown`).
+/// One connected stream socket, closed with the object (or by `shutdown`): a chardev's or a
+/// monitor's client.
 public final class SocketConnection: Sendable {
+    /// The connected descriptor.
     public let fileDescriptor: FileDescriptor
 
     /// Takes ownership of a connected socket.
     public init(fileDescriptor: FileDescriptor) { self.fileDescriptor = fileDescriptor }
 
-    /// Connects to a listening socket (a client chardev).
+    /// Connects to a listening socket (a client chardev). QEMU: socket_connect().
     public convenience init(connectingTo address: SocketAddress) throws(SystemError) {
         let fd = try address.openSocket()
         do throws(SystemError) {

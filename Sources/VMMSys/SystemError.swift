@@ -8,7 +8,7 @@ import Glibc
 ///
 /// swift-system's `Errno` says why; this adds what was called, so that a user can see which
 /// ioctl or syscall failed and why (`KVM_IOEVENTFD(addr=0xf4 len=1 flags=PIO) failed: EEXIST
-/// (17): File exists`).
+/// (17): File exists`). QEMU: error_setg_errno() (an Error with the errno's text appended).
 public struct SystemError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The operation, e.g. `"KVM_CREATE_VM"` or `"eventfd"`.
     public var operation: String
@@ -17,6 +17,7 @@ public struct SystemError: Error, CustomStringConvertible, Sendable, Equatable {
     /// Why it failed.
     public var code: Errno
 
+    /// An error for `operation` called with `arguments` that failed with `code`.
     public init(operation: String, arguments: String = "", code: Errno) {
         self.operation = operation
         self.arguments = arguments
@@ -34,6 +35,8 @@ public struct SystemError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The symbolic errno name (`EEXIST`) from the C library, or `errno N` where it has none.
     public var errnoName: String { code.name }
 
+    /// `OPERATION(ARGUMENTS) failed: ENAME (N): strerror text`, e.g. `KVM_CREATE_VM failed: EACCES
+    /// (13): Permission denied`.
     public var description: String {
         let call = arguments.isEmpty ? operation : "\(operation)(\(arguments))"
         return "\(call) failed: \(errnoName) (\(errno)): \(code)"
@@ -52,7 +55,7 @@ extension Errno {
 
 /// Runs a call of swift-system (which throws `Errno`) and names the operation in the error.
 /// swift-system's calls already retry on EINTR unless told not to.
-public func systemCall<R>(
+package func systemCall<R>(
     _ operation: @autoclosure () -> String,
     arguments: @autoclosure () -> String = "",
     _ body: () throws -> R
@@ -72,7 +75,7 @@ public func systemCall<R>(
 ///
 /// Not for `KVM_RUN`, whose EINTR is a result (the vCPU was kicked), not a reason to retry;
 /// nor for `epoll_wait`, whose interrupted wait returns to its caller's loop.
-public func retryingOnInterrupt<T: BinaryInteger>(
+package func retryingOnInterrupt<T: BinaryInteger>(
     _ operation: @autoclosure () -> String,
     arguments: @autoclosure () -> String = "",
     _ body: () -> T
@@ -87,7 +90,7 @@ public func retryingOnInterrupt<T: BinaryInteger>(
 }
 
 /// The calling thread's errno.
-public func currentErrno() -> Int32 {
+package func currentErrno() -> Int32 {
     #if canImport(Glibc)
     return Glibc.errno
     #else

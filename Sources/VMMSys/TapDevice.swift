@@ -7,34 +7,38 @@ import Glibc
 /// The TUN/TAP ABI from `<linux/if_tun.h>` and `<linux/if.h>`, spelled out: its request
 /// numbers are `_IOW`/`_IOR` macros, which do not import into Swift. `TapABITests` checks every
 /// value against the C headers.
-public enum TunABI {
+package enum TunABI {
     /// `_IOC(dir, 'T', nr, 4)`: every TUN request here carries an int-sized argument.
     static func request(_ direction: UInt, _ number: UInt) -> UInt {
         direction << 30 | 4 << 16 | UInt(UInt8(ascii: "T")) << 8 | number
     }
     static let write: UInt = 1, read: UInt = 2
-    public static let setIFF = request(write, 202)          // TUNSETIFF
-    public static let getFeatures = request(read, 207)      // TUNGETFEATURES
-    public static let setOffload = request(write, 208)      // TUNSETOFFLOAD
-    public static let getIFF = request(read, 210)           // TUNGETIFF
-    public static let getVnetHeaderSize = request(read, 215) // TUNGETVNETHDRSZ
-    public static let setVnetHeaderSize = request(write, 216) // TUNSETVNETHDRSZ
-    public static let setQueue = request(write, 217)        // TUNSETQUEUE
+    package static let setIFF = request(write, 202)          // TUNSETIFF
+    package static let getFeatures = request(read, 207)      // TUNGETFEATURES
+    package static let setOffload = request(write, 208)      // TUNSETOFFLOAD
+    package static let getIFF = request(read, 210)           // TUNGETIFF
+    package static let getVnetHeaderSize = request(read, 215) // TUNGETVNETHDRSZ
+    package static let setVnetHeaderSize = request(write, 216) // TUNSETVNETHDRSZ
+    package static let setQueue = request(write, 217)        // TUNSETQUEUE
 
-    public static let iffTap: UInt16 = 0x0002, iffNoPI: UInt16 = 0x1000, iffVnetHeader: UInt16 = 0x4000
-    public static let iffMultiQueue: UInt16 = 0x0100, iffAttachQueue: UInt16 = 0x0200, iffDetachQueue: UInt16 = 0x0400
+    package static let iffTap: UInt16 = 0x0002, iffNoPI: UInt16 = 0x1000, iffVnetHeader: UInt16 = 0x4000
+    package static let iffMultiQueue: UInt16 = 0x0100, iffAttachQueue: UInt16 = 0x0200, iffDetachQueue: UInt16 = 0x0400
     /// TUNSETOFFLOAD bits.
-    public static let offloadChecksum: UInt32 = 0x01, offloadTSO4: UInt32 = 0x02, offloadTSO6: UInt32 = 0x04
-    public static let offloadTSOECN: UInt32 = 0x08, offloadUFO: UInt32 = 0x10
+    package static let offloadChecksum: UInt32 = 0x01, offloadTSO4: UInt32 = 0x02, offloadTSO6: UInt32 = 0x04
+    package static let offloadTSOECN: UInt32 = 0x08, offloadUFO: UInt32 = 0x10
     /// `struct ifreq`: 40 bytes on x86-64, the name (IFNAMSIZ = 16) first, the flags (a short) at 16.
-    public static let ifreqSize = 40, nameSize = 16, flagsOffset = 16
+    package static let ifreqSize = 40, nameSize = 16, flagsOffset = 16
 }
 
 /// Why a tap could not be opened: one line for the user, in QEMU's words where QEMU has them
 /// ("could not configure /dev/net/tun (NAME): Operation not permitted"), with what to do.
 public struct TapError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The message, naming the device and what to do.
     public var description: String
+    /// The errno behind it, when a call failed (nil for a refusal of this layer's own, e.g. a bad
+    /// name).
     public var code: Errno?
+    /// An error saying `description`, caused by `code`.
     public init(_ description: String, code: Errno? = nil) {
         self.description = description
         self.code = code
@@ -54,6 +58,7 @@ public enum TapVnetHeader: Sendable, Equatable {
 /// One queue of a tap: a non-blocking, close-on-exec descriptor of /dev/net/tun attached to
 /// the interface, closed with the object.
 public final class TapQueue: Sendable {
+    /// The queue's /dev/net/tun descriptor: frames are read and written whole, one per call.
     public let fileDescriptor: FileDescriptor
     init(_ fd: FileDescriptor) { fileDescriptor = fd }
     deinit { try? fileDescriptor.close() }

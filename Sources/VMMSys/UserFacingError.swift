@@ -6,12 +6,15 @@
 /// Messages echo what the user typed. A value may itself hold a newline or another control
 /// character (an argument vector can carry anything); those are written as Swift escapes
 /// (`\n`, `\u{1B}`) so the message stays one line that says what was wrong.
+/// QEMU: error_report() followed by exit(1).
 public struct UserFacingError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The one-line message.
     public let message: String
 
+    /// The error saying `message`, its control characters escaped so it stays one line.
     public init(_ message: String) { self.message = Self.oneLine(message) }
 
+    /// The one-line message (what `vmm` prints before exiting).
     public var description: String { message }
 
     /// `text` with every control character escaped.

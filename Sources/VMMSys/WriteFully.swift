@@ -7,13 +7,13 @@ import Glibc
 /// retried); gives up silently on other errors (a closed terminal must not stop a guest that
 /// prints). Returns whether all was written.
 @discardableResult
-public func writeFully(_ fd: FileDescriptor, _ bytes: [UInt8]) -> Bool {
+package func writeFully(_ fd: FileDescriptor, _ bytes: [UInt8]) -> Bool {
     (try? fd.writeAll(bytes)) != nil
 }
 
 /// `writeFully` on a raw descriptor number (standard output is 1, standard error 2).
 @discardableResult
-public func writeFully(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+package func writeFully(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
     writeFully(FileDescriptor(rawValue: fd), bytes)
 }
 
@@ -22,12 +22,12 @@ public func writeFully(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
 /// generic `writeAll` makes the Swift runtime look up a protocol conformance, which scans
 /// every conformance record in the binary and touches a megabyte or two of pages; this
 /// does not (README: start-up figures).
-public func writeStandardOutputDirectly(_ text: String) {
+package func writeStandardOutputDirectly(_ text: String) {
     writeDirectly(1, text)
 }
 
 /// `writeStandardOutputDirectly` for any descriptor (the start-up trace writes to 2).
-public func writeDirectly(_ fd: Int32, _ text: String) {
+package func writeDirectly(_ fd: Int32, _ text: String) {
     var text = text
     text.withUTF8 { bytes in
         var offset = 0

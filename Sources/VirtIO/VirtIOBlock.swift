@@ -1,3 +1,4 @@
+internal import CVirtIO
 import Logging
 import Memory
 import Synchronization
@@ -16,28 +17,48 @@ import VMMSys
 /// 2 GiB). A Linux driver stays far below both.
 /// QEMU: virtio-blk (hw/block/virtio-blk.c) with a raw `-drive`.
 public final class VirtIOBlock: VirtIODevice {
+    /// The unit of `capacity` and of request sectors (virtio 1.x §5.2.6: always 512 bytes;
+    /// the uapi headers have no constant for it).
     public static let sectorSize: UInt64 = 512
+    /// The most data one request may move; larger ones complete with IOERR (see the type's notes).
     public static let maxRequestBytes: UInt64 = 16 << 20
     static let chunkBytes = 256 << 10
     static let queueSize: UInt16 = 256                   // QEMU: virtio-blk queue-size default
     /// seg_max as QEMU advertises it (queue size - 2, seg-max-adjust on).
     static let segMax = UInt64(queueSize - 2)
-    static let featureSegMax: UInt64 = 1 << 2, featureGeometry: UInt64 = 1 << 4, featureRO: UInt64 = 1 << 5
-    static let featureBlkSize: UInt64 = 1 << 6, featureFlush: UInt64 = 1 << 9, featureTopology: UInt64 = 1 << 10
-    static let featureConfigWCE: UInt64 = 1 << 11, featureDiscard: UInt64 = 1 << 13, featureWriteZeroes: UInt64 = 1 << 14
-    static let typeIn: UInt32 = 0, typeOut: UInt32 = 1, typeFlush: UInt32 = 4, typeGetID: UInt32 = 8
-    static let typeDiscard: UInt32 = 11, typeWriteZeroes: UInt32 = 13, typeBarrier: UInt32 = 0x8000_0000
-    static let writeZeroesUnmap: UInt32 = 1
+    /// Feature bits: VIRTIO_BLK_F_*.
+    static let featureSegMax = UInt64(1) << VIRTIO_BLK_F_SEG_MAX, featureGeometry = UInt64(1) << VIRTIO_BLK_F_GEOMETRY
+    static let featureRO = UInt64(1) << VIRTIO_BLK_F_RO, featureBlkSize = UInt64(1) << VIRTIO_BLK_F_BLK_SIZE
+    static let featureFlush = UInt64(1) << VIRTIO_BLK_F_FLUSH, featureTopology = UInt64(1) << VIRTIO_BLK_F_TOPOLOGY
+    static let featureConfigWCE = UInt64(1) << VIRTIO_BLK_F_CONFIG_WCE, featureDiscard = UInt64(1) << VIRTIO_BLK_F_DISCARD
+    static let featureWriteZeroes = UInt64(1) << VIRTIO_BLK_F_WRITE_ZEROES
+    /// Request types: VIRTIO_BLK_T_*.
+    static let typeIn = UInt32(VIRTIO_BLK_T_IN), typeOut = UInt32(VIRTIO_BLK_T_OUT), typeFlush = UInt32(VIRTIO_BLK_T_FLUSH)
+    static let typeGetID = UInt32(VIRTIO_BLK_T_GET_ID), typeDiscard = UInt32(VIRTIO_BLK_T_DISCARD)
+    static let typeWriteZeroes = UInt32(VIRTIO_BLK_T_WRITE_ZEROES), typeBarrier = UInt32(VIRTIO_BLK_T_BARRIER)
+    /// VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP.
+    static let writeZeroesUnmap = UInt32(VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP)
     /// Limits advertised for discard / write-zeroes (one segment per request, as QEMU's
     /// BDRV_REQUEST_MAX_SECTORS defaults).
     static let maxDiscardSectors: UInt32 = 0x3f_ffff, maxZeroesSectors: UInt32 = 0x3f_ffff
-    static let statusOK: UInt8 = 0, statusIOErr: UInt8 = 1, statusUnsupported: UInt8 = 2
-    static let idBytes = 20
+    /// Request status: VIRTIO_BLK_S_OK, _IOERR, _UNSUPP.
+    static let statusOK = UInt8(VIRTIO_BLK_S_OK), statusIOErr = UInt8(VIRTIO_BLK_S_IOERR)
+    static let statusUnsupported = UInt8(VIRTIO_BLK_S_UNSUPP)
+    /// VIRTIO_BLK_ID_BYTES: the longest GET_ID answer.
+    static let idBytes = Int(VIRTIO_BLK_ID_BYTES)
+    /// struct virtio_blk_outhdr {type, ioprio, sector}, which starts every request.
+    static let headerBytes = CVIRTIO_BLK_OUTHDR_SIZE
+    /// struct virtio_blk_discard_write_zeroes {sector, num_sectors, flags}: the one segment
+    /// of a discard or write-zeroes request.
+    static let segmentBytes = CVIRTIO_BLK_SEGMENT_SIZE
 
+    /// The image file.
     public let path: String
+    /// Opened read-only (`readonly=on`): VIRTIO_BLK_F_RO is offered and writes complete with IOERR.
     public let readOnly: Bool
     /// Disk size in 512-byte sectors.
     public let capacity: UInt64
+    /// What GET_ID answers (`serial=`), cut to 20 bytes.
     public let serial: String
     private let image: RawImageFile
     private let logger: Logger
@@ -60,7 +81,8 @@ public final class VirtIOBlock: VirtIODevice {
         capacity = try image.size() / Self.sectorSize
     }
 
-    public var deviceType: UInt16 { 2 }
+    /// VIRTIO_ID_BLOCK.
+    public var deviceType: UInt16 { UInt16(VIRTIO_ID_BLOCK) }
     /// PCI_CLASS_STORAGE_SCSI, as QEMU's virtio-blk-pci. QEMU: virtio_blk_pci_class_init().
     public var pciClassCode: UInt32 { 0x01_00_00 }
     /// QEMU's virtio-blk feature set for a raw image.
@@ -68,42 +90,47 @@ public final class VirtIOBlock: VirtIODevice {
         Self.featureSegMax | Self.featureGeometry | Self.featureBlkSize | Self.featureFlush | Self.featureTopology
             | Self.featureConfigWCE | Self.featureDiscard | Self.featureWriteZeroes | (readOnly ? Self.featureRO : 0)
     }
+    /// One request queue of 256 entries. QEMU: virtio-blk's `num-queues=1`, `queue-size=256`.
     public var queueSizes: [UInt16] { [Self.queueSize] }
+    /// Back to writeback caching, CONFIG_WCE not negotiated. QEMU: virtio_blk_reset().
     public func reset() {
         writeback.store(1, ordering: .relaxed)
         wceNegotiated.store(false, ordering: .relaxed)
     }
+    /// Records whether CONFIG_WCE was negotiated (only then does the writeback byte matter).
+    /// QEMU: the CONFIG_WCE check of virtio_blk_set_status().
     public func featuresNegotiated(_ features: UInt64) {
         wceNegotiated.store(features & Self.featureConfigWCE != 0, ordering: .relaxed)
     }
 
-    /// The driver may switch the cache mode (CONFIG_WCE): writeback byte at offset 32.
+    /// The driver may switch the cache mode (CONFIG_WCE): the writeback byte (`wce`).
     public func writeConfig(offset: UInt64, value: UInt64, size: Int) {
-        if offset == 32, size == 1 { writeback.store(value & 1 == 0 ? 0 : 1, ordering: .relaxed) }
+        if offset == UInt64(CVIRTIO_BLK_CFG_WCE), size == 1 { writeback.store(value & 1 == 0 ? 0 : 1, ordering: .relaxed) }
     }
 
-    /// struct virtio_blk_config: capacity @0, seg_max @12, geometry @16, blk_size @20,
-    /// topology @24, writeback @32, num_queues @34, discard limits @36, write-zeroes limits @48.
+    /// struct virtio_blk_config up to the padding after write_zeroes_may_unmap (60 bytes):
+    /// capacity, seg_max, geometry, blk_size, topology, writeback, num_queues, the discard and
+    /// write-zeroes limits. Offsets from <linux/virtio_blk.h>. QEMU: virtio_blk_update_config().
     public func readConfig(offset: UInt64, size: Int) -> UInt64 {
-        var config = [UInt8](repeating: 0, count: 60)
+        var config = [UInt8](repeating: 0, count: CVIRTIO_BLK_CFG_SIZE_THROUGH_WRITE_ZEROES)
         func put(_ v: UInt64, _ at: Int, _ n: Int) { for i in 0..<n { config[at + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(i))) } }
-        put(capacity, 0, 8)
-        put(Self.segMax, 12, 4)
+        put(capacity, CVIRTIO_BLK_CFG_CAPACITY, 8)
+        put(Self.segMax, CVIRTIO_BLK_CFG_SEG_MAX, 4)
         // geometry: 16 heads, 63 sectors per track, cylinders to cover the disk (capped)
-        put(min(capacity / (16 * 63), 65535), 16, 2)
-        put(16, 18, 1)
-        put(63, 19, 1)
-        put(Self.sectorSize, 20, 4)
+        put(min(capacity / (16 * 63), 65535), CVIRTIO_BLK_CFG_CYLINDERS, 2)
+        put(16, CVIRTIO_BLK_CFG_HEADS, 1)
+        put(63, CVIRTIO_BLK_CFG_SECTORS, 1)
+        put(Self.sectorSize, CVIRTIO_BLK_CFG_BLK_SIZE, 4)
         // topology: physical_block_exp, alignment_offset, min_io_size, opt_io_size all 0, as
         // QEMU's defaults give (min_io_size = conf min_io_size / blk_size = 0).
-        put(UInt64(writeback.load(ordering: .relaxed)), 32, 1)
-        put(1, 34, 2)                                         // num_queues
-        put(UInt64(Self.maxDiscardSectors), 36, 4)
-        put(1, 40, 4)                                         // max_discard_seg
-        put(1, 44, 4)                                         // discard_sector_alignment
-        put(UInt64(Self.maxZeroesSectors), 48, 4)
-        put(1, 52, 4)                                         // max_write_zeroes_seg
-        put(1, 56, 1)                                         // write_zeroes_may_unmap
+        put(UInt64(writeback.load(ordering: .relaxed)), CVIRTIO_BLK_CFG_WCE, 1)
+        put(1, CVIRTIO_BLK_CFG_NUM_QUEUES, 2)
+        put(UInt64(Self.maxDiscardSectors), CVIRTIO_BLK_CFG_MAX_DISCARD_SECTORS, 4)
+        put(1, CVIRTIO_BLK_CFG_MAX_DISCARD_SEG, 4)
+        put(1, CVIRTIO_BLK_CFG_DISCARD_ALIGNMENT, 4)
+        put(UInt64(Self.maxZeroesSectors), CVIRTIO_BLK_CFG_MAX_WRITE_ZEROES_SECTORS, 4)
+        put(1, CVIRTIO_BLK_CFG_MAX_WRITE_ZEROES_SEG, 4)
+        put(1, CVIRTIO_BLK_CFG_WRITE_ZEROES_MAY_UNMAP, 1)
         guard offset < UInt64(config.count) else { return 0 }
         var v: UInt64 = 0
         for i in 0..<max(0, min(size, 8)) where Int(offset) + i < config.count {
@@ -112,6 +139,8 @@ public final class VirtIOBlock: VirtIODevice {
         return v
     }
 
+    /// Serves the request queue: pops, serves and returns each chain until the queue is empty or
+    /// `budget` is spent. QEMU: virtio_blk_handle_vq().
     public func process(queue index: Int, _ queue: VirtQueue, memory: GuestMemory,
                         budget: inout VirtQueueBudget) throws(VirtQueueError) -> VirtQueueProgress {
         var progress = VirtQueueProgress()
@@ -124,20 +153,21 @@ public final class VirtIOBlock: VirtIODevice {
     }
 
     /// One request, split as QEMU splits it: the readable part starts with the 16-byte header
-    /// {le32 type, le32 reserved, le64 sector}; the last writable byte is the status. Returns
+    /// (struct virtio_blk_outhdr {le32 type, le32 ioprio, le64 sector}); the last writable
+    /// byte is the status. Returns
     /// the used length: every writable byte, status included (QEMU's `in_len`).
     private func serve(_ chain: DescriptorChain, _ memory: GuestMemory) throws(VirtQueueError) -> UInt32 {
         let readable = chain.buffers.filter { !$0.writable }
         var writable = chain.buffers.filter(\.writable)
         guard let last = writable.last, !readable.isEmpty else { throw .blockRequest(chain.head, "missing headers") }
-        guard chain.readableBytes >= 16 else { throw .blockRequest(chain.head, "request outhdr too short") }
+        guard chain.readableBytes >= UInt64(Self.headerBytes) else { throw .blockRequest(chain.head, "request outhdr too short") }
         // The status byte: `pop` guarantees the buffer is non-empty and does not wrap.
         let status = VirtQueueBuffer(address: last.address + UInt64(last.length - 1), length: 1, writable: true)
         writable[writable.count - 1].length -= 1
         if writable[writable.count - 1].length == 0 { writable.removeLast() }
-        let header = try gather(readable, skip: 0, count: 16, memory)
-        let type = le(header, 0, 4), sector = le(header, 8, 8)
-        let dataIn = chain.writableBytes - 1, dataOut = chain.readableBytes - 16
+        let header = try gather(readable, skip: 0, count: Self.headerBytes, memory)
+        let type = le(header, CVIRTIO_BLK_OUTHDR_TYPE, 4), sector = le(header, CVIRTIO_BLK_OUTHDR_SECTOR, 8)
+        let dataIn = chain.writableBytes - 1, dataOut = chain.readableBytes - UInt64(Self.headerBytes)
         let usedLength = UInt32(clamping: chain.writableBytes)
         let outcome: UInt8
         switch UInt32(truncatingIfNeeded: type) & ~(Self.typeOut | Self.typeBarrier) {
@@ -153,18 +183,20 @@ public final class VirtIOBlock: VirtIODevice {
         case Self.typeFlush:
             outcome = host("flush") { () throws(SystemError) in try image.flush() }
         case Self.typeGetID:
-            // The serial and its NUL, cut to the buffer and to 20 bytes. QEMU: VIRTIO_BLK_T_GET_ID.
+            // The serial and its NUL, cut to the buffer and to VIRTIO_BLK_ID_BYTES (20).
+            // QEMU: VIRTIO_BLK_T_GET_ID in virtio_blk_handle_request().
             let id = Array(serial.utf8) + [0]
             let n = Int(min(UInt64(id.count), dataIn, UInt64(Self.idBytes)))
             try scatter(id[0..<n], writable, memory)
             outcome = Self.statusOK
         case Self.typeDiscard & ~Self.typeOut, Self.typeWriteZeroes & ~Self.typeOut:
-            guard type & UInt64(Self.typeOut) != 0, dataOut <= 16 else { outcome = Self.statusUnsupported; break }
-            guard dataOut == 16 else { throw .blockRequest(chain.head, "discard/write_zeroes header too short") }
-            let segment = try gather(readable, skip: 16, count: 16, memory)
+            guard type & UInt64(Self.typeOut) != 0, dataOut <= UInt64(Self.segmentBytes) else { outcome = Self.statusUnsupported; break }
+            guard dataOut == UInt64(Self.segmentBytes) else { throw .blockRequest(chain.head, "discard/write_zeroes header too short") }
+            let segment = try gather(readable, skip: Self.headerBytes, count: Self.segmentBytes, memory)
             let zeroes = UInt32(truncatingIfNeeded: type) & ~Self.typeBarrier == Self.typeWriteZeroes
-            outcome = discardOrZero(first: le(segment, 0, 8), count: UInt32(truncatingIfNeeded: le(segment, 8, 4)),
-                                    flags: UInt32(truncatingIfNeeded: le(segment, 12, 4)), zeroes: zeroes)
+            outcome = discardOrZero(first: le(segment, CVIRTIO_BLK_SEGMENT_SECTOR, 8),
+                                    count: UInt32(truncatingIfNeeded: le(segment, CVIRTIO_BLK_SEGMENT_NUM_SECTORS, 4)),
+                                    flags: UInt32(truncatingIfNeeded: le(segment, CVIRTIO_BLK_SEGMENT_FLAGS, 4)), zeroes: zeroes)
         default:
             outcome = Self.statusUnsupported
         }
@@ -217,12 +249,12 @@ public final class VirtIOBlock: VirtIODevice {
         }
     }
 
-    /// Guest → disk: the data after the 16-byte header to `offset`, a chunk at a time.
+    /// Guest → disk: the data after the request header to `offset`, a chunk at a time.
     private func writeData(_ buffers: [VirtQueueBuffer], at offset: UInt64, _ bytes: UInt64,
                            _ memory: GuestMemory) throws(VirtQueueError) -> UInt8 {
         guard !readOnly else { return Self.statusIOErr }
         var done: UInt64 = 0
-        var skip: UInt64 = 16
+        var skip = UInt64(Self.headerBytes)
         for b in buffers {
             var at = min(skip, UInt64(b.length))
             skip -= at

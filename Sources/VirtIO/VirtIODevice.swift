@@ -15,6 +15,7 @@ public protocol VirtIODevice: AnyObject, Sendable {
     var queueSizes: [UInt16] { get }
     /// Device-specific configuration space.
     func readConfig(offset: UInt64, size: Int) -> UInt64
+    /// A driver write of `size` bytes at `offset` in the device-specific configuration space.
     func writeConfig(offset: UInt64, value: UInt64, size: Int)
     /// Serves chains available on queue `index`, charging each to `budget` and stopping when it
     /// is exhausted (the transport comes back on the next round). Throws when the queue or a
@@ -38,10 +39,13 @@ public protocol VirtIODevice: AnyObject, Sendable {
 }
 
 extension VirtIODevice {
+    /// By default nothing depends on the negotiated features.
     public func featuresNegotiated(_ features: UInt64) {}
     /// PCI_CLASS_OTHERS, as QEMU's virtio-rng-pci.
     public var pciClassCode: UInt32 { 0x00_ff_00 }
+    /// By default a device has no backend of its own to register.
     public func attach(_ transport: any VirtIOTransport) throws {}
+    /// By default a status change needs nothing of the device.
     public func statusChanged(_ status: UInt8) {}
 }
 
@@ -82,6 +86,7 @@ public struct VirtQueueProgress: Sendable, Equatable {
     /// queue again then, without a kick.
     public var resumeAt: ContinuousClock.Instant?
 
+    /// A turn's outcome: whether to interrupt the driver, and when to come back without a kick.
     public init(interrupt: Bool = false, resumeAt: ContinuousClock.Instant? = nil) {
         self.interrupt = interrupt
         self.resumeAt = resumeAt

@@ -1,3 +1,4 @@
+internal import CVirtIO
 import Memory
 
 /// The control queue and the receive filter it programs.
@@ -9,11 +10,11 @@ extension VirtIONet {
         var progress = VirtQueueProgress()
         var chain = DescriptorChain()
         while !budget.isExhausted, try queue.pop(memory, into: &chain) {
-            guard chain.writableBytes >= 1, chain.readableBytes >= 2 else {
+            guard chain.writableBytes >= 1, chain.readableBytes >= UInt64(VirtIONetControl.headerSize) else {
                 throw .malformedRequest(head: chain.head, "virtio-net ctrl missing headers")
             }
             let command = CommandData(chain: chain, memory: memory)
-            let header = try command.bytes(at: 0, count: 2)
+            let header = try command.bytes(at: 0, count: VirtIONetControl.headerSize)
             let ack = try execute(class: header[0], command: header[1], command)
             let status = chain.buffers[chain.readableCount]
             guard memory.storeDirect(ack, at: status.address) else { throw .bogusBuffer(address: status.address, length: status.length) }
@@ -55,12 +56,12 @@ extension VirtIONet {
     /// One command; the ack (VIRTIO_NET_OK or VIRTIO_NET_ERR) as QEMU answers it.
     func execute(class cls: UInt8, command cmd: UInt8, _ data: CommandData) throws(VirtQueueError) -> UInt8 {
         let ok = VirtIONetControl.ok, err = VirtIONetControl.err
-        let payload = data.size - 2
+        let payload = data.size - UInt64(VirtIONetControl.headerSize)
         func le(_ b: [UInt8]) -> UInt64 { b.enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) } }
         switch cls {
         case VirtIONetControl.classRx:
             // QEMU: virtio_net_handle_rx_mode().
-            let on = try data.bytes(at: 2, count: 1)
+            let on = try data.bytes(at: UInt64(VirtIONetControl.headerSize), count: 1)
             guard on.count == 1 else { return err }
             let value = on[0] != 0
             return control.withLock { c -> UInt8 in
@@ -79,7 +80,7 @@ extension VirtIONet {
             return try macCommand(cmd, data)
         case VirtIONetControl.classVLAN:
             // QEMU: virtio_net_handle_vlan_table().
-            let b = try data.bytes(at: 2, count: 2)
+            let b = try data.bytes(at: UInt64(VirtIONetControl.headerSize), count: 2)
             guard b.count == 2 else { return err }
             let vid = Int(le(b))
             guard vid < VirtIONetControl.maxVLAN else { return err }
@@ -103,7 +104,7 @@ extension VirtIONet {
             // commands fail as QEMU's do without the features.
             guard cmd == VirtIONetControl.mqPairsSet else { return err }
             guard control.withLock({ $0.negotiated & VirtIONetFeature.mq != 0 }) else { return err }
-            let b = try data.bytes(at: 2, count: 2)
+            let b = try data.bytes(at: UInt64(VirtIONetControl.headerSize), count: 2)
             guard b.count == 2 else { return err }
             let requested = Int(le(b))
             let changed = control.withLock { c -> Bool? in
@@ -121,7 +122,7 @@ extension VirtIONet {
         case VirtIONetControl.classGuestOffloads:
             // QEMU: virtio_net_handle_offloads().
             guard control.withLock({ $0.negotiated & VirtIONetFeature.ctrlGuestOffloads != 0 }) else { return err }
-            let b = try data.bytes(at: 2, count: 8)
+            let b = try data.bytes(at: UInt64(VirtIONetControl.headerSize), count: 8)
             guard b.count == 8, cmd == VirtIONetControl.guestOffloadsSet, backend?.vnetHeader == true else { return err }
             let offloads = le(b)
             let applied = control.withLock { c -> UInt64? in
@@ -144,10 +145,10 @@ extension VirtIONet {
     /// sets the overflow flag (that class then passes). QEMU: virtio_net_handle_mac().
     func macCommand(_ cmd: UInt8, _ data: CommandData) throws(VirtQueueError) -> UInt8 {
         let ok = VirtIONetControl.ok, err = VirtIONetControl.err
-        let payload = data.size - 2
+        let payload = data.size - UInt64(VirtIONetControl.headerSize)
         if cmd == VirtIONetControl.macAddrSet {
             guard payload == 6 else { return err }
-            let m = try data.bytes(at: 2, count: 6)
+            let m = try data.bytes(at: UInt64(VirtIONetControl.headerSize), count: 6)
             guard m.count == 6 else { return err }
             control.withLock { $0.mac = MACAddress(m) }
             return ok
@@ -161,7 +162,7 @@ extension VirtIONet {
         }
         var table: [MACAddress] = []
         var uniOverflow = false, multiOverflow = false
-        var at: UInt64 = 2
+        var at = UInt64(VirtIONetControl.headerSize)
         guard let unicast = try count(at: at) else { return err }
         at += 4
         // Deliberate difference: n × 6 is computed in 64 bits (QEMU's 32-bit product wraps).

@@ -120,11 +120,11 @@ extension VirtIONet {
                 // "no offload" zeros; then num_buffers.
                 if hostHeader > 0 {
                     workAroundBrokenDHCPClient(&s.rxBuffer, hostHeader: hostHeader, size: size)
-                    _ = try scatter(s.rxBuffer[0..<10], chain, from: firstWritable, skip: 0, memory)
+                    _ = try scatter(s.rxBuffer[0..<Self.tapHeaderSize], chain, from: firstWritable, skip: 0, memory)
                 } else {
-                    _ = try scatter(Self.zeroHeader[0..<10], chain, from: firstWritable, skip: 0, memory)
+                    _ = try scatter(Self.zeroHeader[0..<Self.tapHeaderSize], chain, from: firstWritable, skip: 0, memory)
                 }
-                (numBuffersAt, numBuffersRest) = locate(chain, from: firstWritable, offset: 10)
+                (numBuffersAt, numBuffersRest) = locate(chain, from: firstWritable, offset: Self.numBuffersOffset)
                 offset = hostHeader
                 total = Self.headerSize
                 guestOffset = Self.headerSize
@@ -158,7 +158,7 @@ extension VirtIONet {
         return .delivered(interrupt: try queue.flush(count: UInt16(count), memory))
     }
 
-    static let zeroHeader = [UInt8](repeating: 0, count: 12)
+    static let zeroHeader = [UInt8](repeating: 0, count: VirtIONet.headerSize)
 
     /// Writes `bytes` into the chain's writable buffers (from buffer index `first`), starting
     /// `skip` bytes in; returns how many fit. A buffer outside guest RAM is the guest's error.

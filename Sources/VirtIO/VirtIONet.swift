@@ -1,3 +1,4 @@
+internal import CVirtIO
 import Logging
 import Memory
 import Synchronization
@@ -40,13 +41,21 @@ public final class VirtIONet: VirtIODevice {
     /// At most this many queue pairs (2 MSI-X vectors each, plus config and control, in 64).
     public static let maxQueuePairs = 31
     /// The guest's header: `virtio_net_hdr_mrg_rxbuf` (virtio 1.x always uses it).
-    static let headerSize = 12
+    static let headerSize = CVIRTIO_NET_HDR_MRG_RXBUF_SIZE
+    /// The header a tap with IFF_VNET_HDR exchanges: `virtio_net_hdr` (no num_buffers), and
+    /// where num_buffers follows it in the guest's header.
+    static let tapHeaderSize = CVIRTIO_NET_HDR_SIZE, numBuffersOffset = CVIRTIO_NET_HDR_NUM_BUFFERS
     /// One frame with its header: QEMU's NET_BUFSIZE (4096 + 65536).
     public static let frameBufferSize = 4096 + 65536
 
+    /// The configured MAC address (what the configuration space reports after a reset).
     public let mac: MACAddress
+    /// Queue pairs the device has (`-netdev tap,queues=`); the driver enables up to this many with
+    /// MQ.
     public let maxPairs: Int
+    /// Receive and transmit queue sizes (QEMU's `rx_queue_size`, `tx_queue_size`).
     public let rxQueueSize: UInt16, txQueueSize: UInt16
+    /// Where frames go and come from; nil for a NIC with no peer.
     public let backend: (any NetBackend)?
     /// The backend's descriptors, one per pair, fetched once (the packet path must not build arrays).
     let descriptors: [FileDescriptor]
@@ -89,7 +98,8 @@ public final class VirtIONet: VirtIODevice {
         var writePolling = false
     }
 
-    static let statusLinkUp: UInt16 = 1, statusAnnounce: UInt16 = 2
+    /// The configuration's status bits: VIRTIO_NET_S_LINK_UP, VIRTIO_NET_S_ANNOUNCE.
+    static let statusLinkUp = UInt16(VIRTIO_NET_S_LINK_UP), statusAnnounce = UInt16(VIRTIO_NET_S_ANNOUNCE)
 
     let control: Mutex<Control>
     let pairs: [PairSlot]
@@ -98,6 +108,7 @@ public final class VirtIONet: VirtIODevice {
     /// Counters for tests, benchmarks and the monitor.
     public let counters = Counters()
 
+    /// Frame counts since the device was created, read without locks.
     public final class Counters: Sendable {
         let rx = Atomic<UInt64>(0), rxDropped = Atomic<UInt64>(0), tx = Atomic<UInt64>(0), txDropped = Atomic<UInt64>(0)
         let rxStalls = Atomic<UInt64>(0)
@@ -141,7 +152,10 @@ public final class VirtIONet: VirtIODevice {
         maxPairs = queuePairs
         hostFeatures = features | VirtIONetFeature.mac
         self.logger = logger
-        configSize = features & VirtIONetFeature.mq != 0 ? 10 : features & VirtIONetFeature.status != 0 ? 8 : 6
+        // Up to max_virtqueue_pairs with MQ, up to status with STATUS, else the MAC alone.
+        // QEMU: virtio_net_get_config_size() over feature_sizes.
+        configSize = features & VirtIONetFeature.mq != 0 ? CVIRTIO_NET_CFG_MTU
+            : features & VirtIONetFeature.status != 0 ? CVIRTIO_NET_CFG_MAX_VQ_PAIRS : CVIRTIO_NET_CFG_STATUS
         control = Mutex(Control(mac: mac))
         pairs = (0..<queuePairs).map { _ in
             PairSlot(Pair(rxBuffer: [UInt8](repeating: 0, count: Self.frameBufferSize),
@@ -151,7 +165,8 @@ public final class VirtIONet: VirtIODevice {
 
     // MARK: VirtIODevice
 
-    public var deviceType: UInt16 { 1 }
+    /// VIRTIO_ID_NET.
+    public var deviceType: UInt16 { UInt16(VIRTIO_ID_NET) }
     /// PCI_CLASS_NETWORK_ETHERNET.
     public var pciClassCode: UInt32 { 0x02_00_00 }
 
@@ -168,10 +183,14 @@ public final class VirtIONet: VirtIODevice {
         return f
     }
 
+    /// Receive/transmit pairs (2i, 2i+1) for every pair, then the control queue. QEMU:
+    /// virtio_net_device_realize() → virtio_net_add_queue().
     public var queueSizes: [UInt16] {
         (0..<2 * maxPairs).map { $0 % 2 == 0 ? rxQueueSize : txQueueSize } + [Self.controlQueueSize]
     }
 
+    /// Registers each pair's backend descriptor on the transport's I/O thread (not polled until the
+    /// driver runs) and attaches only the first tap queue.
     public func attach(_ transport: any VirtIOTransport) throws {
         transportBox.withLock { $0.transport = transport }
         guard let backend else { return }
@@ -186,15 +205,20 @@ public final class VirtIONet: VirtIODevice {
 
     var transport: (any VirtIOTransport)? { transportBox.withLock { $0.transport } }
 
-    /// virtio_net_config: mac @0, status @6, max_virtqueue_pairs @8; beyond the configuration
-    /// size every byte reads 0xff. QEMU: virtio_net_get_config() + virtio_config_modern_read*().
+    /// struct virtio_net_config: mac, status, max_virtqueue_pairs (offsets from
+    /// <linux/virtio_net.h>); beyond the configuration size every byte reads 0xff.
+    /// QEMU: virtio_net_get_config() + virtio_config_modern_read*().
     public func readConfig(offset: UInt64, size: Int) -> UInt64 {
         guard size >= 1, size <= 8, offset <= UInt64(configSize), UInt64(size) <= UInt64(configSize) - offset else {
             return size >= 8 ? UInt64.max : (UInt64(1) << (8 * UInt64(max(size, 0)))) &- 1
         }
         let (m, status) = control.withLock { ($0.mac.array, $0.status) }
-        var config = m + [UInt8(truncatingIfNeeded: status), UInt8(truncatingIfNeeded: status >> 8)]
-        config += [UInt8(truncatingIfNeeded: maxPairs), UInt8(truncatingIfNeeded: maxPairs >> 8)]
+        var config = [UInt8](repeating: 0, count: CVIRTIO_NET_CFG_MTU)
+        for (i, byte) in m.enumerated() { config[CVIRTIO_NET_CFG_MAC + i] = byte }
+        config[CVIRTIO_NET_CFG_STATUS] = UInt8(truncatingIfNeeded: status)
+        config[CVIRTIO_NET_CFG_STATUS + 1] = UInt8(truncatingIfNeeded: status >> 8)
+        config[CVIRTIO_NET_CFG_MAX_VQ_PAIRS] = UInt8(truncatingIfNeeded: maxPairs)
+        config[CVIRTIO_NET_CFG_MAX_VQ_PAIRS + 1] = UInt8(truncatingIfNeeded: maxPairs >> 8)
         var v: UInt64 = 0
         for i in 0..<size { v |= UInt64(config[Int(offset) + i]) << (8 * UInt64(i)) }
         return v
@@ -227,7 +251,7 @@ public final class VirtIONet: VirtIODevice {
 
     /// QEMU: virtio_net_set_status() — start (or stop) polling the backend for the active pairs.
     public func statusChanged(_ status: UInt8) {
-        let running = status & 4 != 0
+        let running = status & UInt8(VIRTIO_CONFIG_S_DRIVER_OK) != 0
         let active = control.withLock { $0.multiqueue ? $0.currentPairs : 1 }
         for p in 0..<maxPairs { setReadPolling(p, running && p < active) }
     }
@@ -263,6 +287,8 @@ public final class VirtIONet: VirtIODevice {
         return index == 2 * pairs ? .control : .none
     }
 
+    /// Serves queue `index` by its role: receive, transmit or control. QEMU:
+    /// virtio_net_handle_rx(), virtio_net_handle_tx_bh(), virtio_net_handle_ctrl().
     public func process(queue index: Int, _ queue: VirtQueue, memory: GuestMemory,
                         budget: inout VirtQueueBudget) throws(VirtQueueError) -> VirtQueueProgress {
         switch role(index) {

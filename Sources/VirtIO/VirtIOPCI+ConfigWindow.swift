@@ -1,3 +1,4 @@
+internal import CVirtIO
 import Devices
 import Memory
 import Synchronization
@@ -19,20 +20,22 @@ import Synchronization
 /// virtio_write_config(), virtio_read_config(), virtio_address_space_lookup(),
 /// virtio_address_space_write() / _read().
 extension VirtIOPCI {
-    /// cfg_type of the configuration-access capability.
-    static let pciCfgType: UInt8 = 5
-    /// Field offsets within the capability: cap.bar, cap.offset, cap.length, pci_cfg_data.
-    static let pciCfgBarField = 4, pciCfgOffsetField = 8, pciCfgLengthField = 12, pciCfgDataField = 16
-    /// The capability's length (struct virtio_pci_cfg_cap).
-    static let pciCfgLength = 20
+    /// cfg_type of the configuration-access capability: VIRTIO_PCI_CAP_PCI_CFG.
+    static let pciCfgType = UInt8(VIRTIO_PCI_CAP_PCI_CFG)
+    /// Field offsets within the capability: cap.bar, cap.offset, cap.length (VIRTIO_PCI_CAP_*),
+    /// pci_cfg_data (struct virtio_pci_cfg_cap).
+    static let pciCfgBarField = Int(VIRTIO_PCI_CAP_BAR), pciCfgOffsetField = Int(VIRTIO_PCI_CAP_OFFSET)
+    static let pciCfgLengthField = Int(VIRTIO_PCI_CAP_LENGTH), pciCfgDataField = CVIRTIO_PCI_CFG_CAP_DATA
+    /// The capability's length: sizeof(struct virtio_pci_cfg_cap).
+    static let pciCfgLength = CVIRTIO_PCI_CFG_CAP_SIZE
 
     /// The capability as QEMU adds it: all fields zero (bar 0), and writable bar, offset,
     /// length and data (the cfg_mask of virtio_pci_device_plugged()).
     static func pciCfgCapability() -> (bytes: [UInt8], writeMask: [UInt8]) {
         var bytes = [UInt8](repeating: 0, count: pciCfgLength)
-        bytes[0] = 0x09                          // PCI_CAP_ID_VNDR
-        bytes[2] = UInt8(pciCfgLength)           // cap_len
-        bytes[3] = pciCfgType
+        bytes[Int(VIRTIO_PCI_CAP_VNDR)] = UInt8(PCI_CAP_ID_VNDR)
+        bytes[Int(VIRTIO_PCI_CAP_LEN)] = UInt8(pciCfgLength)
+        bytes[Int(VIRTIO_PCI_CAP_CFG_TYPE)] = pciCfgType
         var mask = [UInt8](repeating: 0, count: pciCfgLength)
         mask[pciCfgBarField] = 0xff
         for i in pciCfgOffsetField..<pciCfgLength { mask[i] = 0xff }

@@ -1,3 +1,4 @@
+internal import CVirtIO
 import Devices
 import Logging
 import Memory
@@ -11,18 +12,51 @@ import VMMSys
 /// completion interrupt goes out through the MSI-X vector's irqfd. Neither direction exits
 /// to userspace. QEMU: virtio-pci (hw/virtio/virtio-pci.c), modern-only layout in BAR4.
 public final class VirtIOPCI: PCIDevice, VirtIOTransport, Resettable, @unchecked Sendable {
+    /// Where the four structures lie in BAR 4, 4 KiB each, as QEMU places them: common, ISR,
+    /// device-specific, notify. QEMU: virtio_pci_realize()'s `common`/`isr`/`device`/`notify`
+    /// regions (the spec leaves the layout to the device, so these are QEMU's numbers).
+    /// Where the common configuration and the ISR status lie in BAR 4.
     public static let commonOffset: UInt64 = 0x0, isrOffset: UInt64 = 0x1000
+    /// Where the device-specific configuration and the doorbells lie in BAR 4.
     public static let deviceOffset: UInt64 = 0x2000, notifyOffset: UInt64 = 0x3000
+    /// Bytes between two queues' doorbells in the notify structure (`notify_off_multiplier`).
+    /// QEMU: virtio_pci_queue_mem_mult() without page-per-vq.
     public static let notifyMultiplier: UInt32 = 4
-    static let noVector: UInt16 = 0xffff
-    static let versionOne: UInt64 = 1 << 32
-    static let eventIdx: UInt64 = 1 << 29
-    static let indirectDesc: UInt64 = 1 << 28
-    static let statusDriverOK: UInt8 = 4, statusFeaturesOK: UInt8 = 8, statusNeedsReset: UInt8 = 0x40
-    /// ISR bits: a used buffer (bit 0), a configuration change (bit 1).
-    static let isrQueue: UInt8 = 1, isrConfig: UInt8 = 2
+    /// The BAR holding the structures. QEMU: modern_mem_bar_idx.
+    static let modernBAR: UInt8 = 4
+    /// Each structure's length in its capability. QEMU: the 0x1000 of each region.
+    static let structureLength: UInt32 = 0x1000
+    /// VIRTIO_MSI_NO_VECTOR.
+    static let noVector = UInt16(VIRTIO_MSI_NO_VECTOR)
+    /// VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC.
+    static let versionOne = UInt64(1) << VIRTIO_F_VERSION_1
+    static let eventIdx = UInt64(1) << VIRTIO_RING_F_EVENT_IDX
+    static let indirectDesc = UInt64(1) << VIRTIO_RING_F_INDIRECT_DESC
+    /// VIRTIO_CONFIG_S_DRIVER_OK, _FEATURES_OK, _NEEDS_RESET.
+    static let statusDriverOK = UInt8(VIRTIO_CONFIG_S_DRIVER_OK), statusFeaturesOK = UInt8(VIRTIO_CONFIG_S_FEATURES_OK)
+    static let statusNeedsReset = UInt8(VIRTIO_CONFIG_S_NEEDS_RESET)
+    /// ISR bits: a used buffer (bit 0; the uapi headers name only the other one), a
+    /// configuration change (VIRTIO_PCI_ISR_CONFIG).
+    static let isrQueue: UInt8 = 1, isrConfig = UInt8(VIRTIO_PCI_ISR_CONFIG)
+    /// Red Hat's PCI vendor ID, which every virtio PCI function carries (also as subsystem
+    /// vendor). QEMU: PCI_VENDOR_ID_REDHAT_QUMRANET (not in the kernel's uapi headers).
+    static let pciVendorID: UInt16 = 0x1af4
+    /// A modern-only device's PCI device ID is this plus its virtio device ID (virtio 1.x
+    /// §4.1.2.1). QEMU: PCI_DEVICE_ID_VIRTIO_10_BASE (not in the uapi headers).
+    static let modernDeviceIDBase: UInt16 = 0x1040
+    /// The transitional PCI device IDs QEMU gives the device types that have one (virtio 1.x
+    /// §4.1.2.3): the same function then also answers legacy drivers' probes by ID.
+    /// QEMU: virtio_pci_device_plugged() (pci_dev_id = the type's transitional ID).
+    static let transitionalDeviceIDs: [UInt16: UInt16] = [
+        UInt16(VIRTIO_ID_NET): UInt16(VIRTIO_TRANS_ID_NET), UInt16(VIRTIO_ID_BLOCK): UInt16(VIRTIO_TRANS_ID_BLOCK),
+        UInt16(VIRTIO_ID_BALLOON): UInt16(VIRTIO_TRANS_ID_BALLOON), UInt16(VIRTIO_ID_CONSOLE): UInt16(VIRTIO_TRANS_ID_CONSOLE),
+        UInt16(VIRTIO_ID_SCSI): UInt16(VIRTIO_TRANS_ID_SCSI), UInt16(VIRTIO_ID_RNG): UInt16(VIRTIO_TRANS_ID_RNG),
+        UInt16(VIRTIO_ID_9P): UInt16(VIRTIO_TRANS_ID_9P),
+    ]
 
+    /// The device type behind the transport.
     public let device: any VirtIODevice
+    /// The device's queues, in its order (sizes capped at `VirtQueue.maxSize`).
     public let queues: [VirtQueue]
     /// One per queue: the doorbell the guest rings (through the kernel or userspace).
     public let notifiers: [EventNotifier]
@@ -66,6 +100,8 @@ public final class VirtIOPCI: PCIDevice, VirtIOTransport, Resettable, @unchecked
         /// Offer VIRTIO_RING_F_INDIRECT_DESC (`indirect_desc=`).
         public var indirectDescriptors = true
 
+        /// QEMU's defaults: a vector per queue plus config, ioeventfds, EVENT_IDX and INDIRECT_DESC
+        /// on.
         public init(vectors: Int? = nil, ioeventfd: Bool = true, eventIndex: Bool = true, indirectDescriptors: Bool = true) {
             self.vectors = vectors
             self.ioeventfd = ioeventfd
@@ -139,21 +175,17 @@ public final class VirtIOPCI: PCIDevice, VirtIOTransport, Resettable, @unchecked
                                   at: Self.deviceOffset)
         modernRegion.addSubregion(notifyRegion, at: Self.notifyOffset)
 
-        let transitional: [UInt16: UInt16] = [1: 0x1000, 2: 0x1001, 5: 0x1002, 3: 0x1003, 8: 0x1004, 4: 0x1005, 9: 0x1009]
-        let pciID = transitional[device.deviceType] ?? 0x1040 + device.deviceType
-        super.init(vendorID: 0x1af4, deviceID: pciID, classCode: device.pciClassCode, revision: 0, interruptPin: 1,
-                   subsystemVendorID: 0x1af4, subsystemID: device.deviceType)
+        let pciID = Self.transitionalDeviceIDs[device.deviceType] ?? Self.modernDeviceIDBase + device.deviceType
+        super.init(vendorID: Self.pciVendorID, deviceID: pciID, classCode: device.pciClassCode, revision: 0, interruptPin: 1,
+                   subsystemVendorID: Self.pciVendorID, subsystemID: device.deviceType)
         if let msix { registerBAR(1, region: msix.region, kind: .memory32) }
-        registerBAR(4, region: modernRegion, kind: .memory64Prefetchable)
-        func cap(_ type: UInt8, _ offset: UInt64, _ extra: [UInt8] = []) -> [UInt8] {
-            let len = UInt8(16 + extra.count)
-            var b: [UInt8] = [0x09, 0, len, type, 4, 0, 0, 0]
-            for v in [UInt32(offset), UInt32(0x1000)] { for i in 0..<4 { b.append(UInt8(truncatingIfNeeded: v >> (8 * UInt32(i)))) } }
-            return b + extra
-        }
-        let m = Self.notifyMultiplier
-        let capabilities = [cap(1, Self.commonOffset), cap(3, Self.isrOffset), cap(4, Self.deviceOffset),
-                            cap(2, Self.notifyOffset, (0..<4).map { UInt8(truncatingIfNeeded: m >> (8 * UInt32($0))) })]
+        registerBAR(Int(Self.modernBAR), region: modernRegion, kind: .memory64Prefetchable)
+        let capabilities = [
+            Self.structureCapability(VIRTIO_PCI_CAP_COMMON_CFG, at: Self.commonOffset),
+            Self.structureCapability(VIRTIO_PCI_CAP_ISR_CFG, at: Self.isrOffset),
+            Self.structureCapability(VIRTIO_PCI_CAP_DEVICE_CFG, at: Self.deviceOffset),
+            Self.structureCapability(VIRTIO_PCI_CAP_NOTIFY_CFG, at: Self.notifyOffset, notifyMultiplier: Self.notifyMultiplier),
+        ]
         for c in capabilities { addCapability(c) }
         // The configuration-access capability follows the four structures and precedes
         // MSI-X, so the list is QEMU's: 0x40 common, 0x50 ISR, 0x60 device, 0x70 notify,
@@ -171,6 +203,24 @@ public final class VirtIOPCI: PCIDevice, VirtIOTransport, Resettable, @unchecked
         do { try device.attach(self) } catch let error as SystemError { throw error } catch {
             throw SystemError(operation: "virtio device attach", arguments: "\(error)", code: .ioError)
         }
+    }
+
+    /// A vendor capability (struct virtio_pci_cap, or virtio_pci_notify_cap with
+    /// `notifyMultiplier`) pointing at one structure of BAR 4: `structureLength` bytes at
+    /// `offset`. QEMU: virtio_pci_modern_region_map() → virtio_pci_add_mem_cap().
+    static func structureCapability(_ type: Int32, at offset: UInt64, notifyMultiplier: UInt32? = nil) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: notifyMultiplier == nil ? CVIRTIO_PCI_CAP_SIZE : CVIRTIO_PCI_NOTIFY_CAP_SIZE)
+        func put32(_ value: UInt32, at field: Int32) {
+            for i in 0..<4 { bytes[Int(field) + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(i))) }
+        }
+        bytes[Int(VIRTIO_PCI_CAP_VNDR)] = UInt8(PCI_CAP_ID_VNDR)
+        bytes[Int(VIRTIO_PCI_CAP_LEN)] = UInt8(bytes.count)
+        bytes[Int(VIRTIO_PCI_CAP_CFG_TYPE)] = UInt8(type)
+        bytes[Int(VIRTIO_PCI_CAP_BAR)] = modernBAR
+        put32(UInt32(offset), at: VIRTIO_PCI_CAP_OFFSET)
+        put32(structureLength, at: VIRTIO_PCI_CAP_LENGTH)
+        if let notifyMultiplier { put32(notifyMultiplier, at: VIRTIO_PCI_NOTIFY_CAP_MULT) }
+        return bytes
     }
 
     // MARK: PCI config
@@ -198,7 +248,7 @@ public final class VirtIOPCI: PCIDevice, VirtIOTransport, Resettable, @unchecked
         }
     }
 
-    // MARK: Common configuration (virtio 1.x §4.1.4.3)
+    // MARK: Common configuration (virtio 1.x §4.1.4.3): struct virtio_pci_common_cfg, offsets VIRTIO_PCI_COMMON_*
 
     private func readCommon(_ offset: UInt64, _ size: Int) -> UInt64 {
         state.withLock { s in
@@ -206,25 +256,25 @@ public final class VirtIOPCI: PCIDevice, VirtIOTransport, Resettable, @unchecked
             let queue = s.queues.indices.contains(q) ? s.queues[q] : nil
             let features = device.features | offeredTransportFeatures
             switch offset {
-            case 0x00: return UInt64(s.deviceFeatureSelect)
-            case 0x04: return s.deviceFeatureSelect < 2 ? (features >> (32 * UInt64(s.deviceFeatureSelect))) & 0xffff_ffff : 0
-            case 0x08: return UInt64(s.driverFeatureSelect)
-            case 0x0c: return s.driverFeatureSelect < 2 ? (s.driverFeatures >> (32 * UInt64(s.driverFeatureSelect))) & 0xffff_ffff : 0
-            case 0x10: return UInt64(s.configVector)
-            case 0x12: return UInt64(s.queues.count)
-            case 0x14: return UInt64(s.status)
-            case 0x15: return UInt64(s.configGeneration)
-            case 0x16: return UInt64(s.queueSelect)
-            case 0x18: return UInt64(queue?.size ?? 0)
-            case 0x1a: return UInt64(queue?.vector ?? Self.noVector)
-            case 0x1c: return queue?.enabled == true ? 1 : 0
-            case 0x1e: return queue == nil ? 0 : UInt64(q)
-            case 0x20: return (queue?.desc ?? 0) & 0xffff_ffff
-            case 0x24: return (queue?.desc ?? 0) >> 32
-            case 0x28: return (queue?.driver ?? 0) & 0xffff_ffff
-            case 0x2c: return (queue?.driver ?? 0) >> 32
-            case 0x30: return (queue?.device ?? 0) & 0xffff_ffff
-            case 0x34: return (queue?.device ?? 0) >> 32
+            case UInt64(VIRTIO_PCI_COMMON_DFSELECT): return UInt64(s.deviceFeatureSelect)
+            case UInt64(VIRTIO_PCI_COMMON_DF): return s.deviceFeatureSelect < 2 ? (features >> (32 * UInt64(s.deviceFeatureSelect))) & 0xffff_ffff : 0
+            case UInt64(VIRTIO_PCI_COMMON_GFSELECT): return UInt64(s.driverFeatureSelect)
+            case UInt64(VIRTIO_PCI_COMMON_GF): return s.driverFeatureSelect < 2 ? (s.driverFeatures >> (32 * UInt64(s.driverFeatureSelect))) & 0xffff_ffff : 0
+            case UInt64(VIRTIO_PCI_COMMON_MSIX): return UInt64(s.configVector)
+            case UInt64(VIRTIO_PCI_COMMON_NUMQ): return UInt64(s.queues.count)
+            case UInt64(VIRTIO_PCI_COMMON_STATUS): return UInt64(s.status)
+            case UInt64(VIRTIO_PCI_COMMON_CFGGENERATION): return UInt64(s.configGeneration)
+            case UInt64(VIRTIO_PCI_COMMON_Q_SELECT): return UInt64(s.queueSelect)
+            case UInt64(VIRTIO_PCI_COMMON_Q_SIZE): return UInt64(queue?.size ?? 0)
+            case UInt64(VIRTIO_PCI_COMMON_Q_MSIX): return UInt64(queue?.vector ?? Self.noVector)
+            case UInt64(VIRTIO_PCI_COMMON_Q_ENABLE): return queue?.enabled == true ? 1 : 0
+            case UInt64(VIRTIO_PCI_COMMON_Q_NOFF): return queue == nil ? 0 : UInt64(q)
+            case UInt64(VIRTIO_PCI_COMMON_Q_DESCLO): return (queue?.desc ?? 0) & 0xffff_ffff
+            case UInt64(VIRTIO_PCI_COMMON_Q_DESCHI): return (queue?.desc ?? 0) >> 32
+            case UInt64(VIRTIO_PCI_COMMON_Q_AVAILLO): return (queue?.driver ?? 0) & 0xffff_ffff
+            case UInt64(VIRTIO_PCI_COMMON_Q_AVAILHI): return (queue?.driver ?? 0) >> 32
+            case UInt64(VIRTIO_PCI_COMMON_Q_USEDLO): return (queue?.device ?? 0) & 0xffff_ffff
+            case UInt64(VIRTIO_PCI_COMMON_Q_USEDHI): return (queue?.device ?? 0) >> 32
             default: return 0
             }
         }
@@ -245,16 +295,16 @@ public final class VirtIOPCI: PCIDevice, VirtIOTransport, Resettable, @unchecked
                     field = high ? (field & 0xffff_ffff) | v32 << 32 : (field & ~0xffff_ffff) | v32
                 }
                 switch offset {
-                case 0x00: s.deviceFeatureSelect = UInt32(v32)
-                case 0x08: s.driverFeatureSelect = UInt32(v32)
-                case 0x0c:
+                case UInt64(VIRTIO_PCI_COMMON_DFSELECT): s.deviceFeatureSelect = UInt32(v32)
+                case UInt64(VIRTIO_PCI_COMMON_GFSELECT): s.driverFeatureSelect = UInt32(v32)
+                case UInt64(VIRTIO_PCI_COMMON_GF):
                     if s.driverFeatureSelect < 2 {
                         let shift = 32 * UInt64(s.driverFeatureSelect)
                         let offered = device.features | offeredTransportFeatures
                         s.driverFeatures = (s.driverFeatures & ~(0xffff_ffff << shift)) | ((v32 << shift) & offered)
                     }
-                case 0x10: s.configVector = vectorOrNone(value)
-                case 0x14:
+                case UInt64(VIRTIO_PCI_COMMON_MSIX): s.configVector = vectorOrNone(value)
+                case UInt64(VIRTIO_PCI_COMMON_STATUS):
                     let status = UInt8(truncatingIfNeeded: value)
                     if status == 0 {
                         reset = true
@@ -267,20 +317,20 @@ public final class VirtIOPCI: PCIDevice, VirtIOTransport, Resettable, @unchecked
                         s.status = status | (s.broken ? Self.statusNeedsReset : 0)
                         newStatus = s.status
                     }
-                case 0x16: s.queueSelect = UInt16(truncatingIfNeeded: value)
-                case 0x18 where has && !s.queues[q].enabled:
+                case UInt64(VIRTIO_PCI_COMMON_Q_SELECT): s.queueSelect = UInt16(truncatingIfNeeded: value)
+                case UInt64(VIRTIO_PCI_COMMON_Q_SIZE) where has && !s.queues[q].enabled:
                     let n = UInt16(truncatingIfNeeded: value)
                     if queues[q].accepts(size: n) { s.queues[q].size = n }
-                case 0x1a where has: s.queues[q].vector = vectorOrNone(value)
-                case 0x1c where has && value & 1 == 1 && !s.queues[q].enabled:
+                case UInt64(VIRTIO_PCI_COMMON_Q_MSIX) where has: s.queues[q].vector = vectorOrNone(value)
+                case UInt64(VIRTIO_PCI_COMMON_Q_ENABLE) where has && value & 1 == 1 && !s.queues[q].enabled:
                     s.queues[q].enabled = true
                     enable = (q, s.queues[q], s.driverFeatures & Self.eventIdx != 0)
-                case 0x20 where has: setHalf(&s.queues[q].desc, high: false)
-                case 0x24 where has: setHalf(&s.queues[q].desc, high: true)
-                case 0x28 where has: setHalf(&s.queues[q].driver, high: false)
-                case 0x2c where has: setHalf(&s.queues[q].driver, high: true)
-                case 0x30 where has: setHalf(&s.queues[q].device, high: false)
-                case 0x34 where has: setHalf(&s.queues[q].device, high: true)
+                case UInt64(VIRTIO_PCI_COMMON_Q_DESCLO) where has: setHalf(&s.queues[q].desc, high: false)
+                case UInt64(VIRTIO_PCI_COMMON_Q_DESCHI) where has: setHalf(&s.queues[q].desc, high: true)
+                case UInt64(VIRTIO_PCI_COMMON_Q_AVAILLO) where has: setHalf(&s.queues[q].driver, high: false)
+                case UInt64(VIRTIO_PCI_COMMON_Q_AVAILHI) where has: setHalf(&s.queues[q].driver, high: true)
+                case UInt64(VIRTIO_PCI_COMMON_Q_USEDLO) where has: setHalf(&s.queues[q].device, high: false)
+                case UInt64(VIRTIO_PCI_COMMON_Q_USEDHI) where has: setHalf(&s.queues[q].device, high: true)
                 default: break
                 }
             }
@@ -352,6 +402,8 @@ public final class VirtIOPCI: PCIDevice, VirtIOTransport, Resettable, @unchecked
         notifyConfigChange()
     }
 
+    /// Bumps the configuration generation, sets ISR bit 1 and interrupts on the config vector;
+    /// nothing before DRIVER_OK. QEMU: virtio_notify_config().
     public func notifyConfigChange() {
         let configVector = state.withLock { s -> UInt16? in
             guard s.status & Self.statusDriverOK != 0 else { return nil }
@@ -438,8 +490,11 @@ public final class VirtIOPCI: PCIDevice, VirtIOTransport, Resettable, @unchecked
         return .idle
     }
 
+    /// Queue `index`, or nil past the last.
     public func queue(_ index: Int) -> VirtQueue? { queues.indices.contains(index) ? queues[index] : nil }
 
+    /// Interrupts the driver for queue `index`: its MSI-X vector, or ISR bit 0 and INTx without
+    /// MSI-X. QEMU: virtio_notify().
     public func notifyQueue(_ index: Int) {
         guard queues.indices.contains(index) else { return }
         let vector = state.withLock { s -> UInt16 in
@@ -449,6 +504,9 @@ public final class VirtIOPCI: PCIDevice, VirtIOTransport, Resettable, @unchecked
         notify(vector: vector)
     }
 
+    /// Runs `body` on queue `index` under the device lock while the driver is ready, the device not
+    /// broken and the queue enabled; interrupts when `body` asks; a thrown `VirtQueueError` breaks
+    /// the device (virtio_error()). nil when not run.
     public func withQueue<R>(_ index: Int, _ body: (VirtQueue, GuestMemory) throws(VirtQueueError) -> (result: R, interrupt: Bool)) -> R? {
         guard queues.indices.contains(index) else { return nil }
         return processing.withLock { _ -> R? in

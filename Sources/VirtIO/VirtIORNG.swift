@@ -1,3 +1,4 @@
+internal import CVirtIO
 import Memory
 import Synchronization
 import VMMSys
@@ -20,7 +21,9 @@ public final class VirtIORNG: VirtIODevice {
     /// QEMU's `period` default in milliseconds.
     public static let defaultPeriodMilliseconds: UInt32 = 1 << 16
 
+    /// Bytes allowed per `period` (QEMU's `max-bytes`).
     public let maxBytes: UInt64
+    /// The rate limit's period (QEMU's `period`, in milliseconds there).
     public let period: Duration
     private let quota: Mutex<(remaining: UInt64, periodStart: ContinuousClock.Instant?)>
     /// Reused for every fill (the I/O thread is the only user; the lock documents it).
@@ -36,11 +39,17 @@ public final class VirtIORNG: VirtIODevice {
         quota = Mutex((maxBytes, nil))
     }
 
-    public var deviceType: UInt16 { 4 }
+    /// VIRTIO_ID_RNG.
+    public var deviceType: UInt16 { UInt16(VIRTIO_ID_RNG) }
+    /// virtio-rng has no feature bits.
     public var features: UInt64 { 0 }
+    /// One request queue of 8 entries. QEMU: virtio_rng_device_realize().
     public var queueSizes: [UInt16] { [8] }          // QEMU: virtio_add_queue(vdev, 8, …)
+    /// There is no configuration space: reads give 0.
     public func readConfig(offset: UInt64, size: Int) -> UInt64 { 0 }
+    /// There is no configuration space: writes are ignored.
     public func writeConfig(offset: UInt64, value: UInt64, size: Int) {}
+    /// Nothing to reset: the rate limit's current period runs on.
     public func reset() {}
 
     /// Bytes the rate limit allows now, starting a period if none runs; 0 with the instant the
@@ -57,6 +66,9 @@ public final class VirtIORNG: VirtIODevice {
         }
     }
 
+    /// Fills the writable buffers of each chain with random bytes within the budget and the rate
+    /// limit; when the quota is spent, asks to be served again when the next period starts. QEMU:
+    /// virtio_rng_process() → chr_read().
     public func process(queue index: Int, _ queue: VirtQueue, memory: GuestMemory,
                         budget: inout VirtQueueBudget) throws(VirtQueueError) -> VirtQueueProgress {
         var progress = VirtQueueProgress()

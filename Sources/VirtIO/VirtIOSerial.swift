@@ -1,3 +1,4 @@
+internal import CVirtIO
 import Devices
 import Logging
 import Memory
@@ -17,25 +18,47 @@ import VMMSys
 /// more, keeping the chain. A virtconsole is always connected on the host side; a
 /// virtserialport follows its chardev (a socket client connecting and leaving).
 ///
-/// The guest is hostile: control messages shorter than their 8-byte header are ignored, unknown
+/// The guest is hostile: control messages shorter than their 8 bytes are ignored, unknown
 /// port ids logged (rate-limited), chains read only as far as needed.
 /// QEMU: hw/char/virtio-serial-bus.c, hw/char/virtio-console.c.
 public final class VirtIOSerial: VirtIODevice {
+    /// Each port queue's size, and each control queue's. QEMU: virtio_serial_device_realize() (128
+    /// and 32).
     public static let portQueueSize: UInt16 = 128, controlQueueSize: UInt16 = 32
     /// QEMU's `max_ports` default.
     public static let defaultMaxPorts = 31
     /// Each port takes two queues; one pair is the control queues. QEMU: VIRTIO_QUEUE_MAX / 2 - 1.
     public static let maxSupportedPorts = 1024 / 2 - 1
-    static let featureMultiport: UInt64 = 1 << 1, featureEmergencyWrite: UInt64 = 1 << 2
+    /// VIRTIO_CONSOLE_F_MULTIPORT, VIRTIO_CONSOLE_F_EMERG_WRITE.
+    static let featureMultiport = UInt64(1) << VIRTIO_CONSOLE_F_MULTIPORT
+    static let featureEmergencyWrite = UInt64(1) << VIRTIO_CONSOLE_F_EMERG_WRITE
+    /// The control queues' indices (virtio 1.x §5.3.2: receiveq 2 and transmitq 3 with MULTIPORT).
     static let controlIn = 2, controlOut = 3
+    /// struct virtio_console_control {le32 id, le16 event, le16 value}: one control message.
+    static let controlMessageSize = CVIRTIO_CONSOLE_CONTROL_SIZE
 
-    /// Control events (virtio 1.x §5.3.6.2).
-    enum Event: UInt16 {
-        case deviceReady = 0, deviceAdd = 1, deviceRemove = 2, portReady = 3, consolePort = 4, resize = 5
-        case portOpen = 6, portName = 7
+    /// Control events (virtio 1.x §5.3.6.2), VIRTIO_CONSOLE_* in <linux/virtio_console.h>.
+    enum Event: CaseIterable {
+        case deviceReady, deviceAdd, deviceRemove, portReady, consolePort, resize, portOpen, portName
+
+        /// The event's number on the wire.
+        var rawValue: UInt16 {
+            switch self {
+            case .deviceReady: UInt16(VIRTIO_CONSOLE_DEVICE_READY)
+            case .deviceAdd: UInt16(VIRTIO_CONSOLE_PORT_ADD)
+            case .deviceRemove: UInt16(VIRTIO_CONSOLE_PORT_REMOVE)
+            case .portReady: UInt16(VIRTIO_CONSOLE_PORT_READY)
+            case .consolePort: UInt16(VIRTIO_CONSOLE_CONSOLE_PORT)
+            case .resize: UInt16(VIRTIO_CONSOLE_RESIZE)
+            case .portOpen: UInt16(VIRTIO_CONSOLE_PORT_OPEN)
+            case .portName: UInt16(VIRTIO_CONSOLE_PORT_NAME)
+            }
+        }
     }
 
+    /// Ports the device can hold (`max_ports`); 1 means no MULTIPORT.
     public let maxPorts: Int
+    /// Whether VIRTIO_CONSOLE_F_EMERG_WRITE is offered (`emergency-write`).
     public let emergencyWrite: Bool
     let logger: Logger
     private let portList = Mutex<[VirtIOSerialPort]>([])
@@ -90,48 +113,54 @@ public final class VirtIOSerial: VirtIODevice {
         }
     }
 
+    /// The ports added so far, in order of addition.
     public var ports: [VirtIOSerialPort] { portList.withLock { $0 } }
     var transport: (any VirtIOTransport)? { transportBox.withLock { $0.transport } }
 
     // MARK: VirtIODevice
 
-    public var deviceType: UInt16 { 3 }
+    /// VIRTIO_ID_CONSOLE.
+    public var deviceType: UInt16 { UInt16(VIRTIO_ID_CONSOLE) }
     /// PCI_CLASS_COMMUNICATION_OTHER.
     public var pciClassCode: UInt32 { 0x07_80_00 }
     /// MULTIPORT when there can be more than one port; EMERG_WRITE unless turned off.
     /// QEMU: get_features().
     public var features: UInt64 { (maxPorts > 1 ? Self.featureMultiport : 0) | (emergencyWrite ? Self.featureEmergencyWrite : 0) }
+    /// Port 0's pair, the control pair, then a pair per further port. QEMU:
+    /// virtio_serial_device_realize().
     public var queueSizes: [UInt16] {
         [Self.portQueueSize, Self.portQueueSize, Self.controlQueueSize, Self.controlQueueSize]
             + Array(repeating: Self.portQueueSize, count: 2 * (maxPorts - 1))
     }
 
+    /// Keeps the transport (weakly) to answer control messages and serve ports from chardev events.
     public func attach(_ transport: any VirtIOTransport) throws {
         transportBox.withLock { $0.transport = transport }
     }
 
-    /// virtio_console_config: cols @0, rows @2 (both 0), max_nr_ports @4, emerg_wr @8 (with
-    /// EMERG_WRITE); 0xff beyond. QEMU: get_config().
+    /// struct virtio_console_config: cols and rows (both 0), max_nr_ports, and emerg_wr with
+    /// EMERG_WRITE (offsets from <linux/virtio_console.h>); 0xff beyond. QEMU: get_config().
     public func readConfig(offset: UInt64, size: Int) -> UInt64 {
-        let configSize: UInt64 = emergencyWrite ? 12 : 8
+        let configSize = UInt64(emergencyWrite ? CVIRTIO_CONSOLE_CFG_SIZE : CVIRTIO_CONSOLE_CFG_EMERG_WR)
         guard size >= 1, size <= 8, offset <= configSize, UInt64(size) <= configSize - offset else {
             return size >= 8 ? UInt64.max : (UInt64(1) << (8 * UInt64(max(size, 0)))) &- 1
         }
-        var config = [UInt8](repeating: 0, count: 12)
-        for i in 0..<4 { config[4 + i] = UInt8(truncatingIfNeeded: maxPorts >> (8 * i)) }
+        var config = [UInt8](repeating: 0, count: CVIRTIO_CONSOLE_CFG_SIZE)
+        for i in 0..<4 { config[CVIRTIO_CONSOLE_CFG_MAX_NR_PORTS + i] = UInt8(truncatingIfNeeded: maxPorts >> (8 * i)) }
         var v: UInt64 = 0
         for i in 0..<size { v |= UInt64(config[Int(offset) + i]) << (8 * UInt64(i)) }
         return v
     }
 
-    /// An emergency write (a byte at emerg_wr, offset 8) goes to the first host-connected
-    /// console. QEMU: set_config().
+    /// An emergency write (a byte at emerg_wr) goes to the first host-connected console.
+    /// QEMU: set_config().
     public func writeConfig(offset: UInt64, value: UInt64, size: Int) {
-        guard emergencyWrite, offset == 8, value != 0 else { return }
+        guard emergencyWrite, offset == UInt64(CVIRTIO_CONSOLE_CFG_EMERG_WR), value != 0 else { return }
         guard let port = ports.first(where: { $0.isConsole && $0.hostConnected }) else { return }
         _ = port.chardev?.writeSome([UInt8(truncatingIfNeeded: value)][...])
     }
 
+    /// Records whether the driver took MULTIPORT (the control protocol is then in use).
     public func featuresNegotiated(_ features: UInt64) {
         multiport.store(features & Self.featureMultiport != 0, ordering: .relaxed)
     }
@@ -141,7 +170,7 @@ public final class VirtIOSerial: VirtIODevice {
     /// QEMU: set_status() — a driver without MULTIPORT cannot say it opened port 0, so port 0
     /// counts as open once the driver is running; a status without DRIVER_OK closes every port.
     public func statusChanged(_ status: UInt8) {
-        if status & 4 != 0 {
+        if status & UInt8(VIRTIO_CONFIG_S_DRIVER_OK) != 0 {
             if !usesMultiport, let port0 = ports.first(where: { $0.id == 0 }) {
                 port0.setGuestConnected(true)
             }
@@ -150,6 +179,7 @@ public final class VirtIOSerial: VirtIODevice {
         }
     }
 
+    /// MULTIPORT off, every port closed on the guest side. QEMU: vser_reset() → guest_reset().
     public func reset() {
         multiport.store(false, ordering: .relaxed)
         guestReset()
@@ -172,6 +202,9 @@ public final class VirtIOSerial: VirtIODevice {
         return (port, index % 2 == 0)
     }
 
+    /// Serves queue `index`: control messages, a port's transmit queue (to its chardev), or, for a
+    /// receive queue, lets the chardev read again. QEMU: control_out(), handle_output(),
+    /// handle_input().
     public func process(queue index: Int, _ queue: VirtQueue, memory: GuestMemory,
                         budget: inout VirtQueueBudget) throws(VirtQueueError) -> VirtQueueProgress {
         if index == Self.controlOut { return try controlOut(queue, memory, &budget) }
@@ -203,31 +236,35 @@ public final class VirtIOSerial: VirtIODevice {
         return progress
     }
 
-    /// Guest → host control messages (8-byte {le32 id, le16 event, le16 value}).
+    /// Guest → host control messages (struct virtio_console_control, 8 bytes).
     /// QEMU: control_out() → handle_control_message().
     private func controlOut(_ queue: VirtQueue, _ memory: GuestMemory, _ budget: inout VirtQueueBudget) throws(VirtQueueError) -> VirtQueueProgress {
         var progress = VirtQueueProgress()
         var chain = DescriptorChain()
         while !budget.isExhausted, try queue.pop(memory, into: &chain) {
-            var message = [UInt8](repeating: 0, count: 8)
+            let size = Self.controlMessageSize
+            var message = [UInt8](repeating: 0, count: size)
             var got = 0
-            for b in chain.buffers.prefix(chain.readableCount) where got < 8 {
-                let n = min(Int(min(UInt64(b.length), 8)), 8 - got)
+            for b in chain.buffers.prefix(chain.readableCount) where got < size {
+                let n = min(Int(min(UInt64(b.length), UInt64(size))), size - got)
                 guard memory.readDirect(at: b.address, count: n, into: &message, at: got) else {
                     throw .bogusBuffer(address: b.address, length: b.length)
                 }
                 got += n
             }
-            if got == 8 { try handleControl(message, memory) }
+            if got == size { try handleControl(message, memory) }
             budget.charge(bytes: got)
             if try queue.push(head: chain.head, length: 0, memory) { progress.interrupt = true }
         }
         return progress
     }
 
+    /// One whole control message (`controlMessageSize` bytes). QEMU: handle_control_message().
     private func handleControl(_ m: [UInt8], _ memory: GuestMemory) throws(VirtQueueError) {
-        let id = UInt32(m[0]) | UInt32(m[1]) << 8 | UInt32(m[2]) << 16 | UInt32(m[3]) << 24
-        let event = UInt16(m[4]) | UInt16(m[5]) << 8, value = UInt16(m[6]) | UInt16(m[7]) << 8
+        func le(_ at: Int, _ n: Int) -> UInt32 { (0..<n).reduce(0) { $0 | UInt32(m[at + $1]) << (8 * UInt32($1)) } }
+        let id = le(CVIRTIO_CONSOLE_CONTROL_ID, 4)
+        let event = UInt16(truncatingIfNeeded: le(CVIRTIO_CONSOLE_CONTROL_EVENT, 2))
+        let value = UInt16(truncatingIfNeeded: le(CVIRTIO_CONSOLE_CONTROL_VALUE, 2))
         if event == Event.deviceReady.rawValue {
             guard value != 0 else {
                 guestErrors.log({ logger.warning("\($0)") }) { "virtio-serial-bus: Guest failure in adding device" }
@@ -261,12 +298,11 @@ public final class VirtIOSerial: VirtIODevice {
     /// QEMU: send_control_event() / send_control_msg().
     func sendControl(_ id: UInt32, _ event: Event, _ value: UInt16, _ memory: GuestMemory, extra: [UInt8] = []) throws(VirtQueueError) {
         guard let transport, let queue = transport.queue(Self.controlIn), queue.isReady else { return }
-        var message = [UInt8](repeating: 0, count: 8) + extra
-        for i in 0..<4 { message[i] = UInt8(truncatingIfNeeded: id >> (8 * UInt32(i))) }
-        message[4] = UInt8(truncatingIfNeeded: event.rawValue)
-        message[5] = UInt8(truncatingIfNeeded: event.rawValue >> 8)
-        message[6] = UInt8(truncatingIfNeeded: value)
-        message[7] = UInt8(truncatingIfNeeded: value >> 8)
+        var message = [UInt8](repeating: 0, count: Self.controlMessageSize) + extra
+        func put(_ v: UInt32, _ at: Int, _ n: Int) { for i in 0..<n { message[at + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt32(i))) } }
+        put(id, CVIRTIO_CONSOLE_CONTROL_ID, 4)
+        put(UInt32(event.rawValue), CVIRTIO_CONSOLE_CONTROL_EVENT, 2)
+        put(UInt32(value), CVIRTIO_CONSOLE_CONTROL_VALUE, 2)
         var chain = DescriptorChain()
         guard try queue.pop(memory, into: &chain) else { return }
         _ = try Self.scatter(message[...], chain, memory)

@@ -5,11 +5,13 @@ import Synchronization
 /// One port of a virtio-serial device: a chardev frontend on the host side, a pair of queues
 /// on the guest side. QEMU: VirtIOSerialPort + VirtConsole (hw/char/virtio-console.c).
 public final class VirtIOSerialPort: ChardevFrontend {
+    /// The port number the driver knows it by (`nr=`).
     public let id: UInt32
     /// `name=` (told to the guest with PORT_NAME).
     public let name: String?
     /// A `virtconsole` (hvc in Linux) rather than a `virtserialport`.
     public let isConsole: Bool
+    /// The host side (`chardev=`); nil: output is dropped and nothing comes in.
     public let chardev: Chardev?
     private weak let serial: VirtIOSerial?
 
@@ -35,8 +37,12 @@ public final class VirtIOSerialPort: ChardevFrontend {
         if console && chardev != nil { state.withLock { $0.hostConnected = true } }
     }
 
+    /// The driver opened the port (PORT_OPEN 1; port 0 without MULTIPORT once the driver runs).
     public var guestConnected: Bool { state.withLock { $0.guestConnected } }
+    /// The host side is open: always for a console with a chardev, else while its chardev is
+    /// connected.
     public var hostConnected: Bool { state.withLock { $0.hostConnected } }
+    /// Guest output is held because the chardev would not take more.
     public var isThrottled: Bool { state.withLock { $0.throttled } }
 
     func setGuestConnected(_ on: Bool) {

@@ -1,10 +1,13 @@
+internal import CVirtIO
 import Memory
 import Synchronization
 
 /// One guest buffer of a descriptor chain. `pop` guarantees `length > 0` and that
 /// `address + length` does not pass 2^64.
 public struct VirtQueueBuffer: Sendable, Equatable {
+    /// Guest-physical address of the buffer.
     public var address: UInt64
+    /// Its length in bytes (> 0).
     public var length: UInt32
     /// Device-writable (VIRTQ_DESC_F_WRITE); otherwise device-readable.
     public var writable: Bool
@@ -13,9 +16,12 @@ public struct VirtQueueBuffer: Sendable, Equatable {
 /// A chain taken from the available ring: its head (to return in the used ring) and buffers,
 /// device-readable ones first (`pop` refuses any other order, as QEMU does).
 public struct DescriptorChain: Sendable, Equatable {
+    /// The head descriptor index, given back with `push`.
     public var head: UInt16
+    /// The buffers in chain order, device-readable first.
     public var buffers: [VirtQueueBuffer]
 
+    /// A chain (the tests' and `reusable`'s way to make one; `pop` fills them).
     public init(head: UInt16 = 0, buffers: [VirtQueueBuffer] = []) {
         self.head = head
         self.buffers = buffers
@@ -58,15 +64,34 @@ public struct DescriptorChain: Sendable, Equatable {
 /// take the same device lock), so a reset can never race a pop writing the old rings.
 /// QEMU: `VirtQueue` (hw/virtio/virtio.c); rust-vmm: virtio-queue.
 public final class VirtQueue: Sendable {
+    /// The largest queue size the split ring allows (virtio 1.x §2.7: queue size ≤ 32768).
     public static let maxSize: UInt16 = 32768
     /// At most this many buffers per chain, direct and indirect together.
     /// QEMU: VIRTQUEUE_MAX_SIZE.
     public static let maxChainDescriptors = 1024
-    static let descNext: UInt16 = 1, descWrite: UInt16 = 2, descIndirect: UInt16 = 4
-    static let availNoInterrupt: UInt16 = 1
-    /// VRING_USED_F_NO_NOTIFY.
-    static let usedNoNotify: UInt16 = 1
-    static let descriptorSize: UInt64 = 16
+    /// Descriptor flags: VRING_DESC_F_NEXT, VRING_DESC_F_WRITE, VRING_DESC_F_INDIRECT.
+    static let descNext = UInt16(VRING_DESC_F_NEXT), descWrite = UInt16(VRING_DESC_F_WRITE)
+    static let descIndirect = UInt16(VRING_DESC_F_INDIRECT)
+    /// VRING_AVAIL_F_NO_INTERRUPT: the driver wants no interrupt (without EVENT_IDX).
+    static let availNoInterrupt = UInt16(VRING_AVAIL_F_NO_INTERRUPT)
+    /// VRING_USED_F_NO_NOTIFY: the device wants no kick (without EVENT_IDX).
+    static let usedNoNotify = UInt16(VRING_USED_F_NO_NOTIFY)
+    /// Bytes of one struct vring_desc, and where its len, flags and next fields lie: flags and
+    /// next as bit shifts within the 8 bytes that start at len.
+    static let descriptorSize = UInt64(CVIRTIO_DESC_SIZE), descLength = UInt64(CVIRTIO_DESC_LEN)
+    static let descFlagsShift = UInt64(8 * (CVIRTIO_DESC_FLAGS - CVIRTIO_DESC_LEN))
+    static let descNextShift = UInt64(8 * (CVIRTIO_DESC_NEXT - CVIRTIO_DESC_LEN))
+    /// Offsets in the available ring (struct vring_avail): flags, idx, ring[]; each entry, and
+    /// used_event after the last, is one 16-bit value.
+    static let availFlags = UInt64(CVIRTIO_AVAIL_FLAGS), availIndex = UInt64(CVIRTIO_AVAIL_IDX)
+    static let availRing = UInt64(CVIRTIO_AVAIL_RING), availEntrySize = UInt64(CVIRTIO_AVAIL_ELEM_SIZE)
+    /// Offsets in the used ring (struct vring_used): flags, idx, ring[] of struct
+    /// vring_used_elem {id, len}; avail_event follows the last entry.
+    static let usedFlags = UInt64(CVIRTIO_USED_FLAGS), usedIndex = UInt64(CVIRTIO_USED_IDX)
+    static let usedRing = UInt64(CVIRTIO_USED_RING), usedEntrySize = UInt64(CVIRTIO_USED_ELEM_SIZE)
+    static let usedEntryLength = UInt64(CVIRTIO_USED_ELEM_LEN)
+    /// used_event / avail_event: one 16-bit index.
+    static let eventSize = UInt64(CVIRTIO_EVENT_SIZE)
 
     struct Layout: Sendable {
         var size: UInt16 = 0
@@ -92,13 +117,19 @@ public final class VirtQueue: Sendable {
     /// The largest size the device offers.
     public let maxSize: UInt16
 
+    /// A queue offering at most `maxSize` entries, not yet configured.
     public init(maxSize: UInt16) { self.maxSize = maxSize }
 
     /// Bytes of each ring for `size` entries, with the EVENT_IDX trailer (virtio 1.x §2.7).
     static func ringSizes(_ size: UInt16) -> (desc: UInt64, avail: UInt64, used: UInt64) {
         let n = UInt64(size)
-        return (descriptorSize * n, 6 + 2 * n, 6 + 8 * n)
+        return (descriptorSize * n, availRing + availEntrySize * n + eventSize, usedRing + usedEntrySize * n + eventSize)
     }
+
+    /// Where used_event lies: after the available ring's `size` entries.
+    static func usedEvent(_ layout: Layout) -> UInt64 { availRing + availEntrySize * UInt64(layout.size) }
+    /// Where avail_event lies: after the used ring's `size` entries.
+    static func availEvent(_ layout: Layout) -> UInt64 { usedRing + usedEntrySize * UInt64(layout.size) }
 
     /// Configures the rings (the driver's queue_size/desc/driver/device writes) and enables the
     /// queue, after checking that each ring lies entirely in guest RAM (`memory`). A refused
@@ -122,6 +153,7 @@ public final class VirtQueue: Sendable {
     /// Forgets the rings (device reset).
     public func reset() { state.withLock { $0 = State() } }
 
+    /// Whether the driver enabled the queue with a non-zero size (rings checked).
     public var isReady: Bool { state.withLock { $0.layout.ready && $0.layout.size > 0 } }
 
     /// Whether `size` is acceptable: a power of two from 1 to `maxSize`.
@@ -130,7 +162,7 @@ public final class VirtQueue: Sendable {
     /// Whether the driver has published chains not yet taken (a cheap look, for rescheduling).
     public func hasAvailable(_ memory: GuestMemory) -> Bool {
         let (layout, last) = state.withLock { ($0.layout, $0.lastAvail) }
-        guard layout.ready, layout.size > 0, let at = try? Self.offset(layout.avail, 2) else { return false }
+        guard layout.ready, layout.size > 0, let at = try? Self.offset(layout.avail, Self.availIndex) else { return false }
         return memory.loadDirect(UInt16.self, at: at).map { $0 != last } ?? false
     }
 
@@ -151,10 +183,10 @@ public final class VirtQueue: Sendable {
         if layout.eventIdx {
             // avail_event: "kick me for anything after what I have taken", published before the
             // index is read so a driver adding an entry meanwhile still kicks. (§2.7.10)
-            try store(last, memory, try Self.offset(layout.used, 4 + 8 * UInt64(layout.size)))
+            try store(last, memory, try Self.offset(layout.used, Self.availEvent(layout)))
             atomicMemoryFence(ordering: .sequentiallyConsistent)
         }
-        let published = try load(UInt16.self, memory, try Self.offset(layout.avail, 2))
+        let published = try load(UInt16.self, memory, try Self.offset(layout.avail, Self.availIndex))
         guard published != last else { return false }
         guard published &- last <= layout.size else {
             throw .availIndexJump(lastSeen: last, published: published, size: layout.size)
@@ -164,7 +196,7 @@ public final class VirtQueue: Sendable {
         guard inUse < Int(layout.size) else { throw .sizeExceeded(size: layout.size) }
         // The ring entry is read after the index (x86 keeps loads in order; the fence documents it).
         atomicMemoryFence(ordering: .acquiring)
-        let head = try load(UInt16.self, memory, try Self.offset(layout.avail, 4 + 2 * UInt64(last % layout.size)))
+        let head = try load(UInt16.self, memory, try Self.offset(layout.avail, Self.availRing + Self.availEntrySize * UInt64(last % layout.size)))
         chain.head = head
         try walk(head: head, layout: layout, memory: memory) { (buffer: VirtQueueBuffer) throws(VirtQueueError) in
             chain.buffers.append(buffer)
@@ -190,7 +222,7 @@ public final class VirtQueue: Sendable {
     public func isEmpty(_ memory: GuestMemory) throws(VirtQueueError) -> Bool {
         let (layout, last) = state.withLock { ($0.layout, $0.lastAvail) }
         guard layout.ready, layout.size > 0 else { return true }
-        return try load(UInt16.self, memory, try Self.offset(layout.avail, 2)) == last
+        return try load(UInt16.self, memory, try Self.offset(layout.avail, Self.availIndex)) == last
     }
 
     /// Device-writable bytes in the available chains not yet taken, counted until `limit` is
@@ -200,7 +232,7 @@ public final class VirtQueue: Sendable {
     public func availableWritableBytes(upTo limit: UInt64, _ memory: GuestMemory) throws(VirtQueueError) -> UInt64 {
         let (layout, last) = state.withLock { ($0.layout, $0.lastAvail) }
         guard layout.ready, layout.size > 0 else { return 0 }
-        let published = try load(UInt16.self, memory, try Self.offset(layout.avail, 2))
+        let published = try load(UInt16.self, memory, try Self.offset(layout.avail, Self.availIndex))
         guard published &- last <= layout.size else {
             throw .availIndexJump(lastSeen: last, published: published, size: layout.size)
         }
@@ -208,7 +240,7 @@ public final class VirtQueue: Sendable {
         var total: UInt64 = 0
         var index = last
         while index != published && total < limit {
-            let head = try load(UInt16.self, memory, try Self.offset(layout.avail, 4 + 2 * UInt64(index % layout.size)))
+            let head = try load(UInt16.self, memory, try Self.offset(layout.avail, Self.availRing + Self.availEntrySize * UInt64(index % layout.size)))
             try walk(head: head, layout: layout, memory: memory) { (buffer: VirtQueueBuffer) throws(VirtQueueError) in
                 if buffer.writable { total &+= UInt64(buffer.length) }     // ≤ 1024 × 4 GiB per chain
             }
@@ -229,11 +261,11 @@ public final class VirtQueue: Sendable {
         }
         guard layout.ready, layout.size > 0 else { return }
         if layout.eventIdx {
-            let published = try load(UInt16.self, memory, try Self.offset(layout.avail, 2))
-            try store(published, memory, try Self.offset(layout.used, 4 + 8 * UInt64(layout.size)))
+            let published = try load(UInt16.self, memory, try Self.offset(layout.avail, Self.availIndex))
+            try store(published, memory, try Self.offset(layout.used, Self.availEvent(layout)))
         } else {
-            let flags = try load(UInt16.self, memory, layout.used)
-            try store(enabled ? flags & ~Self.usedNoNotify : flags | Self.usedNoNotify, memory, layout.used)
+            let flags = try load(UInt16.self, memory, try Self.offset(layout.used, Self.usedFlags))
+            try store(enabled ? flags & ~Self.usedNoNotify : flags | Self.usedNoNotify, memory, try Self.offset(layout.used, Self.usedFlags))
         }
         if enabled { atomicMemoryFence(ordering: .sequentiallyConsistent) }
     }
@@ -251,11 +283,11 @@ public final class VirtQueue: Sendable {
             // The table itself is checked entry by entry as the chain reads it (a table outside
             // RAM fails on its first read), so a 4 GiB table costs nothing up front.
             let len = descriptor.length
-            guard len > 0, len % 16 == 0, UInt64(len - 1) <= UInt64.max - descriptor.address else {
+            guard len > 0, UInt64(len) % Self.descriptorSize == 0, UInt64(len - 1) <= UInt64.max - descriptor.address else {
                 throw .badIndirect(head: head)
             }
             table = descriptor.address
-            tableSize = len / 16
+            tableSize = UInt32(UInt64(len) / Self.descriptorSize)
             descriptor = try readDescriptor(table, 0, memory)
         }
         var count = 0
@@ -285,15 +317,17 @@ public final class VirtQueue: Sendable {
     }
 
     /// Reads descriptor `index` (already checked against its table's size) of `table`: two
-    /// 8-byte loads, no allocation.
+    /// 8-byte loads, no allocation. struct vring_desc is {le64 addr; le32 len; le16 flags;
+    /// le16 next}: the second load holds len, flags and next at their offsets from len.
     private func readDescriptor(_ table: UInt64, _ index: UInt32, _ memory: GuestMemory) throws(VirtQueueError) -> Descriptor {
         let at = try Self.offset(table, Self.descriptorSize * UInt64(index))
         guard let address = memory.loadDirect(UInt64.self, at: at),
-              let rest = memory.loadDirect(UInt64.self, at: try Self.offset(at, 8)) else {
+              let rest = memory.loadDirect(UInt64.self, at: try Self.offset(at, Self.descLength)) else {
             throw .guestMemory("descriptor at 0x\(String(at, radix: 16)) is not in guest RAM")
         }
-        return Descriptor(address: address, length: UInt32(truncatingIfNeeded: rest), flags: UInt16(truncatingIfNeeded: rest >> 32),
-                          next: UInt16(truncatingIfNeeded: rest >> 48))
+        return Descriptor(address: address, length: UInt32(truncatingIfNeeded: rest),
+                          flags: UInt16(truncatingIfNeeded: rest >> Self.descFlagsShift),
+                          next: UInt16(truncatingIfNeeded: rest >> Self.descNextShift))
     }
 
     /// Returns a chain to the driver with `length` bytes written; tells whether the driver
@@ -310,9 +344,9 @@ public final class VirtQueue: Sendable {
     public func fill(head: UInt16, length: UInt32, at position: UInt16, _ memory: GuestMemory) throws(VirtQueueError) {
         let (layout, idx) = state.withLock { ($0.layout, $0.usedIdx) }
         guard layout.ready, layout.size > 0 else { return }
-        let entry = try Self.offset(layout.used, 4 + 8 * UInt64((idx &+ position) % layout.size))
+        let entry = try Self.offset(layout.used, Self.usedRing + Self.usedEntrySize * UInt64((idx &+ position) % layout.size))
         try store(UInt32(head), memory, entry)
-        try store(length, memory, try Self.offset(entry, 4))
+        try store(length, memory, try Self.offset(entry, Self.usedEntryLength))
     }
 
     /// Publishes `count` filled entries by advancing the used index once; tells whether the
@@ -323,7 +357,7 @@ public final class VirtQueue: Sendable {
         let new = idx &+ count
         // The entries must be visible before the index that publishes them.
         atomicMemoryFence(ordering: .releasing)
-        try store(new, memory, try Self.offset(layout.used, 2))
+        try store(new, memory, try Self.offset(layout.used, Self.usedIndex))
         state.withLock {
             $0.usedIdx = new
             $0.inUse = max(0, $0.inUse - Int(count))
@@ -332,10 +366,10 @@ public final class VirtQueue: Sendable {
         if layout.eventIdx {
             // used_event: interrupt only when the used index passes the driver's mark.
             // QEMU: vring_need_event().
-            let event = try load(UInt16.self, memory, try Self.offset(layout.avail, 4 + 2 * UInt64(layout.size)))
+            let event = try load(UInt16.self, memory, try Self.offset(layout.avail, Self.usedEvent(layout)))
             return new &- event &- 1 < new &- idx
         }
-        let flags = try load(UInt16.self, memory, layout.avail)
+        let flags = try load(UInt16.self, memory, try Self.offset(layout.avail, Self.availFlags))
         return flags & Self.availNoInterrupt == 0
     }
 

@@ -37,6 +37,7 @@ public enum VirtQueueError: Error, Equatable, CustomStringConvertible {
     /// "missing headers").
     case malformedRequest(head: UInt16, String)
 
+    /// One line for the log, naming the chain or the address at fault.
     public var description: String {
         switch self {
         case .cannotMap(let ring, let a, let n): return "cannot map \(ring) ring at 0x\(String(a, radix: 16)) (\(n) bytes)"
@@ -63,6 +64,7 @@ public struct VirtQueueBudget: Sendable, Equatable {
     /// Payload bytes left this turn.
     public var bytes: Int
 
+    /// A budget of `chains` chains and `bytes` bytes.
     public init(chains: Int, bytes: Int) {
         self.chains = chains
         self.bytes = bytes

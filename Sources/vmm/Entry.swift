@@ -70,9 +70,13 @@ enum Entry {
             writeOut(text)
             return 0
         }
-        let config = try MachineConfiguration(qemu: parsed.arguments)
-        StartupTrace.mark("configured")
-        if config.kernel != nil { return try MachineRunner.run(config) }
+        // A machine option runs the machine (firmware when there is no -kernel, as QEMU);
+        // nothing but -n/-json runs the main job.
+        if !parsed.mainJobOnly {
+            let config = try MachineConfiguration(qemu: parsed.arguments)
+            StartupTrace.mark("configured")
+            return try MachineRunner.run(config)
+        }
         try MainJob.run(writes: UInt64(parsed.writes ?? 100_000), json: parsed.json)
         return 0
     }
@@ -86,9 +90,8 @@ enum Entry {
         }
         parsed.arguments.nodefaults = true
         if parsed.arguments.serial.isEmpty { parsed.arguments.serial = ["stdio"] }
-        let config = try MachineConfiguration(qemu: parsed.arguments)
-        guard config.kernel != nil else { throw ConfigurationError("run: --kernel FILE is required") }
-        return try MachineRunner.run(config)
+        // Without --kernel the machine runs firmware, as the QEMU form does.
+        return try MachineRunner.run(try MachineConfiguration(qemu: parsed.arguments))
     }
 
     /// What `-help`, `-version` and `-device help` print instead of running.

@@ -1,3 +1,4 @@
+import Foundation
 import Memory
 import Synchronization
 import TestSupport
@@ -310,3 +311,98 @@ final class FlushRecorder: Sendable {
 }
 
 final class TestClock: Sendable { let ns = Mutex<UInt64>(0) }
+
+/// The RTC alarm: checked once a second while AIE is set (tests call `tick()` with their own
+/// clock); a match sets AF and IRQF, raises IRQ 8 until register C is read, and asks for a
+/// wake-up; fields with their top two bits set match anything; a reset clears AIE and the flags.
+/// QEMU: check_alarm(), rtc_update_timer(), cmos_ioport_read() (RTC_REG_C), rtc_reset().
+@Suite struct RTCAlarmTests {
+    final class Clock: Sendable {
+        let seconds = Atomic<Int64>(CMOSTests.when)     // 13:45:07
+        func advance(_ s: Int64) { seconds.add(s, ordering: .relaxed) }
+    }
+    final class Counter: Sendable {
+        let count = Atomic<Int>(0)
+        var value: Int { count.load(ordering: .relaxed) }
+    }
+
+    func rtc() -> (CMOS, TestBus, IRQRecorder, Clock, Counter) {
+        let clock = Clock(), irq = IRQRecorder(), wakes = Counter()
+        let bus = TestBus()
+        let c = CMOS(belowFourGiB: 128 << 20, irq: irq.irq, alarmWake: { wakes.count.add(1, ordering: .relaxed) },
+                     now: { clock.seconds.load(ordering: .relaxed) }, alarmTimer: false)
+        c.map(into: bus.io)
+        return (c, bus, irq, clock, wakes)
+    }
+
+    func write(_ bus: TestBus, _ index: UInt64, _ value: UInt64) { bus.outb(0x70, index); bus.outb(0x71, value) }
+    func read(_ bus: TestBus, _ index: UInt64) -> UInt8 { bus.outb(0x70, index); return bus.inb(0x71) }
+
+    @Test func alarmRaisesIRQ8AndWakes() {
+        let (c, bus, irq, clock, wakes) = rtc()
+        write(bus, 0x01, 0x09); write(bus, 0x03, 0x45); write(bus, 0x05, 0x13)   // 13:45:09 (BCD)
+        write(bus, 0x0b, 0x02 | 0x20)                                             // AIE
+        c.tick()
+        #expect(irq.raises == 0 && read(bus, 0x0c) == 0)                          // 13:45:07: no match
+        clock.advance(2)
+        c.tick()
+        #expect(irq.level && wakes.value == 1)
+        #expect(read(bus, 0x0c) == 0xa0)                                          // IRQF | AF
+        #expect(!irq.level && read(bus, 0x0c) == 0)                               // read clears, lowers
+        clock.advance(1)
+        c.tick()
+        #expect(irq.raises == 1 && wakes.value == 1)
+    }
+
+    @Test func dontCareFieldsAnd12HourAlarm() {
+        let (c, bus, irq, clock, _) = rtc()
+        write(bus, 0x0b, 0x04 | 0x20)                                             // binary, 12h, AIE
+        write(bus, 0x01, 0xc0); write(bus, 0x03, 46); write(bus, 0x05, 0x80 | 1)  // any second of 1:46 PM
+        c.tick()
+        #expect(irq.raises == 0)
+        clock.advance(60)
+        c.tick()
+        #expect(irq.raises == 1)
+        write(bus, 0x05, 1)                                                       // 1:46 AM: no match
+        _ = read(bus, 0x0c)
+        clock.advance(1)
+        c.tick()
+        #expect(irq.raises == 1)
+    }
+
+    @Test func withoutAIEOnlyAFAndResetClears() {
+        let (c, bus, irq, _, wakes) = rtc()
+        write(bus, 0x01, 0xff); write(bus, 0x03, 0xff); write(bus, 0x05, 0xff)
+        c.tick()
+        #expect(read(bus, 0x0c) == 0x20 && irq.raises == 0 && wakes.value == 0)
+        write(bus, 0x0b, 0x02 | 0x40 | 0x20 | 0x08)
+        c.tick()
+        #expect(irq.level)
+        c.reset()
+        #expect(!irq.level && read(bus, 0x0b) == 0x02 && read(bus, 0x0c) == 0)
+        #expect(read(bus, 0x01) == 0xff, "CMOS RAM kept")
+    }
+}
+
+/// Calendar arithmetic without C time functions, against Foundation's Gregorian calendar.
+@Suite struct CivilTimeTests {
+    static let instants: [Int64] = [0, 951_782_400, 1_709_214_307, -1, -86_400 * 365 * 70, 4_102_444_799, 253_402_300_799, 68_169_600]
+
+    @Test(arguments: instants)
+    func matchesFoundation(_ seconds: Int64) {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let d = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second, .weekday],
+                                        from: Date(timeIntervalSince1970: TimeInterval(seconds)))
+        let t = CivilTime(unix: seconds)
+        #expect([t.year, t.month, t.day, t.hour, t.minute, t.second] == [d.year, d.month, d.day, d.hour, d.minute, d.second].map { $0! })
+        #expect(t.weekday + 1 == d.weekday)
+        #expect(t.unix == seconds)
+    }
+
+    @Test func fieldsRollOver() {
+        #expect(CivilTime(year: 2030, month: 2, day: 29, hour: 0, minute: 0, second: 0).unix
+                == CivilTime(year: 2030, month: 3, day: 1, hour: 0, minute: 0, second: 0).unix)
+        #expect(CivilTime(unix: Int64.max).year > 1_000_000 && CivilTime(unix: Int64.min).year < -1_000_000)   // clamped, no trap
+    }
+}

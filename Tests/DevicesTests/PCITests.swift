@@ -546,3 +546,61 @@ struct SplitMix {
         return z ^ (z >> 31)
     }
 }
+
+/// The expansion ROM BAR at config 0x30: sizing (all ones reads back ~(size - 1) with the
+/// writable enable bit), decoding only with the enable bit and the command register's memory
+/// bit both set, the ROM's bytes read-only through memory space, placement by `assignBARs` as
+/// SeaBIOS places it (enable bit clear), cleared by a reset. QEMU: pci_register_bar(PCI_ROM_SLOT),
+/// pci_bar_address(), pci_do_device_reset().
+@Suite struct ROMBARTests {
+    let bus = TestBus()
+    let host: PCIHost
+    let device = PCIDevice(vendorID: 0x1b36, deviceID: 0x0005, classCode: 0x00ff00)
+    let rom: MemoryRegion
+
+    init() throws {
+        host = PCIHost(ioSpace: bus.io, memorySpace: bus.memory)
+        host.map(into: bus.io)
+        rom = try MemoryRegion.rom(name: "pci-testdev.rom", size: 0x800)
+        _ = rom.ramBlock?.write([0x55, 0xaa, 0x04, 0xeb], offset: 0)
+        device.registerROM(rom)
+        try host.register(device, slot: 3)
+    }
+
+    func cfg(_ reg: Int) -> UInt32 { device.configRead(offset: reg, size: 4) }
+    func set(_ reg: Int, _ v: UInt32, size: Int = 4) { device.configWrite(offset: reg, value: v, size: size) }
+
+    @Test func sizingEnableAndDecode() {
+        #expect(cfg(0x30) == 0)
+        set(0x30, 0xffff_ffff)
+        #expect(cfg(0x30) == 0xffff_f801)
+        set(0x30, 0xffff_fffe)
+        #expect(cfg(0x30) == 0xffff_f800)
+        set(0x30, 0xfeb0_0000)                       // an address, enable bit clear
+        set(0x04, 0x2, size: 2)                      // memory decoding on
+        #expect(device.romAddress == nil && bus.memorySpace.read(0xfeb0_0000, size: 4).value == 0)
+        set(0x30, 0xfeb0_0001)
+        #expect(device.romAddress == 0xfeb0_0000)
+        #expect(bus.memorySpace.read(0xfeb0_0000, size: 4).value == 0xeb04_aa55)
+        bus.memorySpace.write(0xfeb0_0000, value: 0, size: 4)           // ROM: the write goes nowhere
+        #expect(bus.memorySpace.read(0xfeb0_0000, size: 2).value == 0xaa55)
+        set(0x04, 0, size: 2)                        // memory decoding off unmaps it
+        #expect(device.romAddress == nil)
+        set(0x04, 0x2, size: 2)
+        set(0x30, 0xffff_f801)                       // would reach 4 GiB: not decoded
+        #expect(device.romAddress == nil)
+        set(0x30, 0x0000_0001)                       // address 0: not decoded
+        #expect(device.romAddress == nil)
+    }
+
+    @Test func placedAsSeaBIOSPlacesItAndResetClears() {
+        let assignments = host.assignBARs(mmioTop: 0xfec0_0000)
+        let romAssignment = assignments.first { $0.bar == PCIHost.romSlot }
+        #expect(romAssignment?.slot == 3 && romAssignment?.size == 0x800 && romAssignment?.address == 0xfebf_f000)
+        #expect(cfg(0x30) == 0xfebf_f000 && device.romAddress == nil, "placed with the enable bit clear")
+        set(0x30, 0xfebf_f001)
+        #expect(device.romAddress == 0xfebf_f000)
+        device.resetHeader()
+        #expect(cfg(0x30) == 0 && device.romAddress == nil)
+    }
+}

@@ -67,3 +67,32 @@ import Testing
         #expect(c.warnings.contains("-rtc base=utc: ignored") && c.warnings.contains { $0.hasPrefix("-vga std") })
     }
 }
+
+/// `-global DRIVER.PROP=VALUE` as QEMU's qemu_global_option(): a default for that property of
+/// every such device that does not set it (the device `-debugcon` creates too); both spellings;
+/// anything else accepted with a warning.
+@Suite struct GlobalPropertyTests {
+    @Test func defaultsForDevicesThatDoNotSetTheProperty() throws {
+        var a = QEMUArguments(
+            device: ["isa-debugcon,chardev=x,iobase=0x80", "isa-debug-exit"], chardev: ["null,id=x"],
+            global: ["isa-debugcon.iobase=0x402", "driver=isa-debug-exit,property=iobase,value=0x501"])
+        a.firmware.debugcon = ["file:log"]
+        let c = try MachineConfiguration(qemu: a)
+        let debugcons = c.devices.filter { $0.driver == "isa-debugcon" }.map { $0.unsigned("iobase") }
+        #expect(debugcons == [0x80, 0x402], "an explicit iobase wins; -debugcon's device takes the global")
+        #expect(c.devices.first { $0.driver == "isa-debug-exit" }?.unsigned("iobase") == 0x501)
+        #expect(c.warnings.isEmpty)
+    }
+
+    @Test func othersAreWarnedAbout() throws {
+        let c = try MachineConfiguration(qemu: QEMUArguments(global: ["kvm-pit.lost_tick_policy=delay", "isa-debugcon.nosuch=1", "garbage"]))
+        #expect(c.warnings == ["-global kvm-pit.lost_tick_policy=delay: ignored", "-global isa-debugcon.nosuch=1: ignored", "-global garbage: ignored"])
+        #expect(GlobalProperty("a.b.c=d") == GlobalProperty(driver: "a", property: "b.c", value: "d"))
+    }
+
+    @Test func aBadValueIsTheDevicesError() {
+        #expect(throws: ConfigurationError.self) {
+            try MachineConfiguration(qemu: QEMUArguments(device: ["isa-debug-exit"], global: ["isa-debug-exit.iobase=zzz"]))
+        }
+    }
+}

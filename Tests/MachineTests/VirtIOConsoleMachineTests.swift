@@ -35,9 +35,14 @@ struct VirtIOConsoleMachineTests {
         let vm = try BackgroundProcess([binary] + flags(kernel: kernel, console: "socket,id=c0,path=\(con),server=on,wait=off",
                                                         port: "socket,id=c1,path=\(port),server=on,wait=off"))
         var s = Session()
+        // Both connections stay open until the VMM has exited: closing the named port's socket
+        // earlier would race the guest's exit ("port 1 host closed" printed or not).
+        var connections: [AnyObject] = []
         if let p1 = NetTest.connect(port) {
+            connections.append(p1)
             s.greeting = NetTest.read(p1, until: "\n")
             if let c = NetTest.connect(con) {
+                connections.append(c)
                 c.write(Array("hello\n".utf8))
                 s.echoes = NetTest.read(c, until: "echo: hello\n")
                 c.write(Array("second line\r\nquit\n".utf8))
@@ -45,6 +50,7 @@ struct VirtIOConsoleMachineTests {
             }
         }
         s.status = vm.wait(timeoutSeconds: 60)
+        withExtendedLifetime(connections) {}
         s.lines = NetTest.guestLines(vm.output)
         return s
     }

@@ -205,6 +205,25 @@ import VMMSys
         #expect(s.currentMap.ranges[2].offsetInRegion == 0x64)
     }
 
+    /// A device register is accessed at its full width even where a higher-priority region
+    /// overlaps part of it: CONFIG_ADDRESS at 0xcf8 under the PIIX reset register at 0xcf9.
+    /// The piece ends at the region's own end (deliberately: QEMU would hand the reset register
+    /// all of a word written at 0xcf9). QEMU: address_space_translate_internal().
+    @Test func deviceAccessIsNotCutWhereAnotherRegionOverlaps() {
+        let root = MemoryRegion.ioRoot()
+        let index = AccessRecorder(), reset = AccessRecorder()
+        root.addSubregion(MemoryRegion.io(name: "pci-conf-idx", size: 4, ops: index.ops(valid: .init(), impl: .init())), at: 0xcf8)
+        root.addSubregion(MemoryRegion.io(name: "reset", size: 1, ops: reset.ops(valid: .bytes, impl: .bytes)), at: 0xcf9, priority: 1)
+        let s = AddressSpace(root: root, name: "I/O", system: system)
+        s.write(0xcf8, value: 0x8000_1002, size: 4)
+        s.write(0xcf9, value: 0x06, size: 1)
+        _ = s.read(0xcf8, size: 4)
+        s.write(0xcf9, value: 0x0e0e, size: 2)           // the reset register's byte, then 0xcfa
+        s.write(0xcfa, value: 0xabcd, size: 2)
+        #expect(index.all == ["w 0 4 0x80001002", "r 0 4", "w 2 1 0xe", "w 2 2 0xabcd"])
+        #expect(reset.all == ["w 0 1 0x6", "w 0 1 0xe"])
+    }
+
     @Test func ramAndRomThroughDispatch() throws {
         let root = MemoryRegion.container(name: "root", size: UInt128(1) << 64)
         let ram = try MemoryRegion.ram(name: "ram", size: 0x1000)

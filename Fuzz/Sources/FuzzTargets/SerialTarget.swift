@@ -81,7 +81,12 @@ final class SerialFixture {
                 let reg = UInt64(op >> 5)
                 let levelBefore = line.level
                 let v = inb(reg)
-                if reg == 2 {
+                // The character timeout follows the host clock (four character times, QEMU's
+                // fifo_timeout_timer): it may fire between the level's sample and the IIR read,
+                // which then shows it (0x0c) with the line raised only now. Any other mismatch
+                // is a bug.
+                let timeoutArrived = !levelBefore && v & 0x0f == 0x0c && line.level
+                if reg == 2 && !timeoutArrived {
                     try require(levelBefore == (v & 1 == 0), Self.name, "IRQ line \(levelBefore) but IIR reads \(hex(v))")
                 }
                 if reg == 5 { try require(v & 0x60 == 0x60, Self.name, "LSR reads \(hex(v)) without THRE|TEMT") }

@@ -26,6 +26,7 @@ public final class Chardev: SerialBackend, Sendable {
         case file(FileDescriptor)
         /// Input and output descriptors (FIFOs: path.in and path.out, or one both ways).
         case pipe(input: FileDescriptor, output: FileDescriptor)
+        /// A pseudo-terminal whose master this keeps; connected while its slave is open.
         case pty(PseudoTerminal)
         /// A listening socket: clients one after another.
         case server(SocketListener)
@@ -33,7 +34,10 @@ public final class Chardev: SerialBackend, Sendable {
         case client(SocketConnection)
     }
 
+    /// The `id=` the user gave it (what `-serial chardev:ID`, `-mon chardev=ID` and `chardev=`
+    /// name).
     public let id: String
+    /// The host side it reads and writes.
     public let transport: Transport
     private let logger: Logger
 

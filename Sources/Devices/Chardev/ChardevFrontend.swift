@@ -25,6 +25,8 @@ public protocol ChardevFrontend: AnyObject, Sendable {
 }
 
 extension ChardevFrontend {
+    /// By default connection events are ignored.
     public func chardevEvent(_ event: ChardevEvent) {}
+    /// By default the frontend says when it has room again (`Chardev.acceptInput()`).
     public var callsAcceptInput: Bool { true }
 }

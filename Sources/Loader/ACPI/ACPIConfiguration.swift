@@ -29,6 +29,10 @@ public struct ACPIConfiguration: Sendable {
     public var smiCommandPort: UInt32 = 0
     /// IAPC_BOOT_ARCH: bit 0 legacy devices (LPC/ISA), bit 1 8042 keyboard controller.
     public var bootArchitectureFlags: UInt16 = 0x0003
+    /// Whether the DSDT offers S3 (suspend to RAM, SLP_TYP 1 as QEMU's PIIX4): the pc machine
+    /// offers it with and without firmware, resuming through SeaBIOS's reset-vector path or, in
+    /// the direct boot, by entering the FACS waking vector itself.
+    public var s3 = false
     /// OEM identification written into every table.
     public var oemID: String = "SWVMM"
     /// OEM table ID in every table header (cut or space-padded to 8 characters).

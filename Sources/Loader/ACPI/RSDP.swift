@@ -2,6 +2,7 @@
 /// (32-bit) and XSDT (64-bit). Not an SDT: it has its own 20-byte and 36-byte checksums.
 enum RSDP {
     static let size = 36
+    static let offsetChecksum = 8, offsetRSDT = 16, offsetXSDT = 24, offsetExtendedChecksum = 32
 
     static func build(rsdt: UInt64, xsdt: UInt64, configuration c: ACPIConfiguration) -> [UInt8] {
         var w = ByteWriter()

@@ -41,23 +41,41 @@ public struct MachineConfiguration: Sendable, Equatable {
     public var cpuModel: String = "host"
     /// `-monitor`.
     public var monitor: MonitorSpec = .none
+    /// `-bios FILE`: the firmware image (found as QEMU finds it, `FirmwareLocator`); nil means
+    /// QEMU's default, bios-256k.bin, when the machine runs firmware at all.
+    public var bios: String?
+    /// `-L DIR`: directories searched for firmware before the system's QEMU data directories.
+    public var dataDirectories: [String] = []
+    /// `-boot`.
+    public var boot = BootOptions()
+    /// `-nographic`: fw_cfg tells firmware there is no graphics (SeaBIOS then talks on COM1).
+    public var noGraphic = false
+    /// Whether the machine runs firmware from the reset vector: without `-kernel`, or whenever
+    /// `-bios` is given. `-kernel` alone keeps the direct boot (the machine does firmware's work).
+    public var runsFirmware: Bool { kernel == nil || bios != nil }
     /// Network backends (`-netdev`, and those `-nic` creates).
     public var netdevs: [NetdevSpec] = []
     /// Monitors on chardevs (`-mon chardev=ID[,mode=readline|control]`).
     public var chardevMonitors: [ChardevMonitorSpec] = []
+    /// `-global DRIVER.PROP=VALUE` defaults for device properties.
+    public var globals: [GlobalProperty] = []
     /// Non-fatal notes about accepted-but-ignored options, printed once at start.
     public var warnings: [String] = []
 
+    /// QEMU's pc defaults: 128 MiB, one vCPU, no kernel or devices, ACPI on. QEMU: pc_machine_class_init() (default_ram_size).
     public init() {}
 }
 
 /// A character backend: where a serial port's (or console's) bytes go and come from.
 /// QEMU: a Chardev (`-chardev stdio|file|pipe|socket|pty|null,id=ID`; `-serial X` creates "serialN").
 public struct ChardevSpec: Sendable, Equatable {
+    /// Where the backend's bytes go. QEMU: ChardevBackendKind.
     public enum Backend: Sendable, Equatable {
+        /// The VMM's standard input and output. QEMU: chardev "stdio".
         case stdio
         /// Output to a file, truncated first.
         case file(String)
+        /// Output discarded, input never arrives. QEMU: chardev "null".
         case null
         /// Output appended to a file (`file,append=on`).
         case appendFile(String)
@@ -69,9 +87,12 @@ public struct ChardevSpec: Sendable, Equatable {
         /// `wait=off`) or connecting.
         case socket(address: SocketAddress, server: Bool, wait: Bool)
     }
+    /// The chardev's `id=`, which devices name in `chardev=`.
     public var id: String
+    /// Where its bytes go.
     public var backend: Backend
 
+    /// A backend named `id`.
     public init(id: String, backend: Backend) {
         self.id = id
         self.backend = backend
@@ -80,15 +101,18 @@ public struct ChardevSpec: Sendable, Equatable {
 
 /// A network backend (`-netdev tap,...`). QEMU: a Netdev.
 public struct NetdevSpec: Sendable, Equatable {
+    /// The netdev's `id=`, which NICs name in `netdev=`.
     public var id: String
     /// The tap's name (nil: with `fd=`, or a name the kernel picks).
     public var ifname: String?
     /// Queue pairs (`queues=`, or the number of `fds=`).
     public var queues: Int
+    /// `vnet_hdr=`: whether the tap carries virtio-net headers. QEMU: net_init_tap() vnet_hdr.
     public var vnetHeader: TapVnetHeader
     /// Descriptors already attached to a tap (`fd=` / `fds=`).
     public var fds: [Int32]
 
+    /// A tap backend; `queues` and `fds` default to one queue pair and a tap opened by name.
     public init(id: String, ifname: String?, queues: Int = 1, vnetHeader: TapVnetHeader = .auto, fds: [Int32] = []) {
         self.id = id; self.ifname = ifname; self.queues = queues; self.vnetHeader = vnetHeader; self.fds = fds
     }
@@ -96,16 +120,21 @@ public struct NetdevSpec: Sendable, Equatable {
 
 /// A monitor on a chardev (`-mon chardev=ID,mode=readline|control`). QEMU: MonitorOptions.
 public struct ChardevMonitorSpec: Sendable, Equatable {
+    /// Which protocol the monitor speaks on the chardev. QEMU: MonitorMode.
     public enum Mode: Sendable, Equatable {
         /// The human monitor.
         case readline
         /// QMP.
         case control
     }
+    /// The `chardev=` id the monitor serves.
     public var chardev: String
+    /// Human monitor (readline) or QMP (control).
     public var mode: Mode
+    /// `pretty=on`: QMP replies indented over several lines.
     public var pretty: Bool
 
+    /// A monitor on chardev `chardev`.
     public init(chardev: String, mode: Mode, pretty: Bool = false) {
         self.chardev = chardev; self.mode = mode; self.pretty = pretty
     }
@@ -115,9 +144,12 @@ public struct ChardevMonitorSpec: Sendable, Equatable {
 public struct ObjectSpec: Sendable, Equatable {
     /// `rng-random` or `rng-builtin`.
     public var type: String
+    /// The object's `id=`, which devices name (virtio-rng-pci `rng=`).
     public var id: String
+    /// Whether the object is an entropy source a virtio-rng-pci device may use.
     public var isRNG: Bool { type == "rng-random" || type == "rng-builtin" }
 
+    /// An object of QOM type `type` named `id` (the parser accepts only rng-random and rng-builtin).
     public init(type: String, id: String) {
         self.type = type
         self.id = id
@@ -126,16 +158,21 @@ public struct ObjectSpec: Sendable, Equatable {
 
 /// A human monitor backend (`-monitor stdio | none`).
 public enum MonitorSpec: Sendable, Equatable {
+    /// No human monitor (`-monitor none`, the default).
     case none
+    /// The human monitor on the VMM's standard input and output (`-monitor stdio`).
     case stdio
 }
 
 /// A listening socket a monitor serves (`unix:PATH` or `tcp:HOST:PORT`, `server=on`, with
 /// `wait=on` holding the machine until the first client connects). QEMU: a socket chardev.
 public struct MonitorSocketSpec: Sendable, Equatable {
+    /// The unix path or TCP host and port listened on.
     public var address: SocketAddress
+    /// `wait=on`: the machine starts only after the first client connects.
     public var wait: Bool
 
+    /// A monitor socket listening on `address`.
     public init(address: SocketAddress, wait: Bool) {
         self.address = address
         self.wait = wait
@@ -144,12 +181,18 @@ public struct MonitorSocketSpec: Sendable, Equatable {
 
 /// A disk image (`-drive file=PATH,if=none|virtio,id=ID,format=raw[,readonly=on]`).
 public struct DriveSpec: Sendable, Equatable {
+    /// `if=`: `none` (a backend for `-device ...,drive=ID`) or `virtio` (a virtio-blk-pci is created for it). QEMU: BlockInterfaceType.
     public enum Interface: Sendable, Equatable { case none, virtio }
+    /// The drive's `id=`, which block devices name in `drive=`.
     public var id: String
+    /// Path of the raw image file (`file=`).
     public var file: String
+    /// Whether a device is created for the drive (`if=`).
     public var interface: Interface
+    /// `readonly=on`: the image is opened read-only and virtio-blk offers VIRTIO_BLK_F_RO.
     public var readOnly: Bool
 
+    /// A drive of `file` named `id`.
     public init(id: String, file: String, interface: Interface, readOnly: Bool) {
         self.id = id; self.file = file; self.interface = interface; self.readOnly = readOnly
     }

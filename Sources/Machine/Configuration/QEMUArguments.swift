@@ -1,32 +1,51 @@
 /// QEMU's options as given, before checking: what the command line (`QEMUCommandLine`) collects
 /// for `vmm -kernel K ...` and `vmm run`.
 public struct QEMUArguments: Sendable {
+    /// `-kernel FILE`: the kernel to load (Multiboot or Linux bzImage).
     public var kernel: String?
+    /// `-append CMDLINE`: the kernel command line.
     public var append: String?
+    /// `-initrd FILE`: the initial ram disk, or the Multiboot module list.
     public var initrd: String?
+    /// `-m SIZE`: guest RAM, as QEMU writes it (256, 256M, 2G, size=...).
     public var memory: String?
+    /// `-smp N[,maxcpus=...]`: the vCPU count.
     public var smp: String?
+    /// `-device` values, in order.
     public var device: [String] = []
     /// `-serial` values, one per port (COM1 first).
     public var serial: [String] = []
     /// `-chardev` values.
     public var chardev: [String] = []
+    /// `-machine` values: only type pc (or pc-i440fx[-VERSION]) and accel=kvm are accepted.
     public var machine: [String] = []
+    /// `-accel` values: only kvm is accepted; other properties are ignored with a warning.
     public var accel: [String] = []
+    /// `-enable-kvm`: accepted; KVM is the only accelerator anyway.
     public var enableKVM = false
+    /// `-cpu MODEL`: the model name; the guest always sees the host's CPUID.
     public var cpu: String?
+    /// `-name NAME` (or `guest=NAME,...`).
     public var name: String?
+    /// `-nodefaults`: no default serial port (unless `-nographic`).
     public var nodefaults = false
+    /// `-nographic`: COM1 on stdio by default, and firmware told there is no display.
     public var nographic = false
+    /// `-display`: only `none` is accepted.
     public var display: String?
+    /// `-vnc`: only `none` is accepted.
     public var vnc: String?
+    /// `-no-reboot`: a guest reset ends the VM.
     public var noReboot = false
+    /// `-global DRIVER.PROP=VALUE` values.
     public var global: [String] = []
+    /// `-monitor`: `stdio` or `none`.
     public var monitor: String?
     /// `-qmp` values.
     public var qmp: [String] = []
     /// `-S`.
     public var startPaused = false
+    /// `-drive` values.
     public var drive: [String] = []
     /// `-net` values (only "none" is accepted).
     public var net: [String] = []
@@ -36,12 +55,18 @@ public struct QEMUArguments: Sendable {
     public var netdev: [String] = []
     /// `-mon` values.
     public var mon: [String] = []
+    /// `-vga`: anything but `none` is ignored with a warning (there is no VGA device).
     public var vga: String?
+    /// `-no-acpi`: no ACPI tables for the guest.
     public var noACPI = false
+    /// `-object` values (rng-random, rng-builtin).
     public var object: [String] = []
+    /// `-bios`, `-L`, `-boot`, `-debugcon`.
+    public var firmware = FirmwareArguments()
     /// Flags accepted and ignored with a warning: (flag, value).
     public var ignored: [(String, String)] = []
 
+    /// Options as given; every parameter defaults to "not given".
     public init(
         kernel: String? = nil, append: String? = nil, initrd: String? = nil, memory: String? = nil,
         smp: String? = nil, device: [String] = [], serial: [String] = [], chardev: [String] = [], machine: [String] = [],
@@ -147,16 +172,18 @@ extension MachineConfiguration {
         }
         var ids = Set<String>()
         // -nic: a tap backend and its NIC, ahead of -device's. QEMU: net_param_nic().
+        // -global defaults for device properties (others are accepted and warned about, below).
+        c.globals = a.global.compactMap { GlobalProperty($0) }.filter(\.appliesToADevice)
         for (i, text) in a.nic.enumerated() {
             let (request, warnings) = try QEMUValueParsing.nic(text, index: i)
             c.warnings += warnings
             guard let request else { continue }
             c.netdevs.append(request.netdev)
-            c.devices.append(try DeviceRegistry.parse(request.device))
+            c.devices.append(try DeviceRegistry.parse(request.device, globals: c.globals))
         }
         for d in a.device {
             if d == "help" || d == "?" { continue }
-            let instance = try DeviceRegistry.parse(d)
+            let instance = try DeviceRegistry.parse(d, globals: c.globals)
             if let id = instance.id, !ids.insert(id).inserted {
                 throw ConfigurationError("-device \(d): Duplicate ID '\(id)' for device")
             }
@@ -164,7 +191,7 @@ extension MachineConfiguration {
         }
         // QEMU creates the devices -drive if=virtio implies after every -device.
         for drive in c.drives where drive.interface == .virtio {
-            c.devices.append(try DeviceRegistry.parse("virtio-blk-pci,drive=\(drive.id)"))
+            c.devices.append(try DeviceRegistry.parse("virtio-blk-pci,drive=\(drive.id)", globals: c.globals))
         }
         for d in c.devices {
             try DeviceRegistry.type(named: d.driver)?.validate?(d, c)
@@ -205,7 +232,8 @@ extension MachineConfiguration {
             throw ConfigurationError("-vnc: '\(v)' is not supported (only none)")
         }
         c.noReboot = a.noReboot
-        for g in a.global { c.warnings.append("-global \(g): ignored") }
+        try c.applyFirmware(a.firmware)
+        for g in a.global where !(GlobalProperty(g)?.appliesToADevice ?? false) { c.warnings.append("-global \(g): ignored") }
         self = c
     }
 }

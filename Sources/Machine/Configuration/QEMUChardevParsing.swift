@@ -2,7 +2,9 @@ import VMMSys
 
 /// Where a `-serial` port's bytes go: nowhere (no port), a new backend, or an existing chardev.
 public enum SerialTarget: Sendable, Equatable {
+    /// `-serial none`: no port.
     case none
+    /// A new chardev "serialN" with this backend.
     case backend(ChardevSpec.Backend)
     /// `chardev:ID`.
     case chardev(String)

@@ -1,3 +1,4 @@
+import Loader
 /// One option of QEMU's command line as vmm takes it, declared once: its names, its argument,
 /// its help, and where its value goes. The QEMU form (`vmm -kernel K …`), the native form
 /// (`vmm run --kernel K …`) and `vmm -help` all come from `QEMUCommandLine.options`.
@@ -6,6 +7,7 @@ public struct QEMUOption: Sendable {
     public let names: [String]
     /// The argument's placeholder in help (nil for a flag).
     public let argument: String?
+    /// The option's line in `-help`.
     public let help: String
     let apply: @Sendable (inout QEMUCommandLine.Parsed, String) throws(ConfigurationError) -> Void
 
@@ -31,6 +33,7 @@ public struct QEMUOption: Sendable {
 public enum QEMUCommandLine {
     /// What a command line asks for.
     public struct Parsed: Sendable {
+        /// The machine options, checked later by `MachineConfiguration(qemu:)`.
         public var arguments = QEMUArguments()
         /// `-help`: print the options.
         public var help = false
@@ -40,11 +43,19 @@ public enum QEMUCommandLine {
         public var deviceHelp: String?
         /// The main job (no kernel): doorbell writes per path, JSON output.
         public var writes: Int?
+        /// `-json`: the main job prints its results as JSON.
         public var json = false
+        /// `-L help`: print the firmware search path.
+        public var dataDirectoryHelp = false
+        /// Only main-job flags (-n, -json) were given: run the doorbell demo, not a machine.
+        public var mainJobOnly = true
 
+        /// Nothing asked yet: the state before the first option.
         public init() {}
     }
 
+    /// Every option vmm takes, in `-help` order; parsing and help both read this table.
+    /// QEMU: qemu-options.hx.
     public static let options: [QEMUOption] = [
         .value(["kernel"], "bzImage", "use 'bzImage' as kernel image (Multiboot ELF/a.out or Linux bzImage)") { $0.arguments.kernel = $1 },
         .value(["append"], "cmdline", "use 'cmdline' as kernel command line") { $0.arguments.append = $1 },
@@ -79,7 +90,7 @@ public enum QEMUCommandLine {
         .value(["cpu"], "model", "host, max, or a model name (the guest sees the host's CPUID)") { $0.arguments.cpu = $1 },
         .value(["name"], "string", "set the guest name") { $0.arguments.name = $1 },
         .flag(["nodefaults"], "don't create default devices (no serial port unless -serial)") { $0.arguments.nodefaults = true },
-        .flag(["nographic"], "no display; serial on stdio unless -serial says otherwise") { $0.arguments.nographic = true },
+        .flag(["nographic"], "no display; serial on stdio unless -serial says otherwise") { $0.arguments.nographic = true; $0.arguments.firmware.noGraphic = true },
         .value(["display"], "none", "select the display (only none)") { $0.arguments.display = $1 },
         .value(["vnc"], "none", "VNC display (only none)") { $0.arguments.vnc = $1 },
         .value(["vga"], "type", "VGA card (there is none: anything but none is warned)") { $0.arguments.vga = $1 },
@@ -88,9 +99,14 @@ public enum QEMUCommandLine {
         .flag(["no-hpet"], "no HPET (there is none: accepted)") { _ in },
         .value(["net"], "none", "no network devices (the legacy -net nic/tap form is not supported)") { $0.arguments.net.append($1) },
         .value(["nic"], "tap,...[,model=virtio-net-pci][,mac=addr]|none", "a virtio-net NIC on a tap backend, or none") { $0.arguments.nic.append($1) },
-        .value(["global"], "driver.prop=value", "accepted; ignored with a warning") { $0.arguments.global.append($1) },
+        .value(["global"], "driver.prop=value", "set a default for a device property (others are accepted and warned about)") { $0.arguments.global.append($1) },
         .ignored("rtc", "...", "accepted; ignored with a warning (the RTC follows the host clock in UTC)"),
-        .ignored("boot", "...", "accepted; ignored with a warning"),
+        .value(["boot"], "[order=drives][,menu=on|off][,reboot-timeout=ms][,strict=on|off]", "boot order and menu for firmware") { $0.arguments.firmware.boot.append($1) },
+        .value(["bios"], "file", "set the filename for the BIOS (default bios-256k.bin; runs firmware also with -kernel)") { $0.arguments.firmware.bios = $1 },
+        .value(["L"], "path", "set the directory for the BIOS and option ROMs ('-L help' lists the search path)") { p, v in
+            if v == "help" { p.dataDirectoryHelp = true } else { p.arguments.firmware.dataDirectories.append(v) }
+        },
+        .value(["debugcon"], "dev", "redirect the debug console (isa-debugcon at 0xe9) to 'dev' (stdio, file:path, null)") { $0.arguments.firmware.debugcon.append($1) },
         .ignored("no-shutdown", nil, "accepted; ignored with a warning"),
         .ignored("overcommit", "...", "accepted; ignored with a warning"),
         .ignored("msg", "...", "accepted; ignored with a warning"),
@@ -137,7 +153,12 @@ public enum QEMUCommandLine {
             } else if inline != nil {
                 throw ConfigurationError("\(word): takes no argument")
             }
+            if !["n", "writes", "json"].contains(name) { parsed.mainJobOnly = false }
             try option.apply(&parsed, value)
+        }
+        if parsed.dataDirectoryHelp {
+            parsed.deviceHelp = FirmwareLocator.searchPath(dataDirectories: parsed.arguments.firmware.dataDirectories)
+                .map { $0 + "\n" }.joined()
         }
         return parsed
     }

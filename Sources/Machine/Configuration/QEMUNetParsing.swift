@@ -3,6 +3,7 @@ import VMMSys
 
 /// What `-nic` asks for: a backend and the NIC on it.
 public struct NICRequest: Sendable, Equatable {
+    /// The tap backend `-nic` creates (id `__org.qemu.nicN`).
     public var netdev: NetdevSpec
     /// `-device` text for the NIC (model and mac).
     public var device: String

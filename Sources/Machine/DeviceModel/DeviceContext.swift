@@ -9,6 +9,8 @@ import VMMSys
 /// configuration's backends, and the machine's exit. QEMU: what a DeviceState's realize()
 /// reaches through its parent bus and the machine.
 public final class DeviceContext {
+    /// The whole configuration: backends (`-drive`, `-chardev`, `-netdev`, `-object`) a device
+    /// links to.
     public let configuration: MachineConfiguration
     /// The "io" root: ISA devices' ports.
     public let io: MemoryRegion
@@ -22,6 +24,7 @@ public final class DeviceContext {
     public let msi: any MSIController
     /// KVM takes zero-length ("fast MMIO") ioeventfds.
     public let fastMMIO: Bool
+    /// The machine's logger, for a device's own lines.
     public let logger: Logger
     let pci: PCIBus
     let isaIRQ: @Sendable (UInt32) -> IRQ
@@ -68,6 +71,9 @@ public final class DeviceContext {
     public func plugPCI<D: PCIDevice>(_ instance: DeviceInstance, _ make: (_ intx: IRQ) throws -> D) throws -> D {
         let address = try pci.slot(for: instance.pciAddress, driver: instance.driver)
         let device = try make(pci.intx(slot: address.slot, function: address.function))
+        if let rom = try PCIOptionROM.region(for: instance, dataDirectories: configuration.dataDirectories) {
+            device.registerROM(rom)
+        }
         try pci.plug(device, at: address)
         return device
     }

@@ -1,14 +1,19 @@
 /// The value of one device property, after parsing. QEMU: the C type behind a qdev property.
 public enum DevicePropertyValue: Sendable, Equatable, CustomStringConvertible {
+    /// A uint8…uint64 property.
     case unsigned(UInt64)
+    /// An int32 property.
     case signed(Int64)
+    /// A bool property (on/off).
     case bool(Bool)
+    /// A string, or the id a link property names.
     case string(String)
     /// on / off / auto.
     case onOffAuto(Bool?)
     /// A PCI slot and function (`addr=06.0`).
     case pciAddress(slot: Int, function: Int)
 
+    /// The value as `-device NAME,help` prints a default: decimal, on/off, auto, `SS.F` in hex.
     public var description: String {
         switch self {
         case .unsigned(let v): String(v)
@@ -27,9 +32,14 @@ public enum DevicePropertyValue: Sendable, Equatable, CustomStringConvertible {
 public struct DeviceProperty: Sendable {
     /// What the value is, as QEMU names the type in `-device NAME,help`.
     public enum Kind: Sendable, Equatable {
+        /// Integers of that C type (`uint8` … `int32`); decimal, 0x hex or 0 octal, range-checked
+        /// as QEMU does.
         case uint8, uint16, uint32, uint64, int32
+        /// on/off (also yes/no, true/false, y/n).
         case bool
+        /// on, off or auto.
         case onOffAuto
+        /// Free text.
         case string
         /// `addr=`: slot[.function] in hex. QEMU: qdev_prop_pci_devfn.
         case pciAddress
@@ -52,14 +62,19 @@ public struct DeviceProperty: Sendable {
         }
     }
 
+    /// The key after `-device NAME,`.
     public let name: String
+    /// How the value is parsed and what `-device NAME,help` calls its type.
     public let kind: Kind
     /// The default; nil when the property has none (optional strings, links).
     public let defaultValue: DevicePropertyValue?
+    /// The help text `-device NAME,help` prints after the type (QEMU's own where QEMU has one).
     public let help: String
     /// A further check of a parsed value, returning QEMU's message when it is refused.
     public let check: (@Sendable (DevicePropertyValue) -> String?)?
 
+    /// A property `name` of `kind`, with its default, help and optional extra check.
+    /// QEMU: a DEFINE_PROP_* entry.
     public init(_ name: String, _ kind: Kind, default defaultValue: DevicePropertyValue? = nil, help: String = "",
                 check: (@Sendable (DevicePropertyValue) -> String?)? = nil) {
         self.name = name
@@ -150,6 +165,7 @@ public struct DeviceProperty: Sendable {
 /// The kinds of backend a device property can name. QEMU: the QOM types behind `link<>`
 /// properties and the drive/chardev/netdev string properties.
 public enum BackendKind: String, Sendable, Equatable {
+    /// `-drive id=`, `-object rng-*,id=`, `-chardev …,id=`, `-netdev …,id=`.
     case drive, rng, chardev, netdev
 
     var propertyTypeName: String { self == .rng ? "link<rng-backend>" : "str" }

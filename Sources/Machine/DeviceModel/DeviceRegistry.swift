@@ -1,8 +1,10 @@
 /// Every device type `-device` knows. Adding a device means one file declaring its
 /// `DeviceType` and one line here.
 public enum DeviceRegistry {
+    /// Every `-device` type; parsing, `-device help` and `-device NAME,help` all read this table.
     public static let types: [DeviceType] = [
         .isaDebugExit,
+        .isaDebugCon,
         .isaSerial,
         .pcTestDev,
         .pciTestDev,
@@ -26,15 +28,20 @@ public enum DeviceRegistry {
     }
 
     /// Parses one `-device DRIVER[,prop=value…]`: the driver must exist, every property must be
-    /// declared and parse, `id` and `bus` are checked, defaults fill the rest. Errors are
-    /// QEMU's. QEMU: qdev_device_add() → qdev_set_props / object_set_properties_from_qdict.
-    public static func parse(_ text: String) throws(ConfigurationError) -> DeviceInstance {
-        let items = QEMUValueParsing.keyValues(text, impliedKey: "driver")
+    /// declared and parse, `id` and `bus` are checked, `-global` values for the driver fill the
+    /// properties the text does not set, defaults the rest. Errors are QEMU's.
+    /// QEMU: qdev_device_add() → qdev_set_props / object_set_properties_from_qdict,
+    /// qdev_prop_set_globals().
+    public static func parse(_ text: String, globals: [GlobalProperty] = []) throws(ConfigurationError) -> DeviceInstance {
+        var items = QEMUValueParsing.keyValues(text, impliedKey: "driver")
         guard let driver = items.first(where: { $0.key == "driver" })?.value, !driver.isEmpty else {
             throw ConfigurationError("-device: missing driver name in '\(text)'")
         }
         guard let type = type(named: driver) else {
             throw ConfigurationError("-device \(text): '\(driver)' is not a valid device model name")
+        }
+        for g in globals where Self.type(named: g.driver)?.name == type.name && !items.contains(where: { $0.key == g.property }) {
+            items.append((g.property, g.value))
         }
         var values: [String: DevicePropertyValue] = [:]
         var id: String?
@@ -66,5 +73,42 @@ public enum DeviceRegistry {
     static func isValidID(_ id: String) -> Bool {
         guard let first = id.unicodeScalars.first, first.properties.isAlphabetic, first.isASCII else { return false }
         return id.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "-._".unicodeScalars.contains($0)) }
+    }
+}
+
+/// A `-global DRIVER.PROPERTY=VALUE`: a default for that property of every such device that
+/// does not set it. QEMU: GlobalProperty, qemu_global_option().
+public struct GlobalProperty: Sendable, Equatable {
+    /// The device type the default is for (a `-device` driver name).
+    public var driver: String
+    /// The property name.
+    public var property: String
+    /// The value, as it would be written in `-device`.
+    public var value: String
+
+    /// The default `value` for `driver`'s `property`.
+    public init(driver: String, property: String, value: String) {
+        self.driver = driver
+        self.property = property
+        self.value = value
+    }
+
+    /// `DRIVER.PROPERTY=VALUE` or `driver=D,property=P,value=V`; nil when it is neither.
+    /// QEMU: qemu_global_option().
+    public init?(_ text: String) {
+        if let eq = text.firstIndex(of: "="), let dot = text[..<eq].firstIndex(of: "."), dot != text.startIndex,
+           text.index(after: dot) < eq, !text[..<eq].contains(",") {
+            self.init(driver: String(text[..<dot]), property: String(text[text.index(after: dot)..<eq]),
+                      value: String(text[text.index(after: eq)...]))
+            return
+        }
+        let kv = Dictionary(QEMUValueParsing.keyValues(text, impliedKey: "driver").map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
+        guard let driver = kv["driver"], let property = kv["property"], let value = kv["value"] else { return nil }
+        self.init(driver: driver, property: property, value: value)
+    }
+
+    /// Whether it names a device type and one of its properties.
+    public var appliesToADevice: Bool {
+        DeviceRegistry.type(named: driver)?.properties.contains { $0.name == property } ?? false
     }
 }

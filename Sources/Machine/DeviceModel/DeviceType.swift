@@ -5,15 +5,21 @@
 public struct DeviceType: Sendable {
     /// The bus a device plugs into, as `-device help` names it.
     public enum Bus: String, Sendable {
+        /// The machine itself (no bus), the ISA bus, PCI bus 0.
         case system = "System", isa = "ISA", pci = "PCI"
     }
 
     /// `-device help` groups, in QEMU's order. QEMU: DeviceCategory.
     public enum Category: String, Sendable, CaseIterable {
+        /// DEVICE_CATEGORY_BRIDGE.
         case bridge = "Controller/Bridge/Hub devices"
+        /// DEVICE_CATEGORY_STORAGE.
         case storage = "Storage devices"
+        /// DEVICE_CATEGORY_NETWORK.
         case network = "Network devices"
+        /// DEVICE_CATEGORY_INPUT.
         case input = "Input devices"
+        /// DEVICE_CATEGORY_MISC.
         case misc = "Misc devices"
     }
 
@@ -24,9 +30,13 @@ public struct DeviceType: Sendable {
     /// state); the error is one line for the user.
     public typealias Validate = @Sendable (DeviceInstance, MachineConfiguration) throws(ConfigurationError) -> Void
 
+    /// The driver name `-device` takes. QEMU: TypeInfo.name.
     public let name: String
+    /// The bus it plugs into (PCI types also take `addr=` and `multifunction=`).
     public let bus: Bus
+    /// Its `-device help` group. QEMU: DeviceClass.categories.
     public let category: Category
+    /// `-device help`'s `desc`. QEMU: DeviceClass.desc.
     public let description: String?
     /// Another name `-device` accepts (QEMU's alias, e.g. "virtio-rng").
     public let alias: String?
@@ -35,6 +45,8 @@ public struct DeviceType: Sendable {
     let validate: Validate?
     let realize: Realize
 
+    /// Declares a device type. `properties` are its own; a PCI type gets the common ones added.
+    /// `validate` runs once the whole configuration is known; `realize` builds the device.
     public init(name: String, bus: Bus, category: Category, description: String? = nil, alias: String? = nil,
                 properties: [DeviceProperty], validate: Validate? = nil, realize: @escaping Realize) {
         self.name = name
@@ -54,6 +66,8 @@ public struct DeviceType: Sendable {
         DeviceProperty("multifunction", .bool, default: .bool(false), help: "on/off", check: { v in
             v == .bool(true) ? "multifunction=on is not supported (single-function devices only)" : nil
         }),
+        DeviceProperty("romfile", .string),
+        DeviceProperty("rombar", .uint32, default: .unsigned(1)),
     ]
 
     /// The `-device help` line. QEMU: qdev_print_devinfo().
@@ -72,21 +86,28 @@ public struct DeviceType: Sendable {
 /// A device requested on the command line: its type's name, its id, and every property's
 /// value (given or default), already checked. QEMU: the device's QemuOpts after qdev parsing.
 public struct DeviceInstance: Sendable, Equatable {
+    /// The type's name (an alias already resolved).
     public let driver: String
+    /// `id=`, if given.
     public let id: String?
+    /// Every declared property's value: given, or its default.
     public let values: [String: DevicePropertyValue]
 
+    /// An instance as `DeviceRegistry.parse` makes one (tests build them directly).
     public init(driver: String, id: String? = nil, values: [String: DevicePropertyValue]) {
         self.driver = driver
         self.id = id
         self.values = values
     }
 
+    /// The value of property `name`, if it has one.
     public subscript(_ name: String) -> DevicePropertyValue? { values[name] }
 
     /// An unsigned property's value (0 when absent: the type declares a default for those it reads).
     public func unsigned(_ name: String) -> UInt64 { if case .unsigned(let v) = values[name] { v } else { 0 } }
+    /// A bool property's value (false when absent).
     public func bool(_ name: String) -> Bool { if case .bool(let b) = values[name] { b } else { false } }
+    /// A string or link property's value (nil when absent).
     public func string(_ name: String) -> String? { if case .string(let s) = values[name] { s } else { nil } }
 
     /// The requested PCI slot and function, if `addr=` was given.

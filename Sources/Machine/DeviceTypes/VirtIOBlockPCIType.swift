@@ -8,6 +8,7 @@ extension DeviceType {
         properties: virtioPCIProperties + [
             DeviceProperty("drive", .link(.drive), help: "Node name or ID of a block device to use as a backend"),
             DeviceProperty("serial", .string),
+            DeviceProperty("bootindex", .int32, default: .signed(-1), check: bootIndexCheck),
         ],
         validate: { d, c throws(ConfigurationError) in
             guard let id = d.string("drive") else { throw ConfigurationError("-device virtio-blk-pci: drive property not set") }

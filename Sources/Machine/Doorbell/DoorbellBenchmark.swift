@@ -5,13 +5,13 @@ import VMMSys
 /// The main job: N doorbell writes over each path — port I/O and MMIO, with no ioeventfd, a
 /// wildcard one, a datamatch one, and a datamatch one the guest misses — counting userspace
 /// exits and eventfd signals, and timing the loop.
-public enum DoorbellBenchmark {
-    public struct PathResult: Sendable, Equatable {
-        public var path: String
-        public var writes: UInt64
-        public var userspaceExits: UInt64
-        public var eventfdSignals: UInt64
-        public var nsPerWrite: Double
+package enum DoorbellBenchmark {
+    package struct PathResult: Sendable, Equatable {
+        package var path: String
+        package var writes: UInt64
+        package var userspaceExits: UInt64
+        package var eventfdSignals: UInt64
+        package var nsPerWrite: Double
     }
 
     /// How one path is set up.
@@ -38,7 +38,7 @@ public enum DoorbellBenchmark {
     }
 
     /// Runs every path with `writes` doorbell writes each.
-    public static func run(writes: UInt64, machine: DoorbellMachine? = nil) throws -> [PathResult] {
+    package static func run(writes: UInt64, machine: DoorbellMachine? = nil) throws -> [PathResult] {
         let m = try machine ?? DoorbellMachine()
         var results: [PathResult] = []
         for p in paths(fastMMIO: m.accelerator.anyLengthIoeventfds) {
@@ -74,7 +74,7 @@ public enum DoorbellBenchmark {
     }
 
     /// `{"paths":[{"path":…,"writes":N,"userspaceExits":N,"eventfdSignals":N,"nsPerWrite":x}]}`.
-    public static func json(_ results: [PathResult]) -> String {
+    package static func json(_ results: [PathResult]) -> String {
         let items = results.map {
             "{\"path\":\"\($0.path)\",\"writes\":\($0.writes),\"userspaceExits\":\($0.userspaceExits),"
                 + "\"eventfdSignals\":\($0.eventfdSignals),\"nsPerWrite\":\(fixed($0.nsPerWrite, 1))}"
@@ -83,7 +83,7 @@ public enum DoorbellBenchmark {
     }
 
     /// A human-readable table.
-    public static func table(_ results: [PathResult]) -> String {
+    package static func table(_ results: [PathResult]) -> String {
         var lines = [padded("path", 24) + padded("writes", 10) + padded("userspace exits", 17) + padded("eventfd signals", 17) + "ns/write"]
         for r in results {
             lines.append(padded(r.path, 24) + padded("\(r.writes)", 10) + padded("\(r.userspaceExits)", 17)

@@ -9,53 +9,53 @@ import VMMSys
 /// 0x1000 in long mode, a doorbell device at I/O port 0x6000 and at MMIO 0xd000_0000, and
 /// the KVM accelerator listening on both address spaces. Everything is wired through the
 /// memory API; the device side adds and removes ioeventfds with `addEventfd`/`delEventfd`.
-public final class DoorbellMachine: Sendable {
+package final class DoorbellMachine: Sendable {
     /// A routine of the doorbell guest (its offset from the load address).
-    public enum Routine: UInt64, Sendable {
+    package enum Routine: UInt64, Sendable {
         case pio8 = 0x000, pio16 = 0x020, pio32 = 0x040
         case mmio8 = 0x060, mmio16 = 0x080, mmio32 = 0x0a0, mmio64 = 0x0c0
         case outs = 0x0e0, ins = 0x100, ramReadWrite = 0x120, load32 = 0x140, in32 = 0x160
         case interrupts = 0x180
     }
 
-    public static let loadAddress: UInt64 = 0x1000
-    public static let ramSize: UInt64 = 2 << 20
-    public static let doorbellPort: UInt64 = 0x6000
-    public static let doorbellMMIO: UInt64 = 0xd000_0000
-    public static let reportPort: UInt64 = 0x6100
+    package static let loadAddress: UInt64 = 0x1000
+    package static let ramSize: UInt64 = 2 << 20
+    package static let doorbellPort: UInt64 = 0x6000
+    package static let doorbellMMIO: UInt64 = 0xd000_0000
+    package static let reportPort: UInt64 = 0x6100
 
     /// KVM, the VM, the memory roots and the accelerator, as every machine here has them.
-    public let core: MachineCore
-    public var kvm: KVMSystem { core.kvm }
-    public var vm: VirtualMachine { core.vm }
-    public var accelerator: KVMAccelerator { core.accelerator }
-    public var memorySystem: MemorySystem { core.memorySystem }
-    public var memory: AddressSpace { core.memory }
-    public var io: AddressSpace { core.io }
-    public let ram: MemoryRegion
+    package let core: MachineCore
+    package var kvm: KVMSystem { core.kvm }
+    package var vm: VirtualMachine { core.vm }
+    package var accelerator: KVMAccelerator { core.accelerator }
+    package var memorySystem: MemorySystem { core.memorySystem }
+    package var memory: AddressSpace { core.memory }
+    package var io: AddressSpace { core.io }
+    package let ram: MemoryRegion
     /// The doorbell register blocks (8 bytes of ports, 4 KiB of MMIO).
-    public let pioDoorbell: MemoryRegion
-    public let mmioDoorbell: MemoryRegion
+    package let pioDoorbell: MemoryRegion
+    package let mmioDoorbell: MemoryRegion
     /// The port the guest reports values on.
-    public let reportRegion: MemoryRegion
-    public let runners: [VCPURunner]
+    package let reportRegion: MemoryRegion
+    package let runners: [VCPURunner]
 
     /// What the doorbell device saw.
-    public let device = DeviceState()
+    package let device = DeviceState()
 
     /// The doorbell device's state, shared with its callbacks.
-    public final class DeviceState: Sendable {
+    package final class DeviceState: Sendable {
         /// Writes that reached the doorbell device's callback, and the last value written.
-        public let writes = Atomic<UInt64>(0)
-        public let lastValue = Atomic<UInt64>(0)
+        package let writes = Atomic<UInt64>(0)
+        package let lastValue = Atomic<UInt64>(0)
         /// Values the guest reported on `reportPort`; and the value `in` from it returns.
-        public let reports = Mutex<[UInt64]>([])
-        public let inValue = Atomic<UInt64>(0)
+        package let reports = Mutex<[UInt64]>([])
+        package let inValue = Atomic<UInt64>(0)
     }
 
     /// Creates the VM. `irqchip` adds the in-kernel PIC/IOAPIC/LAPIC (for interrupt tests;
     /// HLT then no longer exits).
-    public init(vcpus: Int = 1, irqchip: Bool = false, memorySystem: MemorySystem = MemorySystem()) throws {
+    package init(vcpus: Int = 1, irqchip: Bool = false, memorySystem: MemorySystem = MemorySystem()) throws {
         let core = try MachineCore(memorySystem: memorySystem, irqchip: irqchip, logger: Logger(label: "vmm.doorbell"))
         self.core = core
         let memRoot = core.systemRoot, ioRoot = core.ioRoot
@@ -90,7 +90,7 @@ public final class DoorbellMachine: Sendable {
     }
 
     /// Puts vCPU `index` in long mode at `routine` with the given argument registers.
-    public func prepare(_ routine: Routine, vcpu index: Int = 0, rax: UInt64 = 0, rcx: UInt64 = 1, rdx: UInt64 = 0,
+    package func prepare(_ routine: Routine, vcpu index: Int = 0, rax: UInt64 = 0, rcx: UInt64 = 1, rdx: UInt64 = 0,
                         rbx: UInt64 = 0, rsi: UInt64 = 0, rdi: UInt64 = 0) throws {
         let vcpu = runners[index].vcpu
         try X86Boot.enterLongMode(vcpu, memory: memory.guestMemory, pageTables: 0x9000,
@@ -102,7 +102,7 @@ public final class DoorbellMachine: Sendable {
 
     /// Runs vCPU `index` at `routine` on the calling thread until it stops.
     @discardableResult
-    public func run(_ routine: Routine, vcpu index: Int = 0, rax: UInt64 = 0, rcx: UInt64 = 1, rdx: UInt64 = 0,
+    package func run(_ routine: Routine, vcpu index: Int = 0, rax: UInt64 = 0, rcx: UInt64 = 1, rdx: UInt64 = 0,
                     rbx: UInt64 = 0, rsi: UInt64 = 0, rdi: UInt64 = 0) throws -> VCPUStopReason {
         try prepare(routine, vcpu: index, rax: rax, rcx: rcx, rdx: rdx, rbx: rbx, rsi: rsi, rdi: rdi)
         return runners[index].run()

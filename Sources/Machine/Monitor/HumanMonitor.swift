@@ -15,12 +15,19 @@ public struct HumanMonitor: Sendable {
         public var quit: @Sendable () -> Void
         /// `info pci`.
         public var pci: @Sendable () -> String
-        /// `stop`, `cont`, `system_reset`, `system_powerdown`.
+        /// `stop`, `cont`, `system_reset`, `system_powerdown`, `system_wakeup` (the last
+        /// answers an error text, or "" when it woke the machine).
         public var stop: @Sendable () -> Void
+        /// `cont`: resume the vCPUs. QEMU: hmp_cont().
         public var cont: @Sendable () -> Void
+        /// `system_reset`. QEMU: hmp_system_reset().
         public var systemReset: @Sendable () -> Void
+        /// `system_powerdown`: the ACPI power button. QEMU: hmp_system_powerdown().
         public var systemPowerdown: @Sendable () -> Void
+        /// `system_wakeup`: an error text, or "" when it woke the machine. QEMU: hmp_system_wakeup().
+        public var systemWakeup: @Sendable () -> String
 
+        /// Providers for each command; those with defaults do nothing (or answer "") when not given.
         public init(
             memoryTree: @escaping @Sendable (Bool) -> String,
             ioeventfds: @escaping @Sendable () -> String,
@@ -30,8 +37,10 @@ public struct HumanMonitor: Sendable {
             stop: @escaping @Sendable () -> Void = {},
             cont: @escaping @Sendable () -> Void = {},
             systemReset: @escaping @Sendable () -> Void = {},
-            systemPowerdown: @escaping @Sendable () -> Void = {}
+            systemPowerdown: @escaping @Sendable () -> Void = {},
+            systemWakeup: @escaping @Sendable () -> String = { "" }
         ) {
+            self.systemWakeup = systemWakeup
             self.stop = stop
             self.cont = cont
             self.systemReset = systemReset
@@ -52,8 +61,10 @@ public struct HumanMonitor: Sendable {
         case quit
     }
 
+    /// What the commands ask the machine.
     public let providers: Providers
 
+    /// A monitor answering from `providers`.
     public init(providers: Providers) {
         self.providers = providers
     }
@@ -100,6 +111,8 @@ public struct HumanMonitor: Sendable {
         case "system_powerdown":
             providers.systemPowerdown()
             return .output("")
+        case "system_wakeup":
+            return .output(providers.systemWakeup())
         case "info", "i":
             guard words.count >= 2 else {
                 return .output("info: missing argument (mtree, ioeventfds, pci, status)\n")

@@ -14,7 +14,9 @@ extension PCMachine {
             stop: { [self] in pause() },
             cont: { [self] in resume() },
             systemReset: { [self] in systemReset(reason: .hostQMP) },
-            systemPowerdown: { [self] in powerdown() }))
+            systemPowerdown: { [self] in powerdown() },
+            // HMP prints QEMU's error text. QEMU: hmp_system_wakeup().
+            systemWakeup: { [self] in requestWakeup(.other) ? "" : "Error: Unable to wake up: guest is not in suspended state\n" }))
     }
 
     /// The QMP commands for this machine.

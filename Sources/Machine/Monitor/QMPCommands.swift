@@ -28,6 +28,11 @@ enum QMPCommands {
             QMPCommand("cont") { _ in machine.resume(); return .object([]) },
             QMPCommand("system_reset") { _ in machine.systemReset(reason: .hostQMP); return .object([]) },
             QMPCommand("system_powerdown") { _ in machine.powerdown(); return .object([]) },
+            // QEMU: qmp_system_wakeup() → qemu_system_wakeup_request(QEMU_WAKEUP_REASON_OTHER).
+            QMPCommand("system_wakeup") { _ throws(QMPError) in
+                guard machine.requestWakeup(.other) else { throw QMPError("Unable to wake up: guest is not in suspended state") }
+                return .object([])
+            },
             QMPCommand("quit") { _ in machine.quit(); return .object([]) },
             QMPCommand("human-monitor-command", arguments: [QMPArgument("command-line", .string, required: true),
                                                             QMPArgument("cpu-index", .int)]) { args in

@@ -45,6 +45,12 @@ public enum CPUIDPolicy {
         }
     }
 
+    /// The CPU signature (family, model, stepping: CPUID 1 EAX) a CPU reports in EDX at reset.
+    /// QEMU: x86_cpu_reset_hold() (env->regs[R_EDX] = env->cpuid_version).
+    public static func signature(_ entries: [CPUIDEntry]) -> UInt32 {
+        entries.first { $0.function == 1 }?.eax ?? 0
+    }
+
     /// Bits of APIC ID needed to number `count` cores.
     static func shift(for count: UInt32) -> UInt32 {
         var s: UInt32 = 0

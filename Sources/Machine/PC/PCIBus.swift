@@ -11,6 +11,7 @@ import Synchronization
 /// 0xc000) with decoding enabled, since no firmware runs. Memory BARs map into the machine's
 /// "pci" container, I/O BARs into the "io" root. QEMU: `i440fx_init()` + SeaBIOS `pci_setup()`.
 public final class PCIBus: Sendable {
+    /// The i440FX host bridge: config space access on 0xcf8/0xcfc. QEMU: i440fx_pcihost_realize().
     public let host: PCIHost
     private let assigned = Mutex<[PCIBARAssignment]>([])
     private let layout: PCMemoryLayout
@@ -23,16 +24,46 @@ public final class PCIBus: Sendable {
     /// SeaBIOS: pci_irqs[] in piix_isa_bridge_setup().
     public static let pirqIRQs: [UInt32] = [10, 10, 11, 11]
 
-    init(pciMemory: MemoryRegion, ioRoot: MemoryRegion, layout: PCMemoryLayout,
-         setGSI: @escaping @Sendable (UInt32, Bool) -> Void) throws {
+    /// Whether firmware programs the bus (no BAR assignment or interrupt lines here, and PIRQ
+    /// routing follows the PIIX3's registers).
+    let firmware: Bool
+    /// The PIIX3 PCI-to-ISA bridge (00:01.0), whose PIRQRC registers route PIRQ A-D.
+    let isaBridge: PCIDevice
+
+    /// - Parameter powerManagement: the function at 00:01.3 (PIIX4 PM); nil for the identity-only one.
+    init(pciMemory: MemoryRegion, ioRoot: MemoryRegion, layout: PCMemoryLayout, firmware: Bool = false,
+         powerManagement: PCIDevice? = nil, setGSI: @escaping @Sendable (UInt32, Bool) -> Void) throws {
         self.layout = layout
         self.setGSI = setGSI
+        self.firmware = firmware
         host = PCIHost(ioSpace: ioRoot, memorySpace: pciMemory)
         host.map(into: ioRoot)
         // The PIIX3 at 00:01 as on QEMU's pc, so the first -device lands at 00:02.0 as there.
-        _ = try host.register(PIIX3.isaBridge(), slot: 1, function: 0)
+        isaBridge = PIIX3.isaBridge()
+        if firmware { PIIX3.resetRouting(isaBridge) }
+        _ = try host.register(isaBridge, slot: 1, function: 0)
         _ = try host.register(PIIX3.ide(), slot: 1, function: 1)
-        _ = try host.register(PIIX3.powerManagement(), slot: 1, function: 3)
+        _ = try host.register(powerManagement ?? PIIX3.powerManagement(), slot: 1, function: 3)
+    }
+
+    /// Every function's header back to its reset values (firmware programs them again); the
+    /// PIIX3's routing and the PIIX4 PM's registers too. QEMU: pci_do_device_reset() on each,
+    /// piix3_reset(), piix4_pm_reset().
+    func resetFunctions() {
+        for (_, _, device) in host.functions {
+            device.resetHeader()
+            (device as? PIIX4PowerManagement)?.reset()
+        }
+        PIIX3.resetRouting(isaBridge)
+    }
+
+    /// The ISA IRQ PIRQ `pirq` (0-3) is routed to: with firmware, the PIIX3's PIRQRC register
+    /// (bit 7 disables the route; IRQs 0-2, 8 and 13 are not routable), as QEMU's
+    /// piix3_set_irq_pic() reads it; without, where SeaBIOS routes it.
+    func route(_ pirq: Int) -> UInt32? {
+        guard firmware else { return Self.pirqIRQs[pirq] }
+        let value = isaBridge.configBytes(at: PIIX3.pirqRouteRegister + pirq, count: 1)[0]
+        return PIIX3.routedIRQ(value)
     }
 
     /// The slot a device will get: `address`'s, or the first free one from 1.
@@ -61,14 +92,15 @@ public final class PCIBus: Sendable {
                 if level { levels[pirq].insert(source) } else { levels[pirq].remove(source) }
                 return !levels[pirq].isEmpty
             }
-            setGSI(Self.pirqIRQs[pirq], line)
+            if let irq = route(pirq) { setGSI(irq, line) }
         }
     }
 
-    /// Plugs `device` at `address` and programs its interrupt line register as SeaBIOS would.
+    /// Plugs `device` at `address` and, without firmware, programs its interrupt line register
+    /// as SeaBIOS would.
     func plug(_ device: PCIDevice, at address: (slot: Int, function: Int)) throws {
         _ = try host.register(device, slot: address.slot, function: address.function)
-        if device.configRead(offset: PCIDevice.Register.interruptPin, size: 1) != 0 {
+        if !firmware, device.configRead(offset: PCIDevice.Register.interruptPin, size: 1) != 0 {
             let irq = Self.pirqIRQs[(address.slot &- 1) & 3]
             device.configWrite(offset: PCIDevice.Register.interruptLine, value: irq, size: 1)
         }

@@ -15,6 +15,7 @@ public struct PCMemoryLayout: Sendable, Equatable {
     public static let lapicBase: UInt64 = 0xfee0_0000
     /// The ISA BIOS window where the RSDP lives (0xe0000-0xfffff).
     public static let biosBase: UInt64 = 0xe_0000
+    /// 128 KiB: the BIOS window's length (up to 1 MiB).
     public static let biosSize: UInt64 = 0x2_0000
     /// Conventional memory ends at 640 KiB (EBDA just below it).
     public static let conventionalEnd: UInt64 = 0xa_0000
@@ -23,6 +24,8 @@ public struct PCMemoryLayout: Sendable, Equatable {
     /// 4 GiB.
     public static let highMemoryBase: UInt64 = 1 << 32
 
+    /// Splits `ramSize` bytes around the PCI hole: below 4 GiB up to 3.5 GiB, or 3 GiB when
+    /// `ramSize` is 3.5 GiB or more; the rest at 4 GiB. QEMU: pc_init1() lowmem.
     public init(ramSize: UInt64) {
         let lowmem: UInt64 = ramSize >= 0xe000_0000 ? 0xc000_0000 : 0xe000_0000
         if ramSize >= lowmem {
@@ -39,9 +42,13 @@ public struct PCMemoryLayout: Sendable, Equatable {
 
     /// An entry of the guest's memory map (e820 / Multiboot mmap).
     public struct MapEntry: Sendable, Equatable {
+        /// The entry's e820 type: usable RAM, reserved, or ACPI tables (reclaimable). QEMU: E820_RAM, E820_RESERVED, E820_ACPI.
         public enum Kind: UInt32, Sendable { case usable = 1, reserved = 2, acpi = 3 }
+        /// First guest-physical address.
         public var base: UInt64
+        /// Length in bytes.
         public var length: UInt64
+        /// What the range is.
         public var kind: Kind
     }
 
@@ -49,6 +56,7 @@ public struct PCMemoryLayout: Sendable, Equatable {
     public static let firmwareTablesSize: UInt64 = 0x2_0000
     /// KVM's identity-map page and TSS pages, as QEMU places them (reported reserved).
     public static let kvmIdentityMap: UInt64 = 0xfeff_c000
+    /// KVM's TSS pages (three), just above the identity-map page. QEMU: kvm_arch_init() (KVM_SET_TSS_ADDR).
     public static let kvmTSS: UInt64 = 0xfeff_d000
 
     /// The memory map the guest is told, entry for entry as QEMU's pc with SeaBIOS reports

@@ -102,3 +102,54 @@ enum InterruptControllerSetup {
         try vm.setIOAPIC(ioapic)
     }
 }
+
+extension VCPUSetup {
+    /// The architectural reset state a CPU starts firmware in: real mode at the reset vector
+    /// (CS 0xf000 with base 0xffff0000, IP 0xfff0, so the first fetch is 0xfffffff0), CR0
+    /// 0x60000010 (cache disabled, ET), data segments and descriptor tables at 0 with 64 KiB
+    /// limits, EDX the CPU signature (CPUID 1 EAX), the FPU at its reset control words, the APIC
+    /// base at 0xfee00000 enabled (BSP flag on `bsp`). QEMU: x86_cpu_reset_hold()
+    /// (target/i386/cpu.c); SDM vol. 3 §9.1.1, table 9-1.
+    static func resetToResetVector(_ vcpu: VCPU, bsp: Bool, signature: UInt32) throws {
+        var s = SpecialRegisters()
+        let data = Segment(base: 0, limit: 0xffff, selector: 0, type: 0x3, present: true, s: true)
+        s.cs = Segment(base: 0xffff_0000, limit: 0xffff, selector: 0xf000, type: 0xb, present: true, s: true)
+        s.ds = data; s.es = data; s.fs = data; s.gs = data; s.ss = data
+        s.ldt = Segment(base: 0, limit: 0xffff, selector: 0, type: 0x2, present: true, s: false)
+        s.tr = Segment(base: 0, limit: 0xffff, selector: 0, type: 0xb, present: true, s: false)
+        s.gdt = DescriptorTable(base: 0, limit: 0xffff)
+        s.idt = DescriptorTable(base: 0, limit: 0xffff)
+        s.cr0 = 0x6000_0010
+        s.apicBase = 0xfee0_0000 | 0x800 | (bsp ? 0x100 : 0)
+        try vcpu.setSpecialRegisters(s)
+        var r = Registers()
+        r.rip = 0xfff0
+        r.rdx = UInt64(signature)
+        try vcpu.setRegisters(r)
+        try vcpu.setFPU(FPUState())
+    }
+}
+
+extension VCPUSetup {
+    /// Real mode at the linear address `vector` as SeaBIOS's s3_resume() enters an S3 waking
+    /// vector: CS = vector >> 4, IP = vector & 0xf, the other segments and general registers
+    /// 0, interrupts off, 64 KiB segment limits. For the direct boot's S3 resume.
+    static func enterRealMode(_ vcpu: VCPU, at vector: UInt32) throws {
+        var s = SpecialRegisters()
+        let data = Segment(base: 0, limit: 0xffff, selector: 0, type: 0x3, present: true, s: true)
+        let selector = UInt16(truncatingIfNeeded: vector >> 4)
+        s.cs = Segment(base: UInt64(selector) << 4, limit: 0xffff, selector: selector, type: 0xb, present: true, s: true)
+        s.ds = data; s.es = data; s.fs = data; s.gs = data; s.ss = data
+        s.ldt = Segment(base: 0, limit: 0xffff, selector: 0, type: 0x2, present: true, s: false)
+        s.tr = Segment(base: 0, limit: 0xffff, selector: 0, type: 0xb, present: true, s: false)
+        s.gdt = DescriptorTable(base: 0, limit: 0xffff)
+        s.idt = DescriptorTable(base: 0, limit: 0x3ff)
+        s.cr0 = 0x6000_0010
+        s.apicBase = 0xfee0_0000 | 0x800 | 0x100
+        try vcpu.setSpecialRegisters(s)
+        var r = Registers()
+        r.rip = UInt64(vector & 0xf)
+        r.rflags = 0x2
+        try vcpu.setRegisters(r)
+    }
+}

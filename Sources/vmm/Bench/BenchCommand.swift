@@ -9,7 +9,8 @@ import ProcessSupport
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks, each run side by side with qemu-system-x86_64 when installed.",
-        subcommands: [DoorbellBenchCommand.self, VirtIOBenchCommand.self, MemoryBenchCommand.self, StartupBenchCommand.self, NetBenchCommand.self])
+        subcommands: [DoorbellBenchCommand.self, VirtIOBenchCommand.self, MemoryBenchCommand.self, StartupBenchCommand.self, NetBenchCommand.self,
+                      FirmwareBenchCommand.self])
 }
 
 /// `vmm bench doorbell`: the bench kernel's cycles per pci-testdev doorbell write, start-up

@@ -100,13 +100,15 @@ enum OutputComparison {
     }
 
     /// Compares and records an issue for every unexplained or stale line, and a known issue for
-    /// every line a known issue explains.
+    /// every line a known issue explains. `names` labels the two sides in messages (a test
+    /// comparing two vmm runs, e.g. the direct path against firmware, names them so).
     static func expectSame(vmm: [String], qemu: [String], masks: [Mask] = [], differences: [OutputDifference] = [],
+                           names: (vmm: String, qemu: String) = ("vmm", "qemu"),
                            sourceLocation: SourceLocation = #_sourceLocation) throws {
         let r = try compare(vmm: vmm, qemu: qemu, masks: masks, differences: differences)
-        let both = "vmm (masked):\n\(r.maskedVMM.joined(separator: "\n"))\nqemu (masked):\n\(r.maskedQEMU.joined(separator: "\n"))"
+        let both = "\(names.vmm) (masked):\n\(r.maskedVMM.joined(separator: "\n"))\n\(names.qemu) (masked):\n\(r.maskedQEMU.joined(separator: "\n"))"
         for u in r.unexplained {
-            Issue.record("only \(u.side) prints: \(u.line)\n\(both)", sourceLocation: sourceLocation)
+            Issue.record("only \(u.side == "vmm" ? names.vmm : names.qemu) prints: \(u.line)\n\(both)", sourceLocation: sourceLocation)
         }
         for m in r.unusedMasks {
             Issue.record("stale \(m): it matches neither output", sourceLocation: sourceLocation)
