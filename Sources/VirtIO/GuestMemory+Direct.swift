@@ -21,7 +21,9 @@ extension GuestMemory {
         let range = view.ranges[i]
         guard let block = range.region.ramBlock else { return nil }
         if writing {
-            guard !range.readOnly, case .ram = range.region.kind else { return nil }
+            // While a client logs dirty pages here, writes take the marking path (`write`/
+            // `store`), so device DMA is never missing from a snapshot's or migration's log.
+            guard !range.readOnly, range.dirtyLogMask == 0, case .ram = range.region.kind else { return nil }
         }
         // count fits before the range's end (address is inside the range, so no underflow).
         guard UInt128(count) <= range.end - UInt128(address) else { return nil }

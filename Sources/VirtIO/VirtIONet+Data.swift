@@ -62,8 +62,8 @@ extension VirtIONet {
             }
         }
         if stalled {
+            setReadPolling(p, false)              // before the count: whoever sees the stall sees polling off
             counters.rxStalls.add(1, ordering: .relaxed)
-            setReadPolling(p, false)
         } else if drained {
             setReadPolling(p, true)
         }
